@@ -1,0 +1,45 @@
+"""encdec: encoder-decoder segmentation networks and CNN classifiers, faithful to their reference checkpoints.
+
+Example:
+    >>> import encdec
+    >>> "unet" in encdec.list_models()
+    True
+"""
+
+from ._registry import ModelInfo, create_model, list_models, model_info, register_model
+from .models import (
+    ImageClassifier,
+    InputSizeError,
+    SegmentationModel,
+    custom_cnn,
+    resfcn18,
+    resnet18_classifier,
+    resnet34_unet,
+    resnet50_cifar,
+    resnet50_unet,
+    unet,
+    unet_pet,
+    vgg16_cifar,
+)
+from .weights import (
+    LoadReport,
+    WeightsError,
+    from_pretrained,
+    load_state_dict,
+    load_weights,
+    read_state_dict,
+    save_pretrained,
+    save_weights,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "ModelInfo", "create_model", "list_models", "model_info", "register_model",
+    "ImageClassifier", "InputSizeError", "SegmentationModel",
+    "custom_cnn", "resfcn18", "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "unet",
+    "unet_pet", "vgg16_cifar",
+    "LoadReport", "WeightsError", "from_pretrained", "load_state_dict", "load_weights", "read_state_dict",
+    "save_pretrained", "save_weights",
+]

@@ -1,0 +1,170 @@
+"""The model registry: ``register_model``, ``create_model``, ``list_models`` and ``model_info``."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from torch import nn
+
+__all__ = ["ModelInfo", "register_model", "create_model", "list_models", "model_info"]
+
+StateDict = Dict[str, Any]
+FilterFn = Callable[[StateDict, nn.Module], StateDict]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about one builder.
+
+    Attributes:
+        name: Registered name (the builder's function name).
+        builder: The builder function.
+        task: ``"segmentation"`` or ``"classification"``.
+        input_size: The reference input side in pixels.
+        size_rule: A human-readable input-size rule.
+        checkpoint_filter: Pure function mapping a reference state dict to this model's own key names.
+        reference_checkpoints: File names of the reference checkpoints this builder loads.
+        summary: One line describing the model.
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    task: str
+    input_size: int
+    size_rule: str
+    checkpoint_filter: Optional[FilterFn] = None
+    reference_checkpoints: Tuple[str, ...] = field(default_factory=tuple)
+    summary: str = ""
+
+
+_MODELS: Dict[str, ModelInfo] = {}
+
+# Builder arguments that name files: kept out of the saved architecture config.
+_PATH_ARGUMENTS = ("weights", "encoder_weights")
+
+
+def register_model(
+    *,
+    task: str,
+    input_size: int,
+    size_rule: str,
+    checkpoint_filter: Optional[FilterFn] = None,
+    reference_checkpoints: Tuple[str, ...] = (),
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder under its function name and record, on each model it builds, how it was built.
+
+    The builder declares ``weights=None`` for its signature and documentation; the registry takes that argument
+    and loads the file after building, through ``load_weights`` and the builder's ``checkpoint_filter``.
+
+    The built model gets ``model.encdec_config = {"architecture": name, "kwargs": {...}}`` (file-path arguments
+    left out), which ``save_pretrained`` writes and ``from_pretrained`` reads back.
+
+    Example:
+        >>> @register_model(task="classification", input_size=32, size_rule="any")
+        ... def tiny_linear(*, num_classes: int = 2, weights=None):
+        ...     return nn.Linear(4, num_classes)
+        >>> create_model("tiny_linear").encdec_config["kwargs"]
+        {'num_classes': 2}
+        >>> _ = _MODELS.pop("tiny_linear")
+    """
+
+    def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        signature = inspect.signature(fn)
+        name = fn.__name__
+
+        @functools.wraps(fn)
+        def builder(*args: Any, **kwargs: Any) -> nn.Module:
+            if args:
+                raise TypeError(f"{name}() takes keyword arguments only, e.g. {name}(num_classes=...)")
+            bound = signature.bind(**kwargs)
+            bound.apply_defaults()
+            weights = bound.arguments.pop("weights", None)
+            model = fn(**bound.arguments)
+            config = {k: v for k, v in bound.arguments.items() if k not in _PATH_ARGUMENTS}
+            model.encdec_config = {"architecture": name, "kwargs": _jsonable(config)}
+            if weights is not None:
+                # Loaded here, once the config names the architecture whose key map converts the file.
+                from .weights import load_weights
+
+                load_weights(model, weights)
+            return model
+
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        _MODELS[name] = ModelInfo(name, builder, task, input_size, size_rule, checkpoint_filter,
+                                  tuple(reference_checkpoints), summary)
+        return builder
+
+    return decorate
+
+
+def _jsonable(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+
+
+def _lookup(name: str) -> ModelInfo:
+    try:
+        return _MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(
+            f"Unknown model {name!r}.{hint} Available: {', '.join(sorted(_MODELS))}."
+        ) from None
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered model by name.
+
+    Args:
+        name: A name from ``list_models()``.
+        **kwargs: Keyword arguments of that builder (``num_classes``, ``weights``, ...).
+
+    Raises:
+        ValueError: For an unknown name; the message lists close matches.
+
+    Example:
+        >>> import encdec
+        >>> model = encdec.create_model("unet", num_classes=3, widths=(8, 16, 32, 64, 128))
+        >>> model.encdec_config["architecture"]
+        'unet'
+    """
+    return _lookup(name).builder(**kwargs)
+
+
+def list_models(pattern: Optional[str] = None, *, task: Optional[str] = None) -> List[str]:
+    """Names of the registered models, sorted, optionally filtered by a shell pattern and a task.
+
+    Example:
+        >>> import encdec
+        >>> encdec.list_models("resnet*_unet")
+        ['resnet34_unet', 'resnet50_unet']
+    """
+    names = sorted(_MODELS)
+    if pattern is not None:
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    if task is not None:
+        names = [n for n in names if _MODELS[n].task == task]
+    return names
+
+
+def model_info(name_or_model: Any) -> ModelInfo:
+    """The ``ModelInfo`` of a registered name, or of a model built by a registered builder.
+
+    Example:
+        >>> import encdec
+        >>> encdec.model_info("resnet34_unet").size_rule
+        'height and width divisible by 64'
+    """
+    if isinstance(name_or_model, str):
+        return _lookup(name_or_model)
+    config = getattr(name_or_model, "encdec_config", None)
+    if not config:
+        raise ValueError(
+            f"{type(name_or_model).__name__} was not built by an encdec builder; use encdec.create_model(...)"
+        )
+    return _lookup(config["architecture"])

@@ -1,0 +1,252 @@
+"""U-Nets: the VOC reference U-Net, the Pet reference U-Net, and U-Nets on torchvision ResNet encoders."""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Sequence, Union
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._registry import register_model
+from ..blocks import DecoderBlock, DoubleConv
+from ..weights import remap_keys
+from ._base import SegmentationModel
+from .encoders import load_torchvision_encoder, torchvision_resnet_encoder
+
+__all__ = ["UNetEncoder", "UNetDecoder", "unet", "unet_pet"]
+
+PathLike = Union[str, os.PathLike]
+
+
+class UNetEncoder(nn.Module):
+    """The U-Net contracting path: a ``DoubleConv`` per level with 2x2 max pooling between levels.
+
+    Args:
+        in_channels: Image channels.
+        widths: Output channels per level, high to low resolution.
+        pool: ``"before"``: pool, then convolve (the classic U-Net and the VOC reference). ``"after"``: convolve,
+            then pool, as the Pet reference's ``down`` blocks do, so each level's output is already pooled.
+        bias: Convolution bias.
+        affine: BatchNorm affine parameters.
+
+    Example:
+        >>> enc = UNetEncoder(3, (8, 16, 32))
+        >>> [f.shape[-1] for f in enc(torch.zeros(1, 3, 32, 32))]
+        [32, 16, 8]
+    """
+
+    def __init__(
+        self, in_channels: int, widths: Sequence[int], *, pool: str = "before", bias: bool = True, affine: bool = True
+    ) -> None:
+        super().__init__()
+        if pool not in ("before", "after"):
+            raise ValueError(f"pool must be 'before' or 'after', got {pool!r}")
+        channels = [in_channels, *widths]
+        self.stages = nn.ModuleList(
+            DoubleConv(i, o, bias=bias, affine=affine) for i, o in zip(channels[:-1], channels[1:])
+        )
+        self.pool_before = pool == "before"
+        self.out_channels = list(widths)
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        features = []
+        for i, stage in enumerate(self.stages):
+            if i and self.pool_before:
+                x = F.max_pool2d(x, 2)
+            x = stage(x)
+            if i and not self.pool_before:
+                x = F.max_pool2d(x, 2)
+            features.append(x)
+        return features
+
+
+class UNetDecoder(nn.Module):
+    """Decoder blocks applied from the deepest feature map up, each taking the next skip connection.
+
+    Blocks beyond the available skips get none (used when the encoder's first map is at stride 2).
+
+    Args:
+        blocks: The ``DecoderBlock`` modules, deepest first.
+        dropout: Dropout probability after every block but the last (the Pet ResNet34-U-Net uses 0.5).
+
+    Example:
+        >>> dec = UNetDecoder([DecoderBlock(16, 8, 8)])
+        >>> dec([torch.zeros(1, 8, 8, 8), torch.zeros(1, 16, 4, 4)]).shape
+        torch.Size([1, 8, 8, 8])
+    """
+
+    def __init__(self, blocks: Sequence[DecoderBlock], *, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.dropout = nn.Dropout(dropout) if dropout else None
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        skips = list(features[:-1])[::-1]
+        x = features[-1]
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, skips[i] if i < len(skips) else None)
+            if self.dropout is not None and i < last:
+                x = self.dropout(x)
+        return x
+
+
+# Reference VOC U-Net names -> encdec names.
+VOC_UNET_RULES = [
+    (r"^convDown(\d)\.", lambda m: f"encoder.stages.{int(m[1]) - 1}."),
+    (r"^convUp_fin\.", "head."),
+    (r"^convUp(\d)\.", lambda m: f"decoder.blocks.{4 - int(m[1])}.conv."),
+]
+
+# Reference Pet U-Net names -> encdec names; the pool inside ``maxpool_conv`` holds no weights.
+PET_UNET_RULES = [
+    (r"^inC\.net\.", "encoder.stages.0."),
+    (r"^down(\d)\.maxpool_conv\.0\.net\.", lambda m: f"encoder.stages.{m[1]}."),
+    (r"^up(\d)\.conv\.net\.", lambda m: f"decoder.blocks.{int(m[1]) - 1}.conv."),
+    (r"^outC\.conv\.", "head."),
+]
+
+
+def voc_unet_filter(state: dict, model: nn.Module) -> dict:
+    """Rename a reference VOC U-Net state dict (``convDown1.0.weight`` ...) to encdec's names.
+
+    Example:
+        >>> import torch
+        >>> list(voc_unet_filter({"convUp4.3.weight": torch.zeros(1)}, None))
+        ['decoder.blocks.0.conv.3.weight']
+    """
+    return remap_keys(state, VOC_UNET_RULES)
+
+
+def pet_unet_filter(state: dict, model: nn.Module) -> dict:
+    """Rename a reference Pet U-Net state dict (``inC.net.0.weight`` ...) to encdec's names.
+
+    Example:
+        >>> import torch
+        >>> list(pet_unet_filter({"down2.maxpool_conv.0.net.1.running_mean": torch.zeros(1)}, None))
+        ['encoder.stages.2.1.running_mean']
+    """
+    return remap_keys(state, PET_UNET_RULES)
+
+
+def _encoder_unet(
+    encoder_name: str, num_classes: int, in_channels: int, decoder_channels: Sequence[int],
+    encoder_weights: Optional[PathLike],
+) -> SegmentationModel:
+    encoder = torchvision_resnet_encoder(encoder_name, in_channels=in_channels)
+    if encoder_weights is not None:
+        load_torchvision_encoder(encoder, encoder_weights)
+    skips = encoder.out_channels[:-1][::-1] + [0]
+    ins = [encoder.out_channels[-1], *decoder_channels[:-1]]
+    if len(decoder_channels) != len(skips):
+        raise ValueError(f"decoder_channels needs {len(skips)} entries, got {len(decoder_channels)}")
+    blocks = [DecoderBlock(i, s, o, upsample="nearest", bias=False) for i, s, o in zip(ins, skips, decoder_channels)]
+    head = nn.Conv2d(decoder_channels[-1], num_classes, 3, padding=1)
+    return SegmentationModel(encoder, UNetDecoder(blocks), head, num_classes=num_classes, in_channels=in_channels,
+                             size_multiple=32)
+
+
+def _unet_filter(state: dict, model: nn.Module) -> dict:
+    if model is not None and model.encdec_config["kwargs"].get("encoder"):
+        return state
+    return voc_unet_filter(state, model)
+
+
+@register_model(
+    task="segmentation", input_size=256, size_rule="height and width divisible by 16 (32 with an encoder)",
+    checkpoint_filter=_unet_filter, reference_checkpoints=("UNet_best_model.pth", "UNet_course.pth"),
+)
+def unet(
+    *,
+    num_classes: int = 22,
+    in_channels: int = 3,
+    widths: Sequence[int] = (64, 128, 256, 512, 1024),
+    encoder: Optional[str] = None,
+    encoder_weights: Optional[PathLike] = None,
+    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+    weights: Optional[PathLike] = None,
+) -> SegmentationModel:
+    """U-Net: the Pascal VOC reference (22 outputs), or a U-Net on a torchvision ResNet encoder.
+
+    Without ``encoder``: five ``DoubleConv`` levels (``widths``) with max pooling before levels 2-5, bilinear
+    (align_corners=True) upsampling, ``cat(upsampled, skip)``, and a 1x1 head; input sides divisible by 16.
+    Loads the reference checkpoints (``convDown1.0.weight`` ... ``convUp_fin.bias``).
+
+    With ``encoder="resnet18" | "resnet34" | "resnet50"``: torchvision's ResNet (feature maps at strides 2-32)
+    feeding five nearest-upsampling ``DecoderBlock``s of ``decoder_channels`` and a 3x3 head; input sides
+    divisible by 32. ``encoder_weights`` loads a torchvision ImageNet file such as ``resnet34-b627a593.pth``.
+
+    Args:
+        num_classes: Output channels (the VOC reference: 21 classes + the boundary class).
+        in_channels: Image channels.
+        widths: Channels of the five reference levels (``(8, 16, 32, 64, 128)`` gives a tiny U-Net).
+        encoder: A torchvision ResNet name, or ``None`` for the reference U-Net.
+        encoder_weights: torchvision state-dict file for the encoder.
+        decoder_channels: Decoder block widths with an encoder.
+        weights: A checkpoint of the whole model (reference layout, encdec layout or safetensors), loaded
+            after building.
+
+    Example:
+        >>> import torch, encdec
+        >>> model = encdec.unet(num_classes=3, widths=(8, 16, 32, 64, 128)).eval()
+        >>> model(torch.zeros(1, 3, 64, 64)).shape
+        torch.Size([1, 3, 64, 64])
+        >>> encdec.unet(encoder="resnet18", num_classes=2)(torch.zeros(1, 3, 64, 64)).shape
+        torch.Size([1, 2, 64, 64])
+    """
+    if encoder is not None:
+        model = _encoder_unet(encoder, num_classes, in_channels, tuple(decoder_channels), encoder_weights)
+    else:
+        if encoder_weights is not None:
+            raise ValueError("encoder_weights needs an encoder, e.g. unet(encoder='resnet34', encoder_weights=...)")
+        if len(widths) != 5:
+            raise ValueError(f"widths needs 5 entries (one per level), got {len(widths)}")
+        w = tuple(widths)
+        blocks = [DecoderBlock(w[i + 1], w[i], w[i]) for i in reversed(range(4))]
+        model = SegmentationModel(
+            UNetEncoder(in_channels, w), UNetDecoder(blocks), nn.Conv2d(w[0], num_classes, 1),
+            num_classes=num_classes, in_channels=in_channels, size_multiple=16,
+        )
+    return model
+
+
+@register_model(
+    task="segmentation", input_size=256, size_rule="any height and width of at least 16",
+    checkpoint_filter=pet_unet_filter, reference_checkpoints=("unet_pet_best.pth",),
+)
+def unet_pet(
+    *,
+    num_classes: int = 2,
+    in_channels: int = 3,
+    widths: Sequence[int] = (64, 128, 256, 512, 1024),
+    weights: Optional[PathLike] = None,
+) -> SegmentationModel:
+    """The Oxford-IIIT Pet reference U-Net (binary segmentation, 2 outputs).
+
+    Differs from ``unet``: bias-free convolutions with affine-free BatchNorm, max pooling **after** each of the
+    four down blocks, and ``cat(skip, upsampled)`` with the upsampled map zero-padded to the skip's size, so any
+    side of at least 16 works.
+
+    Args:
+        num_classes: Output channels (the reference hard-codes 2).
+        in_channels: Image channels.
+        widths: Channels of the five levels.
+        weights: A checkpoint (reference keys ``inC.net.0.weight`` ... ``outC.conv.bias``, or encdec's).
+
+    Example:
+        >>> import torch, encdec
+        >>> encdec.unet_pet(widths=(8, 16, 32, 64, 128))(torch.zeros(1, 3, 40, 40)).shape
+        torch.Size([1, 2, 40, 40])
+    """
+    if len(widths) != 5:
+        raise ValueError(f"widths needs 5 entries (one per level), got {len(widths)}")
+    w = tuple(widths)
+    blocks = [DecoderBlock(w[i + 1], w[i], w[i], skip_first=True, pad_to_skip=True, bias=False, affine=False)
+              for i in reversed(range(4))]
+    model = SegmentationModel(
+        UNetEncoder(in_channels, w, pool="after", bias=False, affine=False), UNetDecoder(blocks),
+        nn.Conv2d(w[0], num_classes, 1), num_classes=num_classes, in_channels=in_channels, size_multiple=1,
+        min_size=16,
+    )
+    return model

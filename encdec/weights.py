@@ -1,0 +1,626 @@
+"""Reading, validating, converting and writing model weights.
+
+Every checkpoint goes through the same steps:
+
+1. ``read_state_dict``: detect the format from the file's bytes (safetensors, torch zip, legacy torch pickle),
+   read it without ever running pickled code (``torch.load(weights_only=True)``), unwrap training containers
+   (``state_dict``, ``model``, ``net``, ...) and strip ``module.`` / ``_orig_mod.`` / Lightning ``model.``
+   prefixes.
+2. The model's ``checkpoint_filter`` (registered with its builder) renames reference keys to encdec's own.
+3. ``load_state_dict``: check every key and shape first, then load all or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import struct
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "WeightsError",
+    "LoadReport",
+    "read_state_dict",
+    "read_metadata",
+    "remap_keys",
+    "load_state_dict",
+    "load_weights",
+    "save_weights",
+    "save_pretrained",
+    "from_pretrained",
+]
+
+PathLike = Union[str, os.PathLike]
+StateDict = Dict[str, Tensor]
+Rule = Tuple[str, Union[str, Callable[[Any], str]]]
+
+_CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "network", "weights")
+_EMA_KEYS = ("state_dict_ema", "model_ema", "ema")
+_STRIPPED_PREFIXES = ("module.", "_orig_mod.")
+_MAX_NESTING = 4
+_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+_SHOWN = 8
+
+_SAFETENSORS_DTYPES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+    "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1,
+}
+
+
+class WeightsError(ValueError):
+    """A checkpoint that cannot be read safely or does not fit the model; the message says what and why."""
+
+
+@dataclass
+class LoadReport:
+    """What ``load_weights`` / ``load_state_dict`` did.
+
+    Attributes:
+        loaded: Keys copied into the model.
+        missing: Model keys the checkpoint lacks (left as they were; only with ``strict=False``).
+        unexpected: Checkpoint keys the model lacks (ignored; only with ``strict=False``).
+        mismatched: ``(key, checkpoint_shape, model_shape)`` for keys skipped for their shape
+            (only with ``strict=False``).
+        dropped: Reference keys removed on purpose by the model's key map (e.g. weights the reference
+            defines but never uses).
+    """
+
+    loaded: List[str] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    mismatched: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=list)
+    dropped: List[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every model key was loaded and nothing was skipped."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def read_state_dict(path: PathLike, *, use_ema: bool = False) -> StateDict:
+    """Read a checkpoint file into a flat ``{name: tensor}`` dict, safely, whatever its container.
+
+    Args:
+        path: A ``.safetensors``, ``.pth``, ``.pt``, ``.ckpt`` or ``.bin`` file; the format is detected from the
+            bytes, not the extension.
+        use_ema: Prefer an EMA copy of the weights (``state_dict_ema``) when the file has one.
+
+    Raises:
+        WeightsError: The file is missing, unreadable, not a checkpoint, asks to run pickled code, or holds
+            something other than tensors.
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/m.ckpt"
+        >>> torch.save({"state_dict": {"module.fc.weight": torch.zeros(2, 2)}, "epoch": 3}, path)
+        >>> list(read_state_dict(path))
+        ['fc.weight']
+    """
+    raw = _read_file(Path(path))
+    state = _unwrap(raw, str(path), use_ema)
+    return _strip_prefixes(state)
+
+
+def read_metadata(path: PathLike) -> Dict[str, str]:
+    """The string metadata of a safetensors file (empty for other formats).
+
+    Example:
+        >>> import tempfile, encdec
+        >>> path = tempfile.mkdtemp() + "/m.safetensors"
+        >>> encdec.save_weights(encdec.custom_cnn(), path)
+        >>> read_metadata(path)["architecture"]
+        'custom_cnn'
+    """
+    path = Path(path)
+    with _open(path) as f:
+        head = f.read(8)
+        if len(head) < 8 or not _looks_like_safetensors(path, head):
+            return {}
+        header = _safetensors_header(path, f, head)
+    meta = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+def _open(path: Path):
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no such checkpoint file") from None
+    except IsADirectoryError:
+        raise WeightsError(f"{path}: is a directory; for a save_pretrained folder use encdec.from_pretrained") from None
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot be opened ({e.strerror})") from None
+
+
+def _read_file(path: Path) -> Any:
+    with _open(path) as f:
+        head = f.read(8)
+        if _looks_like_safetensors(path, head):
+            _safetensors_header(path, f, head)
+            return _load_safetensors(path)
+    if head.startswith(b"PK\x03\x04"):
+        _check_zip(path)
+        return _torch_load(path)
+    if head[:1] == b"\x80":
+        return _torch_load(path)
+    shown = head[:8].hex(" ") if head else "an empty file"
+    raise WeightsError(
+        f"{path}: not a checkpoint format encdec reads (first bytes: {shown}). Supported: safetensors, "
+        "torch.save files (zip or legacy pickle: .pth/.pt/.ckpt/.bin)."
+    )
+
+
+def _looks_like_safetensors(path: Path, head: bytes) -> bool:
+    if len(head) < 8:
+        return False
+    (n,) = struct.unpack("<Q", head)
+    if n == 0 or n > _MAX_SAFETENSORS_HEADER:
+        return path.suffix == ".safetensors"
+    with open(path, "rb") as f:
+        f.seek(8)
+        return f.read(1) == b"{" or path.suffix == ".safetensors"
+
+
+def _safetensors_header(path: Path, f, head: bytes) -> Dict[str, Any]:
+    """Validate a safetensors header against the file before any tensor memory is allocated."""
+    size = os.fstat(f.fileno()).st_size
+    (n,) = struct.unpack("<Q", head)
+    if n > _MAX_SAFETENSORS_HEADER or n > size - 8:
+        raise WeightsError(
+            f"{path}: corrupt safetensors file: header length {n} bytes exceeds the file ({size} bytes) "
+            f"or the {_MAX_SAFETENSORS_HEADER}-byte limit"
+        )
+    f.seek(8)
+    try:
+        header = json.loads(f.read(n).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: corrupt safetensors file: header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: corrupt safetensors file: header is a {type(header).__name__}, not an object")
+    data_len = size - 8 - n
+    for key, info in header.items():
+        if key == "__metadata__":
+            if info is not None and not isinstance(info, dict):
+                raise WeightsError(f"{path}: corrupt safetensors file: __metadata__ is not an object")
+            continue
+        _check_tensor_entry(path, key, info, data_len)
+    return header
+
+
+def _check_tensor_entry(path: Path, key: str, info: Any, data_len: int) -> None:
+    def bad(why: str) -> WeightsError:
+        return WeightsError(f"{path}: corrupt safetensors file: tensor {key!r} {why}")
+
+    if not isinstance(info, dict):
+        raise bad("has no description object")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if dtype not in _SAFETENSORS_DTYPES:
+        raise bad(f"has unknown dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shape):
+        raise bad(f"has an invalid shape {shape!r}")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        raise bad(f"has invalid data_offsets {offsets!r}")
+    start, end = offsets
+    if not 0 <= start <= end <= data_len:
+        raise bad(f"has data_offsets {offsets} outside the {data_len}-byte data section")
+    if end - start != math.prod(shape) * _SAFETENSORS_DTYPES[dtype]:
+        raise bad(f"has {end - start} bytes of data for shape {shape} of {dtype}")
+
+
+def _load_safetensors(path: Path) -> StateDict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, RuntimeError, ValueError, OSError) as e:
+        raise WeightsError(f"{path}: corrupt safetensors file ({e})") from None
+
+
+def _check_zip(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: corrupt torch zip checkpoint ({e})") from None
+    if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        raise WeightsError(
+            f"{path}: a zip archive without a data.pkl record, so not a torch.save checkpoint "
+            f"(members: {', '.join(names[:5]) or 'none'})"
+        )
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        detail = " ".join(str(e).split())
+        for marker in ("Unsupported global:", "Unsupported operand", "Unsupported class"):
+            if marker in detail:
+                detail = detail[detail.index(marker):].split(". ")[0]
+                break
+        raise WeightsError(
+            f"{path}: refused: the file asks the unpickler to run code or build objects ({detail[:300]}). "
+            "encdec reads checkpoints with torch.load(weights_only=True) and never runs pickled code. "
+            "A whole pickled model must be re-saved as model.state_dict(); if you trust the file, load it "
+            "yourself and pass the state dict to encdec.load_state_dict."
+        ) from None
+    except Exception as e:  # torch raises RuntimeError, EOFError, KeyError, ... for damaged files
+        raise WeightsError(f"{path}: unreadable torch checkpoint ({type(e).__name__}: {str(e)[:300]})") from None
+
+
+def _unwrap(obj: Any, source: str, use_ema: bool) -> StateDict:
+    keys = (_EMA_KEYS + _CONTAINER_KEYS) if use_ema else (_CONTAINER_KEYS + _EMA_KEYS)
+    for _ in range(_MAX_NESTING + 1):
+        if not isinstance(obj, Mapping):
+            raise WeightsError(f"{source}: holds a {type(obj).__name__}, not a dict of tensors")
+        if obj and all(isinstance(v, Tensor) for v in obj.values()):
+            bad = [k for k in obj if not isinstance(k, str)]
+            if bad:
+                raise WeightsError(f"{source}: state dict has non-string keys, e.g. {bad[0]!r}")
+            return dict(obj)
+        inner = next((k for k in keys if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            tensors = [k for k, v in obj.items() if isinstance(v, Tensor)]
+            others = [f"{k!r} ({type(v).__name__})" for k, v in obj.items() if not isinstance(v, Tensor)]
+            if not obj:
+                raise WeightsError(f"{source}: holds an empty dict, no weights")
+            if tensors:
+                raise WeightsError(f"{source}: state dict has non-tensor values: {_cap(others)}")
+            raise WeightsError(
+                f"{source}: found no state dict; top-level keys are {_cap([repr(k) for k in obj])}. "
+                f"encdec looks under {', '.join(keys)}"
+            )
+        obj = obj[inner]
+    raise WeightsError(f"{source}: containers nested deeper than {_MAX_NESTING} levels")
+
+
+def _strip_prefixes(state: StateDict) -> StateDict:
+    def strip(key: str) -> str:
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _STRIPPED_PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix):], True
+        return key
+
+    state = {strip(k): v for k, v in state.items()}
+    if state and all(k.startswith("model.") for k in state):  # Lightning modules hold the net as self.model
+        state = {k[len("model."):]: v for k, v in state.items()}
+    return state
+
+
+# ----------------------------------------------------------------------------------------------- key maps
+
+
+def remap_keys(state: Mapping[str, Tensor], rules: Sequence[Rule], drop: Iterable[str] = ()) -> StateDict:
+    """Rename keys by the first matching regular-expression rule, dropping keys that match ``drop``.
+
+    A rule is ``(pattern, replacement)``; the replacement is a template string or a function of the match.
+    Keys no rule matches are kept as they are, so already-native state dicts pass through unchanged.
+
+    Example:
+        >>> sd = {"convUp_fin.weight": torch.zeros(1), "unused.bias": torch.zeros(1)}
+        >>> list(remap_keys(sd, [(r"^convUp_fin\\.", "head.")], drop=[r"^unused\\."]))
+        ['head.weight']
+    """
+    import re
+
+    compiled = [(re.compile(p), r) for p, r in rules]
+    dropped = [re.compile(p) for p in drop]
+    out: StateDict = {}
+    for key, value in state.items():
+        if any(d.search(key) for d in dropped):
+            continue
+        for pattern, repl in compiled:
+            new, n = pattern.subn(repl, key, count=1)
+            if n:
+                key = new
+                break
+        out[key] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def load_weights(model: nn.Module, path: PathLike, *, strict: bool = True, use_ema: bool = False) -> LoadReport:
+    """Load a checkpoint of any supported format into ``model``, converting reference layouts.
+
+    Args:
+        model: A model from an encdec builder (its registered key map converts reference checkpoints) or any
+            ``nn.Module`` whose own state-dict names the file uses.
+        path: The checkpoint file.
+        strict: With ``True`` (default), any missing, unexpected or mis-shaped key raises ``WeightsError`` and
+            nothing is loaded. With ``False``, what fits is loaded and the rest is reported (and warned about).
+        use_ema: Prefer the file's EMA weights when it has them.
+
+    Returns:
+        A ``LoadReport``.
+
+    Raises:
+        WeightsError: Unreadable, unsafe or non-fitting checkpoints; the message lists the keys at fault with
+            both shapes and a hint such as ``num_classes=10``.
+
+    Example:
+        >>> import tempfile, encdec
+        >>> path = tempfile.mkdtemp() + "/cnn.ckpt"
+        >>> torch.save(encdec.custom_cnn(num_classes=3).state_dict(), path)
+        >>> encdec.load_weights(encdec.custom_cnn(num_classes=3), path).complete
+        True
+    """
+    state = read_state_dict(path, use_ema=use_ema)
+    before = set(state)
+    state = _apply_checkpoint_filter(model, state)
+    dropped = sorted(before - set(state)) if len(state) < len(before) else []
+    report = load_state_dict(model, state, strict=strict, source=str(path))
+    report.dropped = dropped
+    return report
+
+
+def _apply_checkpoint_filter(model: nn.Module, state: StateDict) -> StateDict:
+    config = getattr(model, "encdec_config", None)
+    if not config:
+        return state
+    from ._registry import model_info
+
+    fn = model_info(model).checkpoint_filter
+    return fn(state, model) if fn is not None else state
+
+
+def load_state_dict(
+    model: nn.Module, state: Mapping[str, Tensor], *, strict: bool = True, source: str = "state dict"
+) -> LoadReport:
+    """Check a state dict against ``model`` completely, then load it: all of it, or (``strict=False``) what fits.
+
+    Besides names and shapes it refuses non-floating values for floating parameters and non-finite values.
+    BatchNorm ``num_batches_tracked`` counters absent from old checkpoints are not required.
+
+    Example:
+        >>> layer = nn.Linear(2, 3)
+        >>> load_state_dict(layer, {"weight": torch.zeros(3, 2), "bias": torch.zeros(3)}).loaded
+        ['weight', 'bias']
+    """
+    own = model.state_dict()
+    state = dict(state)
+    for key in own:
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = own[key].clone()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own
+                  if k in state and state[k].shape != own[k].shape]
+    bad_dtype = [f"{k} ({state[k].dtype} for {own[k].dtype})" for k in own
+                 if k in state and own[k].is_floating_point() and not state[k].is_floating_point()]
+    nonfinite = [k for k in own if k in state and state[k].is_floating_point() and state[k].numel()
+                 and not bool(torch.isfinite(state[k]).all())]
+    if bad_dtype or nonfinite:
+        parts = []
+        if bad_dtype:
+            parts.append(f"non-floating values for floating parameters: {_cap(bad_dtype)}")
+        if nonfinite:
+            parts.append(f"NaN or infinite values in: {_cap(nonfinite)}")
+        raise WeightsError(f"{source}: " + "; ".join(parts))
+    if strict and (missing or unexpected or mismatched):
+        raise WeightsError(_mismatch_message(model, source, missing, unexpected, mismatched))
+    skip = {k for k, _, _ in mismatched}
+    loadable = {k: v for k, v in state.items() if k in own and k not in skip}
+    model.load_state_dict(loadable, strict=strict)
+    report = LoadReport(loaded=list(loadable), missing=missing, unexpected=unexpected, mismatched=mismatched)
+    if not report.complete:
+        warnings.warn(
+            f"{source}: loaded {len(loadable)} of {len(own)} entries; "
+            + _mismatch_message(model, source, missing, unexpected, mismatched, header=False),
+            stacklevel=2,
+        )
+    return report
+
+
+def _cap(items: Sequence[str], shown: int = _SHOWN) -> str:
+    head = ", ".join(items[:shown])
+    return head + (f" ... and {len(items) - shown} more" if len(items) > shown else "")
+
+
+def _mismatch_message(model, source, missing, unexpected, mismatched, header: bool = True) -> str:
+    name = (getattr(model, "encdec_config", None) or {}).get("architecture", type(model).__name__)
+    lines = [f"{source} does not fit {name}:"] if header else []
+    if mismatched:
+        shapes = [f"{k} (checkpoint {list(a)} vs model {list(b)})" for k, a, b in mismatched]
+        lines.append(f"  {len(mismatched)} mis-shaped: {_cap(shapes)}")
+    if missing:
+        lines.append(f"  {len(missing)} missing from the checkpoint: {_cap(missing)}")
+    if unexpected:
+        lines.append(f"  {len(unexpected)} unexpected in the checkpoint: {_cap(unexpected)}")
+    hint = _hint(model, mismatched, missing, unexpected)
+    if hint:
+        lines.append(f"  Hint: {hint}")
+    return "\n".join(lines)
+
+
+def _hint(model, mismatched, missing, unexpected) -> str:
+    hints = []
+    num_classes = getattr(model, "num_classes", None)
+    in_channels = getattr(model, "in_channels", None)
+    for _key, ckpt, own in mismatched:
+        if len(ckpt) != len(own):
+            continue
+        diff = [i for i in range(len(own)) if ckpt[i] != own[i]]
+        if len(diff) != 1:
+            continue
+        i = diff[0]
+        if i == 0 and own[0] == num_classes and f"num_classes={ckpt[0]}" not in " ".join(hints):
+            hints.append(f"the checkpoint has {ckpt[0]} outputs: pass num_classes={ckpt[0]}?")
+        elif i == 1 and own[1] == in_channels and len(own) == 4 and f"in_channels={ckpt[1]}" not in " ".join(hints):
+            hints.append(f"the checkpoint takes {ckpt[1]} input channels: pass in_channels={ckpt[1]}?")
+    if not hints and missing and unexpected and len(unexpected) >= len(missing) // 2:
+        hints.append("most names differ: is this a checkpoint of another architecture? "
+                     "encdec.list_models() shows the builders; `encdec info NAME` lists what each loads")
+    return " ".join(hints)
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def _metadata(model: nn.Module, extra: Mapping[str, Any]) -> Dict[str, str]:
+    from . import __version__
+
+    config = getattr(model, "encdec_config", None) or {}
+    meta = {"format": "pt", "encdec_version": __version__}
+    if config:
+        meta["architecture"] = config["architecture"]
+        meta["kwargs"] = json.dumps(config["kwargs"], sort_keys=True)
+    for key in ("class_names", "mean", "std"):
+        value = extra.get(key, config.get(key))
+        if value is not None:
+            meta[key] = json.dumps(list(value))
+    for key, value in extra.items():
+        if key not in ("class_names", "mean", "std") and value is not None:
+            meta[key] = value if isinstance(value, str) else json.dumps(value)
+    return meta
+
+
+def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
+    """Write a file through ``write(tmp_path)`` into a temporary sibling, fsync it, then rename it into place.
+
+    A crash at any moment leaves either the old complete file or the new complete one, never a torn file.
+
+    Example:
+        >>> import tempfile
+        >>> target = tempfile.mkdtemp() + "/x.txt"
+        >>> atomic_write(target, lambda p: open(p, "w").write("hello"))
+        >>> open(target).read()
+        'hello'
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_weights(model: nn.Module, path: PathLike, **metadata: Any) -> None:
+    """Save ``model``'s weights atomically, as safetensors with metadata (or ``torch.save`` for ``.pth/.pt/.ckpt``).
+
+    The metadata records the architecture and builder arguments (for models from encdec builders), the encdec
+    version, and whatever you pass: ``class_names``, ``mean``, ``std`` or other JSON-able values.
+
+    Example:
+        >>> import tempfile, encdec
+        >>> path = tempfile.mkdtemp() + "/cnn.safetensors"
+        >>> encdec.save_weights(encdec.custom_cnn(), path, class_names=["a", "b", "c", "d"])
+        >>> encdec.from_pretrained(path).encdec_config["class_names"]
+        ['a', 'b', 'c', 'd']
+    """
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = _metadata(model, metadata)
+    if Path(path).suffix in (".pth", ".pt", ".ckpt", ".bin"):
+        atomic_write(path, lambda tmp: torch.save({"state_dict": state, "encdec": meta}, tmp))
+        return
+    from safetensors.torch import save_file
+
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def save_pretrained(model: nn.Module, directory: PathLike, **metadata: Any) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``directory`` for ``from_pretrained``.
+
+    Example:
+        >>> import tempfile, encdec
+        >>> folder = encdec.save_pretrained(encdec.custom_cnn(num_classes=3), tempfile.mkdtemp() + "/run")
+        >>> sorted(p.name for p in folder.iterdir())
+        ['config.json', 'model.safetensors']
+    """
+    config = getattr(model, "encdec_config", None)
+    if not config:
+        raise ValueError(f"{type(model).__name__} was not built by an encdec builder, so it has no config to save")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    from . import __version__
+
+    document = {"architecture": config["architecture"], "kwargs": config["kwargs"], "encdec_version": __version__}
+    for key in ("class_names", "mean", "std"):
+        value = metadata.get(key, config.get(key))
+        if value is not None:
+            document[key] = list(value)
+    save_weights(model, directory / "model.safetensors", **metadata)
+    atomic_write(directory / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(document, indent=2) + "\n"))
+    return directory
+
+
+def from_pretrained(path: PathLike, **overrides: Any) -> nn.Module:
+    """Build and load a model from a ``save_pretrained`` folder or a ``.safetensors`` file saved by encdec.
+
+    Args:
+        path: The folder (``config.json`` + ``model.safetensors``) or the file.
+        **overrides: Builder arguments that replace the saved ones.
+
+    Example:
+        >>> import tempfile, encdec
+        >>> folder = encdec.save_pretrained(encdec.custom_cnn(num_classes=3), tempfile.mkdtemp() + "/run")
+        >>> encdec.from_pretrained(folder).num_classes
+        3
+    """
+    from ._registry import create_model
+
+    path = Path(path)
+    if path.is_dir():
+        config_path, weights_path = path / "config.json", path / "model.safetensors"
+        if not config_path.is_file() or not weights_path.is_file():
+            raise WeightsError(f"{path}: expected config.json and model.safetensors (written by save_pretrained)")
+        try:
+            config = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
+    else:
+        weights_path = path
+        meta = read_metadata(path)
+        if "architecture" not in meta:
+            raise WeightsError(
+                f"{path}: has no encdec architecture metadata; build the model yourself and call "
+                "encdec.load_weights(model, path)"
+            )
+        config = {"architecture": meta["architecture"], "kwargs": json.loads(meta.get("kwargs", "{}"))}
+        config.update({k: json.loads(meta[k]) for k in ("class_names", "mean", "std") if k in meta})
+    if not isinstance(config, dict) or "architecture" not in config:
+        raise WeightsError(f"{path}: config has no 'architecture' entry")
+    kwargs = {**config.get("kwargs", {}), **overrides}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    model = create_model(config["architecture"], **kwargs)
+    load_weights(model, weights_path)
+    for key in ("class_names", "mean", "std"):
+        if key in config:
+            model.encdec_config[key] = config[key]
+    return model
