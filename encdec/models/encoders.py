@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from typing import List, Sequence, Union
 
-import torch
 from torch import Tensor, nn
 
 from ..blocks import BasicBlock, Bottleneck, ConvBNAct

@@ -42,7 +42,9 @@ def resnet50_cifar_filter(state: dict, model: nn.Module) -> dict:
     task="classification", input_size=32, size_rule="32x32 (other sizes use global average pooling)",
     checkpoint_filter=resnet50_cifar_filter, reference_checkpoints=("resnet50_epoch285.ckpt",),
 )
-def resnet50_cifar(*, num_classes: int = 10, in_channels: int = 3, weights: Optional[PathLike] = None) -> ImageClassifier:
+def resnet50_cifar(
+    *, num_classes: int = 10, in_channels: int = 3, weights: Optional[PathLike] = None
+) -> ImageClassifier:
     """The CIFAR-10 reference ``ResNet50_layer4`` (about 80-83% test accuracy).
 
     Course bottlenecks of the CIFAR kind (``Bottleneck(kind="course_cifar")``: BatchNorm and ReLU after every

@@ -55,7 +55,9 @@ def resnet34_unet_filter(state: dict, model: nn.Module) -> dict:
     task="segmentation", input_size=256, size_rule="height and width divisible by 64",
     checkpoint_filter=resnet34_unet_filter, reference_checkpoints=("resnet34_unet_best.pth",),
 )
-def resnet34_unet(*, num_classes: int = 2, in_channels: int = 3, weights: Optional[PathLike] = None) -> SegmentationModel:
+def resnet34_unet(
+    *, num_classes: int = 2, in_channels: int = 3, weights: Optional[PathLike] = None
+) -> SegmentationModel:
     """The Oxford-IIIT Pet reference ResNet34-U-Net (binary segmentation, Dice about 0.90).
 
     A course ResNet-34 encoder (biased convolutions, ``BasicBlock(kind="course")``), a bridge
@@ -177,7 +179,9 @@ def resnet50_unet_filter(state: dict, model: nn.Module) -> dict:
     task="segmentation", input_size=256, size_rule="height and width divisible by 8",
     checkpoint_filter=resnet50_unet_filter, reference_checkpoints=("UNet_resnet_course.pth",),
 )
-def resnet50_unet(*, num_classes: int = 22, in_channels: int = 3, weights: Optional[PathLike] = None) -> SegmentationModel:
+def resnet50_unet(
+    *, num_classes: int = 22, in_channels: int = 3, weights: Optional[PathLike] = None
+) -> SegmentationModel:
     """The Pascal VOC reference ``UNetWithResnet50Encoder`` (22 outputs).
 
     Encoder: a biased 7x7 stem, max pool, then course bottlenecks of the VOC kind (``Bottleneck(kind=
