@@ -249,11 +249,8 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        detail = " ".join(str(e).split())
-        for marker in ("Unsupported global:", "Unsupported operand", "Unsupported class"):
-            if marker in detail:
-                detail = detail[detail.index(marker):].split(". ")[0]
-                break
+        lines = [line.strip() for line in str(e).splitlines()]
+        detail = next((line for line in lines if "GLOBAL" in line or "nsupported" in line), lines[-1] if lines else "")
         raise WeightsError(
             f"{path}: refused: the file asks the unpickler to run code or build objects ({detail[:300]}). "
             "encdec reads checkpoints with torch.load(weights_only=True) and never runs pickled code. "
