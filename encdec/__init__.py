@@ -6,7 +6,7 @@ Example:
     True
 """
 
-from ._registry import ModelInfo, create_model, list_models, model_info, register_model
+from ._registry import ModelInfo, ReferenceCheckpoint, create_model, list_models, model_info, register_model
 from .models import (
     ImageClassifier,
     InputSizeError,
@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
-    "ModelInfo", "create_model", "list_models", "model_info", "register_model",
+    "ModelInfo", "ReferenceCheckpoint", "create_model", "list_models", "model_info", "register_model",
     "ImageClassifier", "InputSizeError", "SegmentationModel",
     "custom_cnn", "resfcn18", "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "unet",
     "unet_pet", "vgg16_cifar",

@@ -11,10 +11,47 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch import nn
 
-__all__ = ["ModelInfo", "register_model", "create_model", "list_models", "model_info"]
+__all__ = ["ReferenceCheckpoint", "ModelInfo", "register_model", "create_model", "list_models", "model_info"]
 
 StateDict = Dict[str, Any]
 FilterFn = Callable[[StateDict, nn.Module], StateDict]
+
+
+@dataclass(frozen=True)
+class ReferenceCheckpoint:
+    """A checkpoint users of the reference code hold, and what it was trained for.
+
+    Attributes:
+        filename: The file name the reference code saved.
+        dataset: The dataset it was trained on.
+        num_classes: Its number of outputs (pass as ``num_classes`` when it differs from the builder default).
+        input_size: The side length it was trained at.
+        mean: Per-channel normalisation mean of its inputs, when the reference states it.
+        std: Per-channel normalisation standard deviation.
+        reached: The score the reference reports for it.
+
+    Example:
+        >>> import encdec
+        >>> print(encdec.model_info("vgg16_cifar").reference_checkpoints[0])
+        vgg16_epoch250.ckpt
+    """
+
+    filename: str
+    dataset: str
+    num_classes: int
+    input_size: int
+    mean: Optional[Tuple[float, float, float]] = None
+    std: Optional[Tuple[float, float, float]] = None
+    reached: str = ""
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 
 
 @dataclass(frozen=True)
@@ -28,7 +65,7 @@ class ModelInfo:
         input_size: The reference input side in pixels.
         size_rule: A human-readable input-size rule.
         checkpoint_filter: Pure function mapping a reference state dict to this model's own key names.
-        reference_checkpoints: File names of the reference checkpoints this builder loads.
+        reference_checkpoints: The reference checkpoints this builder loads.
         summary: One line describing the model.
     """
 
@@ -38,7 +75,7 @@ class ModelInfo:
     input_size: int
     size_rule: str
     checkpoint_filter: Optional[FilterFn] = None
-    reference_checkpoints: Tuple[str, ...] = field(default_factory=tuple)
+    reference_checkpoints: Tuple[ReferenceCheckpoint, ...] = field(default_factory=tuple)
     summary: str = ""
 
 
@@ -54,7 +91,7 @@ def register_model(
     input_size: int,
     size_rule: str,
     checkpoint_filter: Optional[FilterFn] = None,
-    reference_checkpoints: Tuple[str, ...] = (),
+    reference_checkpoints: Tuple[ReferenceCheckpoint, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder under its function name and record, on each model it builds, how it was built.
 

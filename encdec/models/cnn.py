@@ -7,7 +7,7 @@ from typing import Optional, Union
 
 from torch import nn
 
-from .._registry import register_model
+from .._registry import IMAGENET_MEAN, IMAGENET_STD, ReferenceCheckpoint, register_model
 from ..blocks import ConvBNAct
 from ..weights import remap_keys
 from ._base import ImageClassifier
@@ -34,9 +34,14 @@ def custom_cnn_filter(state: dict, model: nn.Module) -> dict:
     return remap_keys(state, rules)
 
 
+CUSTOM_CNN_REFERENCE = ReferenceCheckpoint(
+    "custom_cnn.pth", "dog images", 4, 32,
+)
+
+
 @register_model(
     task="classification", input_size=32, size_rule="any size of at least 32 (global average pooling)",
-    checkpoint_filter=custom_cnn_filter, reference_checkpoints=("custom_cnn.pth",),
+    checkpoint_filter=custom_cnn_filter, reference_checkpoints=(CUSTOM_CNN_REFERENCE,),
 )
 def custom_cnn(*, num_classes: int = 4, in_channels: int = 3, weights: Optional[PathLike] = None) -> ImageClassifier:
     """The dog-image reference CNN: five Conv-BN-ReLU-AvgPool blocks (32 to 512 channels) and two linears.
@@ -75,9 +80,14 @@ def resnet18_filter(state: dict, model: nn.Module) -> dict:
     return remap_keys(state, torchvision_resnet_rules("features.") + [(r"^fc\.", "head.")])
 
 
+RESNET18_IMAGENET = ReferenceCheckpoint(
+    "resnet18-f37072fd.pth", "ImageNet (torchvision), as encoder_weights", 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
+)
+
+
 @register_model(
     task="classification", input_size=224, size_rule="any size of at least 32 (global average pooling)",
-    checkpoint_filter=resnet18_filter, reference_checkpoints=("resnet18-f37072fd.pth (encoder_weights)",),
+    checkpoint_filter=resnet18_filter, reference_checkpoints=(RESNET18_IMAGENET,),
 )
 def resnet18_classifier(
     *,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._registry import register_model
+from .._registry import ReferenceCheckpoint, register_model
 from ..blocks import ResidualMLPBlock, feature_avg_pool
 from ..weights import remap_keys
 from ._base import InputSizeError
@@ -82,9 +82,14 @@ def resfcn_filter(state: dict, model: nn.Module) -> dict:
     return remap_keys(state, rules)
 
 
+RESFCN18_REFERENCE = ReferenceCheckpoint(
+    "resfcn18.pth", "dog images", 100, 192,
+)
+
+
 @register_model(
     task="classification", input_size=192, size_rule="exactly input_size x input_size (default 192)",
-    checkpoint_filter=resfcn_filter, reference_checkpoints=("resfcn18.pth",),
+    checkpoint_filter=resfcn_filter, reference_checkpoints=(RESFCN18_REFERENCE,),
 )
 def resfcn18(
     *, num_classes: int = 100, in_channels: int = 3, input_size: int = 192, weights: Optional[PathLike] = None

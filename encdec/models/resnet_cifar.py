@@ -7,7 +7,7 @@ from typing import Optional, Union
 
 from torch import nn
 
-from .._registry import register_model
+from .._registry import CIFAR10_MEAN, CIFAR10_STD, ReferenceCheckpoint, register_model
 from ..weights import remap_keys
 from ._base import ImageClassifier
 from .encoders import ResNetEncoder
@@ -38,9 +38,14 @@ def resnet50_cifar_filter(state: dict, model: nn.Module) -> dict:
     return remap_keys(state, RESNET50_CIFAR_RULES)
 
 
+RESNET50_CIFAR_REFERENCE = ReferenceCheckpoint(
+    "resnet50_epoch285.ckpt", "CIFAR-10", 10, 32, CIFAR10_MEAN, CIFAR10_STD, "test accuracy ~80-83%",
+)
+
+
 @register_model(
     task="classification", input_size=32, size_rule="32x32 (other sizes use global average pooling)",
-    checkpoint_filter=resnet50_cifar_filter, reference_checkpoints=("resnet50_epoch285.ckpt",),
+    checkpoint_filter=resnet50_cifar_filter, reference_checkpoints=(RESNET50_CIFAR_REFERENCE,),
 )
 def resnet50_cifar(
     *, num_classes: int = 10, in_channels: int = 3, weights: Optional[PathLike] = None

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from .._registry import register_model
+from .._registry import IMAGENET_MEAN, IMAGENET_STD, ReferenceCheckpoint, register_model
 from ..blocks import BasicBlock, Bottleneck, ConvBNAct, DecoderBlock, DoubleConv
 from ..weights import remap_keys
 from ._base import SegmentationModel
@@ -51,9 +51,15 @@ def resnet34_unet_filter(state: dict, model: nn.Module) -> dict:
     return remap_keys(state, RESNET34_UNET_RULES)
 
 
+RESNET34_UNET_REFERENCE = ReferenceCheckpoint(
+    "ResNet_UNet_best_model_90.pth", "Oxford-IIIT Pet (binary)", 2, 256,
+    reached="Dice ~0.90-0.92 (by the reference's own formula)",
+)
+
+
 @register_model(
     task="segmentation", input_size=256, size_rule="height and width divisible by 64",
-    checkpoint_filter=resnet34_unet_filter, reference_checkpoints=("resnet34_unet_best.pth",),
+    checkpoint_filter=resnet34_unet_filter, reference_checkpoints=(RESNET34_UNET_REFERENCE,),
 )
 def resnet34_unet(
     *, num_classes: int = 2, in_channels: int = 3, weights: Optional[PathLike] = None
@@ -175,9 +181,14 @@ def resnet50_unet_filter(state: dict, model: nn.Module) -> dict:
     return remap_keys(state, RESNET50_UNET_RULES, drop=RESNET50_UNET_UNUSED)
 
 
+RESNET50_UNET_REFERENCE = ReferenceCheckpoint(
+    "UNet_resnet_course.pth", "Pascal VOC 2012", 22, 256, IMAGENET_MEAN, IMAGENET_STD,
+)
+
+
 @register_model(
     task="segmentation", input_size=256, size_rule="height and width divisible by 8",
-    checkpoint_filter=resnet50_unet_filter, reference_checkpoints=("UNet_resnet_course.pth",),
+    checkpoint_filter=resnet50_unet_filter, reference_checkpoints=(RESNET50_UNET_REFERENCE,),
 )
 def resnet50_unet(
     *, num_classes: int = 22, in_channels: int = 3, weights: Optional[PathLike] = None

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Union
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._registry import register_model
+from .._registry import IMAGENET_MEAN, IMAGENET_STD, ReferenceCheckpoint, register_model
 from ..blocks import DecoderBlock, DoubleConv
 from ..weights import remap_keys
 from ._base import SegmentationModel
@@ -153,9 +153,15 @@ def _unet_filter(state: dict, model: nn.Module) -> dict:
     return voc_unet_filter(state, model)
 
 
+VOC_UNET_REFERENCE = ReferenceCheckpoint(
+    "UNet_best_model.pth", "Pascal VOC 2012", 22, 256, IMAGENET_MEAN, IMAGENET_STD,
+    "pixel accuracy; the boundary is class 21, ignored by the loss",
+)
+
+
 @register_model(
     task="segmentation", input_size=256, size_rule="height and width divisible by 16 (32 with an encoder)",
-    checkpoint_filter=_unet_filter, reference_checkpoints=("UNet_best_model.pth", "UNet_course.pth"),
+    checkpoint_filter=_unet_filter, reference_checkpoints=(VOC_UNET_REFERENCE,),
 )
 def unet(
     *,
@@ -211,9 +217,14 @@ def unet(
     return model
 
 
+UNET_PET_REFERENCE = ReferenceCheckpoint(
+    "UNet_best_model_90.pth", "Oxford-IIIT Pet (binary)", 2, 256, reached="Dice ~0.90 (by the reference's own formula)",
+)
+
+
 @register_model(
     task="segmentation", input_size=256, size_rule="any height and width of at least 16",
-    checkpoint_filter=pet_unet_filter, reference_checkpoints=("unet_pet_best.pth",),
+    checkpoint_filter=pet_unet_filter, reference_checkpoints=(UNET_PET_REFERENCE,),
 )
 def unet_pet(
     *,

@@ -8,7 +8,7 @@ from typing import List, Optional, Union
 
 from torch import nn
 
-from .._registry import register_model
+from .._registry import CIFAR10_MEAN, CIFAR10_STD, ReferenceCheckpoint, register_model
 from ..weights import remap_keys
 from ._base import ImageClassifier
 
@@ -50,9 +50,14 @@ def vgg_filter(state: dict, model: nn.Module) -> dict:
     return remap_keys(state, [(r"^classifier\.", "head.")])
 
 
+VGG16_REFERENCE = ReferenceCheckpoint(
+    "vgg16_epoch250.ckpt", "CIFAR-10", 10, 32, CIFAR10_MEAN, CIFAR10_STD, "test accuracy ~85-86%",
+)
+
+
 @register_model(
     task="classification", input_size=32, size_rule="32x32 (other sizes use global average pooling)",
-    checkpoint_filter=vgg_filter, reference_checkpoints=("vgg16_epoch250.ckpt",),
+    checkpoint_filter=vgg_filter, reference_checkpoints=(VGG16_REFERENCE,),
 )
 def vgg16_cifar(*, num_classes: int = 10, in_channels: int = 3, weights: Optional[PathLike] = None) -> ImageClassifier:
     """VGG16 for CIFAR-10, as the reference trained it (about 85-86% test accuracy).
