@@ -66,8 +66,7 @@ def _to_labels(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> to
                 return (pred[:, 0] > 0).long()
             if pred.shape[1] != num_classes:
                 raise ValueError(
-                    f"scores have {pred.shape[1]} channels (shape {tuple(pred.shape)}) but "
-                    f"num_classes={num_classes}"
+                    f"scores have {pred.shape[1]} channels (shape {tuple(pred.shape)}) but num_classes={num_classes}"
                 )
             return pred.argmax(dim=1)
         raise ValueError(
@@ -83,9 +82,7 @@ def _check_shapes(pred: torch.Tensor, target: torch.Tensor) -> None:
     if target.is_floating_point():
         raise TypeError(f"target must hold integer class labels, got dtype {target.dtype}")
     if pred.shape != target.shape:
-        raise ValueError(
-            f"prediction shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}"
-        )
+        raise ValueError(f"prediction shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}")
 
 
 def _bincount_confusion(
@@ -118,7 +115,10 @@ def _raise_out_of_range(p: torch.Tensor, t: torch.Tensor, c: int, ignore_index: 
         parts.append(f"target values {bad_t[:10]}")
     if bad_p:
         parts.append(f"predicted values {bad_p[:10]}")
-    raise ValueError(f"{' and '.join(parts)} are outside the valid labels {valid} (num_classes={c})")
+    hint = ""
+    if ignore_index is None and 255 in bad_t:
+        hint = "; pass ignore_index=255 if 255 marks pixels to leave out (VOC object boundaries)"
+    raise ValueError(f"{' and '.join(parts)} are outside the valid labels {valid} (num_classes={c}){hint}")
 
 
 def confusion_matrix(

@@ -1,0 +1,49 @@
+"""Datasets for the on-disk layouts users already have, plus an embedded synthetic dataset.
+
+* :class:`VOCSegmentation`, :class:`OxfordPetSegmentation`: ``(image, mask)`` pairs from the official layouts.
+* :class:`CIFAR10`, :class:`DogImages`: ``(image, label)`` pairs.
+* :class:`SyntheticShapes`: procedurally drawn shapes, no files; the default dataset of the demo and tests.
+* :mod:`~encdec.datasets.presets`: the reference transform pipelines; :func:`apply_paired` for your own.
+
+Every dataset exposes ``num_classes``, ``ignore_index`` and ``class_names``. Masks are checked as they are
+read: a value that is neither a class nor the ignore label raises :class:`LabelError` naming the file, before
+anything reaches a loss; an unreadable image raises :class:`CorruptImageError` naming the file (or is skipped
+and counted with ``skip_corrupt=True``).
+
+Example:
+    >>> from encdec.datasets import SyntheticShapes
+    >>> image, mask = SyntheticShapes(n=4, size=32)[0]
+    >>> tuple(image.shape), tuple(mask.shape)
+    ((3, 32, 32), (32, 32))
+"""
+
+from . import presets, transforms
+from ._checks import CorruptImageError, LabelError, check_mask_labels, read_mask, read_rgb, stratified_split
+from .cifar import CIFAR10, CIFAR10_CLASSES
+from .dogs import DogImages, clean_class_name
+from .pets import OxfordPetSegmentation
+from .synthetic import SHAPE_KINDS, SyntheticShapes
+from .transforms import apply_paired, denormalize
+from .voc import VOC_CLASSES, VOCSegmentation
+
+__all__ = [
+    "CIFAR10",
+    "CIFAR10_CLASSES",
+    "SHAPE_KINDS",
+    "VOC_CLASSES",
+    "CorruptImageError",
+    "DogImages",
+    "LabelError",
+    "OxfordPetSegmentation",
+    "SyntheticShapes",
+    "VOCSegmentation",
+    "apply_paired",
+    "check_mask_labels",
+    "clean_class_name",
+    "denormalize",
+    "presets",
+    "read_mask",
+    "read_rgb",
+    "stratified_split",
+    "transforms",
+]

@@ -1,0 +1,151 @@
+"""Shared reading logic: image/mask pairs and image/label pairs, with corrupt-file skipping and label checks."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ._checks import CorruptImageError, LabelMap, read_mask, read_rgb
+from .transforms import apply_paired
+
+__all__ = ["ImageLabelDataset", "ImageMaskDataset", "read_split_file", "resolve_root"]
+
+
+def resolve_root(root: Any, candidates: Sequence[str], marker: str, expected: str) -> Path:
+    """First of ``root / c`` (for c in candidates) that contains ``marker``; a clear error otherwise."""
+    base = Path(root).expanduser()
+    tried = [base / c if c else base for c in candidates]
+    for path in tried:
+        if (path / marker).exists():
+            return path
+    raise FileNotFoundError(
+        f"no {expected} found under {base}: looked for {marker!r} in " + ", ".join(str(p) for p in tried)
+    )
+
+
+def read_split_file(path: Path, available: Optional[Sequence[str]] = None) -> List[str]:
+    """Ids listed in a split file (first token of each non-empty, non-comment line)."""
+    if not path.is_file():
+        hint = f"; available splits: {sorted(available)}" if available else ""
+        raise FileNotFoundError(f"split file not found: {path}{hint}")
+    ids = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            ids.append(line.split()[0])
+    if not ids:
+        raise ValueError(f"split file {path} lists no image ids (it is empty)")
+    return ids
+
+
+class _SkippingDataset(Dataset):
+    """Common corrupt-file handling: raise by default, or substitute the next readable sample and count."""
+
+    def __init__(self, skip_corrupt: bool) -> None:
+        self.skip_corrupt = skip_corrupt
+        #: Files found unreadable so far in this process (only filled when ``skip_corrupt=True``).
+        self.skipped: List[str] = []
+
+    def _load(self, index: int) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> Any:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {type(self).__name__} of length {n}")
+        index %= n
+        if not self.skip_corrupt:
+            return self._load(index)
+        for step in range(n):
+            try:
+                return self._load((index + step) % n)
+            except CorruptImageError as e:
+                if e.path not in self.skipped:
+                    self.skipped.append(e.path)
+                    warnings.warn(f"skipping unreadable file {e.path}", RuntimeWarning, stacklevel=2)
+        raise RuntimeError(f"{type(self).__name__}: every sample is unreadable ({len(self.skipped)} files)")
+
+    @property
+    def num_skipped(self) -> int:
+        """Number of unreadable files skipped so far in this process."""
+        return len(self.skipped)
+
+
+class ImageMaskDataset(_SkippingDataset):
+    """``(image, mask)`` pairs from files: uint8 ``(3, H, W)`` image, int64 ``(H, W)`` mask before transforms.
+
+    Subclasses set ``samples`` (image path, mask path), ``label_map``, ``num_classes``, ``ignore_index``,
+    ``class_names``.
+    """
+
+    num_classes: int
+    ignore_index: Optional[int]
+    class_names: List[str]
+
+    def __init__(
+        self,
+        samples: List[Tuple[Path, Path]],
+        label_map: LabelMap,
+        transforms: Optional[Callable[..., Any]],
+        skip_corrupt: bool,
+    ) -> None:
+        super().__init__(skip_corrupt)
+        self.samples = samples
+        self.label_map = label_map
+        self.transforms = transforms
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        image_path, mask_path = self.samples[index]
+        image = read_rgb(image_path)
+        raw = read_mask(mask_path)
+        if raw.shape != tuple(image.shape[1:]):
+            raise ValueError(
+                f"mask {mask_path} is {raw.shape[1]}x{raw.shape[0]} but image {image_path} is "
+                f"{image.shape[2]}x{image.shape[1]} (width x height); they must match"
+            )
+        mask = torch.from_numpy(np.ascontiguousarray(self.label_map(raw, str(mask_path))))
+        return apply_paired(self.transforms, image, mask)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} samples, num_classes={self.num_classes})"
+
+
+class ImageLabelDataset(_SkippingDataset):
+    """``(image, label)`` pairs from image files; ``transform`` maps the uint8 ``(3, H, W)`` image tensor."""
+
+    num_classes: int
+    class_names: List[str]
+    ignore_index: Optional[int] = None
+
+    def __init__(
+        self, samples: List[Tuple[Path, int]], transform: Optional[Callable[..., Any]], skip_corrupt: bool
+    ) -> None:
+        super().__init__(skip_corrupt)
+        self.samples = samples
+        self.transform = transform
+
+    @property
+    def targets(self) -> List[int]:
+        """The label of every sample, in order."""
+        return [y for _, y in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> Tuple[Any, int]:
+        path, label = self.samples[index]
+        image: Any = read_rgb(path)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} samples, num_classes={self.num_classes})"
