@@ -6,7 +6,11 @@ Example:
     True
 """
 
+from . import blocks, datasets, losses, metrics, viz
 from ._registry import ModelInfo, ReferenceCheckpoint, create_model, list_models, model_info, register_model
+from .datasets import CIFAR10, DogImages, OxfordPetSegmentation, SyntheticShapes, VOCSegmentation
+from .losses import DiceCELoss, DiceLoss
+from .metrics import ClassificationMetrics, SegmentationMetrics
 from .models import (
     ImageClassifier,
     InputSizeError,
@@ -36,6 +40,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "blocks", "datasets", "losses", "metrics", "viz",
+    "CIFAR10", "DogImages", "OxfordPetSegmentation", "SyntheticShapes", "VOCSegmentation",
+    "DiceCELoss", "DiceLoss", "ClassificationMetrics", "SegmentationMetrics",
     "ModelInfo", "ReferenceCheckpoint", "create_model", "list_models", "model_info", "register_model",
     "ImageClassifier", "InputSizeError", "SegmentationModel",
     "custom_cnn", "resfcn18", "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "unet",
