@@ -17,11 +17,18 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check encdec tests examples benchmarks
+	$(VENV)/bin/ruff check encdec tests examples benchmarks docs/_hooks
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
 	$(VENV)/bin/encdec demo --out demo-output
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(VENV)/bin/encdec bench --json bench.json --markdown bench.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,8 @@ Example:
 from . import blocks, datasets, losses, metrics, viz
 from ._registry import ModelInfo, ReferenceCheckpoint, create_model, list_models, model_info, register_model
 from .datasets import CIFAR10, DogImages, OxfordPetSegmentation, SyntheticShapes, VOCSegmentation
+from .export import ExportError, export_onnx
+from .inference import optimize_for_inference, predict
 from .losses import DiceCELoss, DiceLoss
 from .metrics import ClassificationMetrics, SegmentationMetrics
 from .models import (
@@ -25,6 +27,7 @@ from .models import (
     unet_pet,
     vgg16_cifar,
 )
+from .training import History, NonFiniteLossError, evaluate, fit, seed_everything, seed_worker
 from .weights import (
     LoadReport,
     WeightsError,
@@ -49,4 +52,6 @@ __all__ = [
     "unet_pet", "vgg16_cifar",
     "LoadReport", "WeightsError", "from_pretrained", "load_state_dict", "load_weights", "read_state_dict",
     "save_pretrained", "save_weights",
+    "History", "NonFiniteLossError", "evaluate", "fit", "seed_everything", "seed_worker",
+    "optimize_for_inference", "predict", "ExportError", "export_onnx",
 ]

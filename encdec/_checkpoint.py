@@ -13,6 +13,7 @@ import io
 import json
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Union
@@ -20,32 +21,19 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 import numpy as np
 import torch
 
+from . import weights
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 CHECKPOINT_FORMAT = "encdec.checkpoint"
 CHECKPOINT_VERSION = 1
-_TMP_PREFIX = ".tmp-"
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Flush a directory entry (the rename) to disk; a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write a file atomically: temporary file in the same directory, flush, fsync, rename, fsync the directory.
+    """Write a file atomically through an open binary handle (see :func:`encdec.weights.atomic_write`).
 
     Args:
-        path: Destination file. Its directory must exist.
+        path: Destination file. Its directory is created if needed.
         write: Called with the open binary temporary file; writes the whole content.
 
     Returns:
@@ -57,21 +45,13 @@ def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> 
         >>> atomic_write(d / "a.bin", lambda f: f.write(b"hello")).read_bytes()
         b'hello'
     """
-    path = Path(path)
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX + path.name + ".", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+
+    def write_file(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(directory)
-    return path
+
+    weights.atomic_write(path, write_file)
+    return Path(path)
 
 
 def atomic_save(obj: Any, path: PathLike) -> Path:
@@ -114,7 +94,7 @@ def ensure_writable_dir(directory: PathLike) -> Path:
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=_TMP_PREFIX + "probe.", dir=directory)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", suffix=weights.TEMP_SUFFIX, dir=directory)
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
@@ -122,9 +102,12 @@ def ensure_writable_dir(directory: PathLike) -> Path:
             f"checkpoint_dir={str(directory)!r} is not a writable directory ({error.strerror or error}); "
             "pass a directory you can write to, or checkpoint_dir=None to train without checkpoints"
         ) from error
-    for stale in directory.glob(_TMP_PREFIX + "*"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    for stale in directory.glob(".*" + weights.TEMP_SUFFIX):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                stale.unlink()
     return directory
 
 
@@ -290,7 +273,8 @@ def compare_fingerprints(
     unexpected = [k for k in new if k not in old]
     mis_shaped = [f"{k} {tuple(old[k])} vs {tuple(new[k])}" for k in old if k in new and old[k] != new[k]]
     if missing:
-        problems.append(f"tensors only in the checkpoint: {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+        more = " ..." if len(missing) > 5 else ""
+        problems.append(f"tensors only in the checkpoint: {', '.join(missing[:5])}{more}")
     if unexpected:
         problems.append(
             f"tensors only in this model: {', '.join(unexpected[:5])}" + (" ..." if len(unexpected) > 5 else "")

@@ -127,7 +127,7 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.shortcut is None else self.shortcut(x)
-        return F.relu(self.conv2(self.conv1(x)) + identity)
+        return F.relu(self.conv2(self.conv1(x)) + identity, inplace=True)  # the sum is a fresh tensor
 
 
 # Per kind: conv bias, ReLU after the 1x1/3x3 inner convs, ReLU after the last conv (and on the shortcut),
@@ -189,7 +189,7 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.shortcut is None else self.shortcut(x)
         out = self.conv3(self.conv2(self.conv1(x))) + identity
-        return F.relu(out) if self.sum_act else out
+        return F.relu(out, inplace=True) if self.sum_act else out
 
 
 class DecoderBlock(nn.Module):
@@ -288,8 +288,8 @@ class ResidualMLPBlock(nn.Module):
         self.bn2 = nn.BatchNorm1d(half)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.bn2(self.fc2(F.relu(self.bn1(self.fc1(x)))))
-        return F.relu(out + feature_avg_pool(x))
+        out = self.bn2(self.fc2(F.relu(self.bn1(self.fc1(x)), inplace=True)))
+        return F.relu(out + feature_avg_pool(x), inplace=True)
 
 
 def feature_avg_pool(x: Tensor) -> Tensor:

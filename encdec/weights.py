@@ -16,6 +16,8 @@ import json
 import math
 import os
 import pickle
+import shutil
+import stat
 import struct
 import tempfile
 import warnings
@@ -50,6 +52,14 @@ _STRIPPED_PREFIXES = ("module.", "_orig_mod.")
 _MAX_NESTING = 4
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 _SHOWN = 8
+_SHOWN_CHARS = 120  # longest key or value quoted in a message; hostile files carry megabyte-long names
+
+# Bytes per element of the legacy typed storages, to check a legacy file's storage sizes against its length.
+_LEGACY_STORAGE_BYTES = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
+    "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
+    "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16, "QInt32Storage": 4,
+}
 
 _SAFETENSORS_DTYPES = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
@@ -111,6 +121,7 @@ def read_state_dict(path: PathLike, *, use_ema: bool = False) -> StateDict:
     """
     raw = _read_file(Path(path))
     state = _unwrap(raw, str(path), use_ema)
+    _check_tensors(state, str(path))
     return _strip_prefixes(state)
 
 
@@ -151,10 +162,15 @@ def _read_file(path: Path) -> Any:
         if _looks_like_safetensors(path, head):
             _safetensors_header(path, f, head)
             return _load_safetensors(path)
+    if path.suffix == ".safetensors" and len(head) < 8:
+        raise WeightsError(
+            f"{path}: truncated safetensors file: {len(head)} bytes, shorter than the 8-byte header length field"
+        )
     if head.startswith(b"PK\x03\x04"):
         _check_zip(path)
         return _torch_load(path)
     if head[:1] == b"\x80":
+        _check_legacy_storages(path)
         return _torch_load(path)
     shown = head[:8].hex(" ") if head else "an empty file"
     raise WeightsError(
@@ -186,8 +202,12 @@ def _safetensors_header(path: Path, f, head: bytes) -> Dict[str, Any]:
     f.seek(8)
     try:
         header = json.loads(f.read(n).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{path}: corrupt safetensors file: header is not valid JSON ({e})") from None
+    except RecursionError:
+        raise WeightsError(f"{path}: corrupt safetensors file: header JSON is nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, integers of thousands of digits
+        raise WeightsError(
+            f"{path}: corrupt safetensors file: header is not valid JSON ({_short(str(e))})"
+        ) from None
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: corrupt safetensors file: header is a {type(header).__name__}, not an object")
     data_len = size - 8 - n
@@ -202,7 +222,7 @@ def _safetensors_header(path: Path, f, head: bytes) -> Dict[str, Any]:
 
 def _check_tensor_entry(path: Path, key: str, info: Any, data_len: int) -> None:
     def bad(why: str) -> WeightsError:
-        return WeightsError(f"{path}: corrupt safetensors file: tensor {key!r} {why}")
+        return WeightsError(f"{path}: corrupt safetensors file: tensor {_short(repr(key))} {_short(why, 300)}")
 
     if not isinstance(info, dict):
         raise bad("has no description object")
@@ -228,37 +248,144 @@ def _load_safetensors(path: Path) -> StateDict:
 
     try:
         return load_file(str(path))
-    except (SafetensorError, RuntimeError, ValueError, OSError) as e:
-        raise WeightsError(f"{path}: corrupt safetensors file ({e})") from None
+    except (SafetensorError, RuntimeError, ValueError, OSError, MemoryError) as e:
+        raise WeightsError(f"{path}: corrupt safetensors file ({_short(str(e), 300)})") from None
+    except BaseException as e:
+        # A Rust panic inside safetensors surfaces as pyo3's PanicException, a BaseException.
+        if type(e).__name__ != "PanicException":
+            raise
+        raise WeightsError(f"{path}: corrupt safetensors file (the reader failed: {_short(str(e), 300)})") from None
 
 
 def _check_zip(path: Path) -> None:
+    """Refuse zip archives that are not torch checkpoints, or whose members claim more bytes than they can hold.
+
+    torch's reader allocates each record's declared uncompressed size before reading it, so a member that
+    claims terabytes must be refused here, before ``torch.load`` sees it.
+    """
+    size = path.stat().st_size
     try:
         with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise WeightsError(f"{path}: corrupt torch zip checkpoint ({e})") from None
+            infos = z.infolist()
+    except Exception as e:  # BadZipFile, OSError, ValueError, EOFError, NotImplementedError, struct.error, ...
+        raise WeightsError(f"{path}: corrupt torch zip checkpoint ({type(e).__name__}: {_short(str(e))})") from None
+    names = [i.filename for i in infos]
     if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
         raise WeightsError(
             f"{path}: a zip archive without a data.pkl record, so not a torch.save checkpoint "
-            f"(members: {', '.join(names[:5]) or 'none'})"
+            f"(members: {_cap([_short(n) for n in names], 5) or 'none'})"
         )
+    for info in infos:
+        # torch writes stored (uncompressed) records; deflate cannot expand data more than about 1032 times.
+        limit = size if info.compress_type == zipfile.ZIP_STORED else 1032 * info.compress_size + 1024
+        if info.file_size > limit or info.compress_size > size:
+            raise WeightsError(
+                f"{path}: corrupt torch zip checkpoint: member {_short(repr(info.filename))} claims "
+                f"{info.file_size} bytes ({info.compress_size} stored) in a {size}-byte file; refused before "
+                "allocating"
+            )
+
+
+class _Stub:
+    """Stands in for every global a pickle names during ``_check_legacy_storages``: nothing real is built or run."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
+        return _Stub(self.name + "()")
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _StorageScanner(pickle.Unpickler):
+    """An unpickler that resolves every global to a ``_Stub`` and records the storages a legacy file declares."""
+
+    def __init__(self, f: Any) -> None:
+        super().__init__(f, encoding="latin1")
+        self.claims: Dict[Any, int] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        return _Stub(f"{module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage"):
+            storage_type, key, numel = pid[1], pid[2], pid[4]
+            if isinstance(numel, int) and not isinstance(numel, bool) and _is_hashable(key):
+                kind = storage_type.name.rsplit(".", 1)[-1] if isinstance(storage_type, _Stub) else ""
+                self.claims.setdefault(key, numel * _LEGACY_STORAGE_BYTES.get(kind, 1))
+        return _Stub("storage")
+
+
+def _is_hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _check_legacy_storages(path: Path) -> None:
+    """Refuse a legacy (non-zip) torch file whose storages claim more bytes than the file holds.
+
+    The legacy loader allocates every storage at the size its pickle declares before reading the data, so a
+    few bytes can ask for terabytes. This scan resolves no globals and runs no code; anything it cannot parse
+    is left to ``torch.load``, which refuses it with its own message.
+    """
+    size = path.stat().st_size
+    scanner = None
+    try:
+        with open(path, "rb") as f:
+            for _ in range(3):  # magic number, protocol version, system info
+                _StorageScanner(f).load()
+            scanner = _StorageScanner(f)
+            scanner.load()
+    except Exception:  # a damaged pickle: torch.load reports it; storages declared before the damage still count
+        pass
+    if scanner is None:
+        return
+    total = 0
+    for key, nbytes in scanner.claims.items():
+        total += max(nbytes, 0)
+        if nbytes > size or total > size:
+            raise WeightsError(
+                f"{path}: corrupt legacy torch checkpoint: storage {_short(repr(key))} claims {nbytes} bytes "
+                f"({total} in all so far) but the file has {size}; refused before allocating"
+            )
 
 
 def _torch_load(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # legacy files warn about TypedStorage; the result is checked below
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         lines = [line.strip() for line in str(e).splitlines()]
         detail = next((line for line in lines if "GLOBAL" in line or "nsupported" in line), lines[-1] if lines else "")
+        if "GLOBAL" in detail or "global" in detail:
+            what = "the file asks the unpickler to run code or build objects"
+        else:
+            what = "the file is damaged or uses pickle instructions a safe loader does not run"
         raise WeightsError(
-            f"{path}: refused: the file asks the unpickler to run code or build objects ({detail[:300]}). "
+            f"{path}: refused: {what} ({_short(detail, 300)}). "
             "encdec reads checkpoints with torch.load(weights_only=True) and never runs pickled code. "
             "A whole pickled model must be re-saved as model.state_dict(); if you trust the file, load it "
             "yourself and pass the state dict to encdec.load_state_dict."
         ) from None
-    except Exception as e:  # torch raises RuntimeError, EOFError, KeyError, ... for damaged files
-        raise WeightsError(f"{path}: unreadable torch checkpoint ({type(e).__name__}: {str(e)[:300]})") from None
+    except Exception as e:  # torch raises RuntimeError, EOFError, KeyError, MemoryError, ... for damaged files
+        raise WeightsError(
+            f"{path}: unreadable torch checkpoint ({type(e).__name__}: {_short(str(e), 300)})"
+        ) from None
 
 
 def _unwrap(obj: Any, source: str, use_ema: bool) -> StateDict:
@@ -269,33 +396,49 @@ def _unwrap(obj: Any, source: str, use_ema: bool) -> StateDict:
         if obj and all(isinstance(v, Tensor) for v in obj.values()):
             bad = [k for k in obj if not isinstance(k, str)]
             if bad:
-                raise WeightsError(f"{source}: state dict has non-string keys, e.g. {bad[0]!r}")
+                raise WeightsError(f"{source}: state dict has non-string keys, e.g. {_short(repr(bad[0]))}")
             return dict(obj)
         inner = next((k for k in keys if isinstance(obj.get(k), Mapping)), None)
         if inner is None:
             tensors = [k for k, v in obj.items() if isinstance(v, Tensor)]
-            others = [f"{k!r} ({type(v).__name__})" for k, v in obj.items() if not isinstance(v, Tensor)]
+            others = [f"{_short(repr(k))} ({type(v).__name__})" for k, v in obj.items() if not isinstance(v, Tensor)]
             if not obj:
                 raise WeightsError(f"{source}: holds an empty dict, no weights")
             if tensors:
                 raise WeightsError(f"{source}: state dict has non-tensor values: {_cap(others)}")
             raise WeightsError(
-                f"{source}: found no state dict; top-level keys are {_cap([repr(k) for k in obj])}. "
+                f"{source}: found no state dict; top-level keys are {_cap([_short(repr(k)) for k in obj])}. "
                 f"encdec looks under {', '.join(keys)}"
             )
         obj = obj[inner]
     raise WeightsError(f"{source}: containers nested deeper than {_MAX_NESTING} levels")
 
 
+def _check_tensors(state: Mapping[str, Any], source: str) -> None:
+    """Refuse values that are not dense tensors holding data: sparse, nested, meta-device or non-tensor values."""
+    for key, value in state.items():
+        where = f"{source}: entry {_short(repr(key))}"
+        if not isinstance(value, Tensor):
+            raise WeightsError(f"{where} is a {type(value).__name__}, not a tensor")
+        if value.is_nested:
+            raise WeightsError(f"{where} is a nested tensor; checkpoints hold dense (strided) tensors")
+        if value.layout != torch.strided:
+            raise WeightsError(f"{where} has layout {value.layout}; checkpoints hold dense (strided) tensors")
+        if value.device.type == "meta":
+            raise WeightsError(f"{where} is on the meta device and holds no values")
+
+
 def _strip_prefixes(state: StateDict) -> StateDict:
     def strip(key: str) -> str:
-        changed = True
+        # Advance an index instead of slicing repeatedly: a hostile key of a million "module." prefixes would
+        # otherwise cost quadratic time.
+        start, changed = 0, True
         while changed:
             changed = False
             for prefix in _STRIPPED_PREFIXES:
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
-        return key
+                if key.startswith(prefix, start):
+                    start, changed = start + len(prefix), True
+        return key[start:]
 
     state = {strip(k): v for k, v in state.items()}
     if state and all(k.startswith("model.") for k in state):  # Lightning modules hold the net as self.model
@@ -362,10 +505,12 @@ def load_weights(model: nn.Module, path: PathLike, *, strict: bool = True, use_e
         >>> encdec.load_weights(encdec.custom_cnn(num_classes=3), path).complete
         True
     """
-    state = read_state_dict(path, use_ema=use_ema)
-    before = set(state)
-    state = _apply_checkpoint_filter(model, state)
-    dropped = sorted(before - set(state)) if len(state) < len(before) else []
+    original = read_state_dict(path, use_ema=use_ema)
+    state = _apply_checkpoint_filter(model, original)
+    # A key absent after filtering was either renamed or dropped; it was dropped when it maps to nothing alone.
+    dropped = sorted(
+        key for key in set(original) - set(state) if not _apply_checkpoint_filter(model, {key: original[key]})
+    )
     report = load_state_dict(model, state, strict=strict, source=str(path))
     report.dropped = dropped
     return report
@@ -395,7 +540,13 @@ def load_state_dict(
         ['weight', 'bias']
     """
     own = model.state_dict()
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{source}: is a {type(state).__name__}, not a mapping of names to tensors")
     state = dict(state)
+    bad_keys = [k for k in state if not isinstance(k, str)]
+    if bad_keys:
+        raise WeightsError(f"{source}: state dict has non-string keys, e.g. {_short(repr(bad_keys[0]))}")
+    _check_tensors(state, source)
     for key in own:
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = own[key].clone()
@@ -406,7 +557,7 @@ def load_state_dict(
     bad_dtype = [f"{k} ({state[k].dtype} for {own[k].dtype})" for k in own
                  if k in state and own[k].is_floating_point() and not state[k].is_floating_point()]
     nonfinite = [k for k in own if k in state and state[k].is_floating_point() and state[k].numel()
-                 and not bool(torch.isfinite(state[k]).all())]
+                 and not _all_finite(state[k], own[k].dtype)]
     if bad_dtype or nonfinite:
         parts = []
         if bad_dtype:
@@ -429,8 +580,22 @@ def load_state_dict(
     return report
 
 
+def _all_finite(value: Tensor, target: torch.dtype) -> bool:
+    """Whether ``value`` stays finite once copied into a ``target`` tensor (float64 1e300 becomes inf in float32)."""
+    if target.is_floating_point and value.dtype != target:
+        value = value.to(target)
+    if value.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        value = value.float()  # isfinite has no kernel for the float8 types
+    return bool(torch.isfinite(value).all())
+
+
+def _short(text: str, limit: int = _SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, marked with its full length when cut."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _cap(items: Sequence[str], shown: int = _SHOWN) -> str:
-    head = ", ".join(items[:shown])
+    head = ", ".join(_short(item, 300) for item in items[:shown])
     return head + (f" ... and {len(items) - shown} more" if len(items) > shown else "")
 
 
@@ -492,10 +657,18 @@ def _metadata(model: nn.Module, extra: Mapping[str, Any]) -> Dict[str, str]:
     return meta
 
 
+TEMP_SUFFIX = ".tmp"  # the private folder of an unfinished atomic_write: `.<name>.<random>.tmp`
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
-    """Write a file through ``write(tmp_path)`` into a temporary sibling, fsync it, then rename it into place.
+    """Write a file through ``write(tmp_path)`` into a private temporary folder, fsync it, then rename it into place.
 
     A crash at any moment leaves either the old complete file or the new complete one, never a torn file.
+    ``tmp_path`` has ``path``'s file name inside a fresh ``.<name>.<random>.tmp`` folder next to ``path``, so
+    writers that make side files of their own (safetensors writes a ``.tmpXXXXXX`` and renames it) keep them
+    in that folder, which is removed afterwards. A writer killed mid-write leaves only such a folder behind;
+    nothing reads it, and it can be deleted. The new file keeps the old one's permission bits (a new name gets
+    ``0o666`` minus the umask).
 
     Example:
         >>> import tempfile
@@ -507,17 +680,16 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+    folder = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=directory)
+    tmp = os.path.join(folder, path.name)
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     try:
         dir_fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -526,6 +698,21 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _file_mode(path: Path) -> int:
+    """The permission bits for a file replacing ``path``: the old file's, else ``0o666`` minus the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/status") as f:  # reading the umask without changing it (Linux)
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, ValueError, StopIteration, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 def save_weights(model: nn.Module, path: PathLike, **metadata: Any) -> None:
@@ -577,6 +764,43 @@ def save_pretrained(model: nn.Module, directory: PathLike, **metadata: Any) -> P
     return directory
 
 
+def _json(text: str, path: Path, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise WeightsError(f"{path}: {what} is JSON nested too deeply") from None
+    except ValueError as e:
+        raise WeightsError(f"{path}: {what} is not valid JSON ({_short(str(e))})") from None
+
+
+def _check_config_fits(path: Path, weights_path: Path, architecture: str, kwargs: Mapping[str, Any]) -> None:
+    """Build the configured model on the meta device (no memory) and refuse a config the weights file cannot fill.
+
+    A hostile config (``num_classes=10**9``) would otherwise allocate gigabytes before loading fails.
+    """
+    from ._registry import create_model
+
+    try:
+        with torch.device("meta"):
+            probe = create_model(architecture, **kwargs)
+    except Exception as e:  # unknown name (ValueError), bad arguments (TypeError), impossible sizes (RuntimeError)
+        raise WeightsError(
+            f"{path}: config asks for {_short(architecture)}({_short(_kwargs_text(kwargs), 300)}), which cannot "
+            f"be built: {type(e).__name__}: {_short(str(e), 300)}"
+        ) from None
+    need = sum(t.numel() for t in probe.state_dict().values())  # at least one byte each, whatever the dtype
+    have = weights_path.stat().st_size
+    if need > have:
+        raise WeightsError(
+            f"{path}: config asks for {architecture}({_short(_kwargs_text(kwargs), 300)}) with {need} weight "
+            f"values, but {weights_path.name} holds only {have} bytes; refused before building the model"
+        )
+
+
+def _kwargs_text(kwargs: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+
+
 def from_pretrained(path: PathLike, **overrides: Any) -> nn.Module:
     """Build and load a model from a ``save_pretrained`` folder or a ``.safetensors`` file saved by encdec.
 
@@ -598,8 +822,10 @@ def from_pretrained(path: PathLike, **overrides: Any) -> nn.Module:
         if not config_path.is_file() or not weights_path.is_file():
             raise WeightsError(f"{path}: expected config.json and model.safetensors (written by save_pretrained)")
         try:
-            config = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            config = _json(config_path.read_text(), config_path, "the file")
+        except OSError as e:
+            raise WeightsError(f"{config_path}: cannot be read ({e.strerror})") from None
+        except UnicodeDecodeError as e:
             raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
     else:
         weights_path = path
@@ -609,12 +835,16 @@ def from_pretrained(path: PathLike, **overrides: Any) -> nn.Module:
                 f"{path}: has no encdec architecture metadata; build the model yourself and call "
                 "encdec.load_weights(model, path)"
             )
-        config = {"architecture": meta["architecture"], "kwargs": json.loads(meta.get("kwargs", "{}"))}
-        config.update({k: json.loads(meta[k]) for k in ("class_names", "mean", "std") if k in meta})
-    if not isinstance(config, dict) or "architecture" not in config:
-        raise WeightsError(f"{path}: config has no 'architecture' entry")
-    kwargs = {**config.get("kwargs", {}), **overrides}
+        config = {"architecture": meta["architecture"], "kwargs": _json(meta.get("kwargs", "{}"), path, "kwargs")}
+        config.update({k: _json(meta[k], path, k) for k in ("class_names", "mean", "std") if k in meta})
+    if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
+        raise WeightsError(f"{path}: config has no 'architecture' name")
+    saved = config.get("kwargs", {})
+    if not isinstance(saved, dict):
+        raise WeightsError(f"{path}: config 'kwargs' is a {type(saved).__name__}, not an object of builder arguments")
+    kwargs = {**saved, **overrides}
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    _check_config_fits(path, weights_path, config["architecture"], kwargs)
     model = create_model(config["architecture"], **kwargs)
     load_weights(model, weights_path)
     for key in ("class_names", "mean", "std"):

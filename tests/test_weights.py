@@ -244,3 +244,46 @@ def test_plain_module_loads_without_registry(tmp_path):
         warnings.simplefilter("error")
         encdec.load_weights(layer, path)
     assert torch.equal(layer.weight, torch.ones(2, 3))
+
+
+def test_segmentation_num_classes_and_in_channels_hints(tmp_path):
+    widths = (4, 8, 16, 32, 64)
+    path = tmp_path / "voc.pth"
+    torch.save(encdec.unet(num_classes=22, widths=widths).state_dict(), path)
+    with pytest.raises(encdec.WeightsError, match=r"head\.weight \(checkpoint \[22, 4, 1, 1\] vs model \[3, 4, 1, 1\]"
+                                                  r"[\s\S]*pass num_classes=22\?"):
+        encdec.unet(num_classes=3, widths=widths, weights=path)
+    torch.save(encdec.unet(in_channels=1, widths=widths).state_dict(), path)
+    with pytest.raises(encdec.WeightsError, match=r"pass in_channels=1\?"):
+        encdec.unet(widths=widths, weights=path)
+
+
+def test_prefix_stripping_takes_linear_time(tmp_path):
+    import time
+
+    path = tmp_path / "long.pt"
+    torch.save({"module." * 500000 + "fc.weight": torch.zeros(1)}, path)
+    start = time.perf_counter()
+    state = read_state_dict(path)
+    assert list(state) == ["fc.weight"]
+    assert time.perf_counter() - start < 3  # repeated slicing took ~30 s: 500000 copies of a 3.5 MB key
+
+
+def test_load_state_dict_refuses_non_tensors_and_long_names_are_cut():
+    layer = nn.Linear(2, 3)
+    with pytest.raises(encdec.WeightsError, match="entry 'bias' is a list, not a tensor"):
+        encdec.load_state_dict(layer, {"weight": torch.zeros(3, 2), "bias": [0.0, 0.0, 0.0]})
+    with pytest.raises(encdec.WeightsError, match="not a mapping"):
+        encdec.load_state_dict(layer, [torch.zeros(3, 2)])
+    with pytest.raises(encdec.WeightsError) as err:
+        encdec.load_state_dict(layer, {"weight": torch.zeros(3, 2), "bias": torch.zeros(3), "x" * 10**6: torch.ones(1)})
+    assert len(str(err.value)) < 1000 and "(1000000 characters)" in str(err.value)
+
+
+def test_from_pretrained_refuses_configs_before_building(tmp_path):
+    path = tmp_path / "m.safetensors"
+    encdec.save_weights(small_model(), path)
+    with pytest.raises(encdec.WeightsError, match="refused before building the model"):
+        encdec.from_pretrained(path, num_classes=10**9)
+    with pytest.raises(encdec.WeightsError, match="cannot be built: TypeError"):
+        encdec.from_pretrained(path, colour="red")

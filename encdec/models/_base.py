@@ -28,6 +28,15 @@ def nearest_valid_sizes(side: int, multiple: int, minimum: int) -> Tuple[int, in
     return below, above
 
 
+def check_floating(x: Tensor) -> None:
+    """Raise ``InputSizeError`` when ``x`` is not floating point (e.g. raw uint8 images)."""
+    if not x.is_floating_point():
+        raise InputSizeError(
+            f"expected floating-point images, got {x.dtype}; convert with x.float() / 255 and normalise "
+            "with the model's mean and std"
+        )
+
+
 class SegmentationModel(nn.Module):
     """An encoder that returns feature maps from high to low resolution, a decoder and a per-pixel head.
 
@@ -81,6 +90,7 @@ class SegmentationModel(nn.Module):
         """Raise ``InputSizeError`` naming the nearest valid sizes when ``x`` does not fit the model."""
         if x.dim() != 4:
             raise InputSizeError(f"expected a batch of images (N, C, H, W), got a tensor of shape {tuple(x.shape)}")
+        check_floating(x)
         if x.shape[1] != self.in_channels:
             raise InputSizeError(
                 f"expected {self.in_channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)}); "
@@ -138,6 +148,7 @@ class ImageClassifier(nn.Module):
             raise InputSizeError(
                 f"expected images (N, {self.in_channels}, H, W), got a tensor of shape {tuple(x.shape)}"
             )
+        check_floating(x)
         feats: Union[Tensor, List[Tensor], Sequence[Tensor]] = self.features(x)
         if isinstance(feats, (list, tuple)):
             feats = feats[-1]

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .._registry import ReferenceCheckpoint, register_model
 from ..blocks import ResidualMLPBlock, feature_avg_pool
 from ..weights import remap_keys
-from ._base import InputSizeError
+from ._base import InputSizeError, check_floating
 
 __all__ = ["ResFCN", "resfcn18"]
 
@@ -61,7 +61,8 @@ class ResFCN(nn.Module):
                 f"resize the images to {self.input_size}x{self.input_size} or build with "
                 f"input_size={x.shape[-1] if x.dim() == 4 else '...'}"
             )
-        x = F.relu(self.bn_in(self.fc_in(torch.flatten(x, 1))))
+        check_floating(x)
+        x = F.relu(self.bn_in(self.fc_in(torch.flatten(x, 1))), inplace=True)
         return self.head(self.blocks(feature_avg_pool(x)))
 
 

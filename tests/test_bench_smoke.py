@@ -1,0 +1,80 @@
+"""Smoke test of ``encdec bench``: a tiny subset runs and produces a well-formed result. Nothing about time is
+asserted (timings belong to ``encdec bench`` itself, never to ``make test``)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from encdec import bench
+
+STATUSES = {"met", "within noise", "not met", "reported", "skipped", "error"}
+ROW_KEYS = {"group", "name", "kind", "value", "goal", "status", "notes"}
+
+pytestmark = pytest.mark.skipif(bench.find_checkout() is None, reason="needs the encdec source checkout")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    json_path, md_path = out / "bench.json", out / "bench.md"
+    result = bench.run_benchmarks(True, str(json_path), str(md_path), tiny=True,
+                                  only=["builders", "metrics", "colorize", "voc"])
+    return result, json_path, md_path
+
+
+def test_result_structure(tiny_run):
+    result, _, _ = tiny_run
+    assert result["mode"] == "tiny"
+    assert result["groups"] == ["builders", "metrics", "colorize", "voc"]
+    assert {"cpu", "logical_cpus", "torch", "torch_threads"} <= set(result["machine"])
+    assert result["rows"], "no rows"
+    for row in result["rows"]:
+        assert ROW_KEYS <= set(row), row
+        assert row["status"] in STATUSES, row
+        assert row["status"] != "error", row["notes"]
+        if row["status"] not in ("skipped", "error"):
+            assert isinstance(row["value"], (int, float)) and math.isfinite(row["value"]), row
+    groups = {row["group"] for row in result["rows"]}
+    assert {"builders", "flops", "metrics", "colorize", "voc"} <= groups
+    counted = sum(result["summary"].values())
+    assert counted == len(result["rows"])
+
+
+def test_speedup_rows_carry_their_spread(tiny_run):
+    result, _, _ = tiny_run
+    speedups = [r for r in result["rows"] if r["kind"] == "speedup"]
+    assert speedups
+    for row in speedups:
+        assert row["q25"] <= row["value"] <= row["q75"]
+        assert row["reps"] >= 1
+        assert row["baseline"] != row["candidate"]
+
+
+def test_written_files(tiny_run):
+    result, json_path, md_path = tiny_run
+    on_disk = json.loads(json_path.read_text())
+    assert on_disk["rows"] == json.loads(json.dumps(result["rows"]))
+    markdown = md_path.read_text()
+    assert markdown.startswith("# encdec benchmarks (tiny run)")
+    assert "| Benchmark | Result | Range | Goal | Status |" in markdown
+    assert "Status counts:" in markdown
+
+
+def test_unknown_group_is_a_usage_error(capsys):
+    assert bench.main(["--tiny", "--only", "nonsense"]) == 2
+    assert "unknown benchmark group" in capsys.readouterr().err
+
+
+def test_goal_status_rules():
+    from benchmarks._timing import goal_status, ratio_row
+
+    assert goal_status(1.0, 1.0) == "met"
+    assert goal_status(0.98, 1.0, high=1.02) == "within noise"
+    assert goal_status(0.98, 1.0, high=0.99) == "not met"
+    assert goal_status(5.0, None) == "reported"
+    assert goal_status(1e-7, 1e-6, higher_is_better=False) == "met"
+    row = ratio_row("g", "n", {"a": [4.0, 2.0, 3.0], "b": [2.0, 2.0, 1.0]}, "a", "b", goal=2.0)
+    assert row["value"] == 2.0 and row["status"] == "met"

@@ -1,0 +1,353 @@
+"""The ``encdec`` command: every verb on synthetic data and on generated dataset trees, and its error messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import encdec
+from encdec.cli import analyze_model, main, parse_data
+
+try:  # tests/ as a package, or tests/ on sys.path
+    from tests import reference as ref
+    from tests.fixtures import trees
+except ImportError:  # pragma: no cover - depends on how pytest was started
+    import reference as ref
+    from fixtures import trees
+
+TINY = "--arg=widths=[4,8,16,32,64]"
+CPU = ("--device", "cpu", "--precision", "fp32", "--workers", "0", "--quiet")
+FAST = (*CPU, "--no-plots")  # training runs whose pictures are not under test
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert lines, "expected an error message"
+    return lines[-1]
+
+
+# ------------------------------------------------------------------------------------------ list / info
+
+
+def test_list_names_and_table(capsys):
+    code, out, _ = run(capsys, "list", "--names")
+    assert code == 0
+    assert out.split() == encdec.list_models()
+    code, out, _ = run(capsys, "list", "resnet*_unet")
+    assert code == 0
+    assert "resnet34_unet" in out and "38,345,024" in out and "divisible by 64" in out
+    assert "ResNet_UNet_best_model_90.pth" in out and "vgg16_cifar" not in out
+
+
+def test_list_json_counts_parameters(capsys):
+    code, out, _ = run(capsys, "list", "--json", "--task", "classification")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["vgg16_cifar"]["parameters"] == 14_983_498
+    assert rows["resfcn18"]["parameters"] == 457_204_500  # counted on the meta device, nothing allocated
+    assert all(r["task"] == "classification" for r in rows.values())
+
+
+def test_info_reports_flops_memory_layers_and_checkpoints(capsys):
+    code, out, _ = run(capsys, "info", "vgg16_cifar", "--batch-size", "4")
+    assert code == 0
+    assert "14,983,498" in out
+    assert "GFLOPs" in out or "MFLOPs" in out
+    assert "Adam state" in out and "activations" in out
+    assert "features" in out and "head" in out
+    assert "vgg16_epoch250.ckpt" in out and "encdec convert vgg16_epoch250.ckpt" in out
+
+
+def test_analyze_model_matches_real_forward():
+    report = analyze_model("custom_cnn", size=32, batch_size=2)
+    model = encdec.custom_cnn()
+    assert report["parameters"] == sum(p.numel() for p in model.parameters())
+    assert report["output_shape"] == list(model(torch.zeros(2, 3, 32, 32)).shape)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(torch.zeros(1, 3, 32, 32))
+    assert report["flops_per_image"] == counter.get_total_flops()
+    memory = report["memory"]
+    assert memory["total"] == memory["weights"] + memory["gradients"] + memory["adam_state"] + memory["activations"]
+    assert memory["activations"] > 0
+
+
+def test_info_json_and_bad_size(capsys):
+    code, out, _ = run(capsys, "info", "unet", "--size", "64", "--batch-size", "1", "--num-classes", "2",
+                       TINY, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["output_shape"] == [1, 2, 64, 64]
+    code, _, err = run(capsys, "info", "resnet34_unet", "--size", "100")
+    assert code == 2
+    assert "64 and 128" in one_error_line(err)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["info", "unett"], "Did you mean 'unet'"),
+        (["info", "unet", "--arg", "depth=3"], "takes no such argument"),
+        (["train", "--model", "unet", "--data", "coco:/data"], "unknown kind 'coco'"),
+        (["train", "--model", "unet", "--data", "voc"], "--data voc:PATH"),
+        (["train", "--model", "unet", "--epochs", "0"], "expected a positive number"),
+        (["train", "--model", "vgg16_cifar", "--data", "pet:/nowhere"], "dataset folder"),
+        (["eval", "--weights", "x.pth"], "--data"),
+        (["convert", "a.pth"], "OUT"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_usage_errors_are_one_line_with_status_2(capsys, args, expected):
+    code, _, err = run(capsys, *args)
+    expected_code = 1 if expected == "dataset folder" else 2
+    assert code == expected_code
+    assert expected in one_error_line(err)
+
+
+def test_missing_dataset_folder_names_the_layout(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "unet", "--data", f"voc:{tmp_path / 'VOC2012'}", *FAST)
+    assert code == 1
+    line = one_error_line(err)
+    assert "JPEGImages" in line and "SegmentationClass" in line and "ImageSets/Segmentation" in line
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, "eval", "--model", "custom_cnn", "--weights", tmp_path / "none.pth",
+                       "--data", f"cifar10:{tmp_path / 'empty'}")
+    assert code == 1 and "no such file" in one_error_line(err)
+
+
+def test_task_mismatch_is_a_usage_error(capsys, tmp_path):
+    trees.write_cifar_batches(tmp_path, per_batch=2)
+    code, _, err = run(capsys, "train", "--model", "unet", "--data", f"cifar10:{tmp_path}", *FAST)
+    assert code == 2 and "classification dataset" in one_error_line(err)
+
+
+def test_parse_data():
+    assert parse_data("shapes").kind == "shapes"
+    assert parse_data("pets:/x").kind == "pet"
+    assert parse_data("cifar:/x").path == Path("/x")
+
+
+def test_every_verb_has_help_with_examples(capsys):
+    for verb in ("list", "info", "convert", "train", "eval", "predict", "demo"):
+        code, out, _ = run(capsys, verb, "--help")
+        assert code == 0 and "examples:" in out, verb
+
+
+def test_bench_is_handed_its_arguments(monkeypatch):
+    import encdec.bench
+
+    seen = []
+    monkeypatch.setattr(encdec.bench, "main", lambda argv: seen.append(list(argv)) or 0)
+    assert main(["bench", "--tiny", "--only", "metrics"]) == 0
+    assert seen == [["--tiny", "--only", "metrics"]]
+
+
+def test_python_dash_m_runs_the_command():
+    done = subprocess.run([sys.executable, "-m", "encdec", "info", "unett"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "Did you mean 'unet'" in done.stderr
+
+
+# ------------------------------------------------------------------------------------------ convert
+
+
+def test_convert_reference_checkpoint_to_safetensors(capsys, tmp_path):
+    reference = ref.randomize_(ref.CustomCNN(num_classes=5), seed=1)
+    src = tmp_path / "custom_cnn.pth"
+    torch.save(reference.state_dict(), src)
+    dst = tmp_path / "cnn.safetensors"
+    code, out, _ = run(capsys, "convert", src, dst, "--model", "custom_cnn", "--num-classes", "5",
+                       "--class-names", "a,b,c,d,e")
+    assert code == 0 and "verified" in out
+    model = encdec.from_pretrained(dst).eval()
+    assert model.encdec_config["class_names"] == ["a", "b", "c", "d", "e"]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference.eval()(x), atol=1e-5, rtol=0)
+    folder = tmp_path / "as_folder"
+    code, _, _ = run(capsys, "convert", src, folder, "--model", "custom_cnn", "--num-classes", "5")
+    assert code == 0 and (folder / "config.json").is_file()
+
+
+def test_convert_wrong_architecture_fails_with_hint(capsys, tmp_path):
+    src = tmp_path / "cnn.pth"
+    torch.save(ref.CustomCNN(num_classes=5).state_dict(), src)
+    code, _, err = run(capsys, "convert", src, tmp_path / "out.safetensors", "--model", "custom_cnn")
+    assert code == 1
+    assert "num_classes=5" in err
+    code, _, err = run(capsys, "convert", tmp_path / "missing.pth", tmp_path / "o.safetensors", "--model", "unet")
+    assert code == 1 and "no such checkpoint file" in one_error_line(err)
+    code, _, err = run(capsys, "convert", src, tmp_path / "o.onnx", "--model", "custom_cnn")
+    assert code == 2 and ".safetensors" in one_error_line(err)
+
+
+# ------------------------------------------------------------------------------------------ train / eval / predict
+
+
+@pytest.fixture(scope="module")
+def shapes_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "shapes"
+    code = main(["train", "--model", "unet", TINY, "--data", "shapes:16", "--size", "32", "--epochs", "1",
+                 "--batch-size", "8", "--out", str(out), *CPU])
+    assert code == 0
+    return out
+
+
+def test_train_on_shapes_writes_everything(shapes_run):
+    for name in ("config.json", "model.safetensors", "best.safetensors", "last.pt", "history.json", "curves.png",
+                 "predictions.png"):
+        assert (shapes_run / name).is_file(), name
+    history = json.loads((shapes_run / "history.json").read_text())
+    assert len(history["epochs"]) == 1 and "val_miou" in history["epochs"][0]
+    model = encdec.from_pretrained(shapes_run)
+    assert model.encdec_config["class_names"] == ["background", "circle", "square"]
+
+
+def test_train_resume_continues(capsys, shapes_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "resumed"
+    shutil.copytree(shapes_run, out)
+    code, _, err = run(capsys, "train", "--model", "unet", TINY, "--data", "shapes:16", "--size", "32",
+                       "--epochs", "2", "--batch-size", "8", "--out", out, "--resume", *CPU[:-1], "--no-plots")
+    assert code == 0, err
+    assert "resumed from" in err
+    assert [e["epoch"] for e in json.loads((out / "history.json").read_text())["epochs"]] == [1, 2]
+
+
+def test_eval_prints_table_and_json(capsys, shapes_run):
+    code, out, _ = run(capsys, "eval", "--weights", shapes_run, "--data", "shapes:16", "--size", "32",
+                       "--device", "cpu")
+    assert code == 0
+    assert "miou" in out and "pixel_accuracy" in out and "circle" in out
+    code, out, _ = run(capsys, "eval", "--weights", shapes_run / "model.safetensors", "--data", "shapes:16",
+                       "--size", "32", "--device", "cpu", "--json")
+    scores = json.loads(out)
+    assert 0.0 <= scores["miou"] <= 1.0 and scores["model"] == "unet"
+
+
+def test_predict_writes_masks_and_overlays(capsys, shapes_run, tmp_path):
+    from encdec.datasets import SyntheticShapes
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    ds = SyntheticShapes(n=2, size=40, normalize=False)
+    for i in range(2):
+        Image.fromarray((ds.draw(i)[0].transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"img{i}.png")
+    out = tmp_path / "preds"
+    code, stdout, _ = run(capsys, "predict", "--weights", shapes_run, folder, "--out", out, "--device", "cpu")
+    assert code == 0
+    mask = Image.open(out / "img0_mask.png")
+    assert mask.mode == "P" and mask.size == (40, 40)
+    assert np.asarray(mask).max() < 3
+    assert Image.open(out / "img1_overlay.png").size == (40, 40)
+    assert len(json.loads((out / "predictions.json").read_text())) == 2
+    code, _, err = run(capsys, "predict", "--weights", shapes_run, tmp_path / "nope.png", "--out", out)
+    assert code == 1 and "no such image" in one_error_line(err)
+    code, _, err = run(capsys, "predict", "--weights", tmp_path / "no.pth", folder / "img0.png", "--out", out)
+    assert code == 1 and "no such file" in one_error_line(err)
+
+
+def test_predict_reference_checkpoint_needs_model(capsys, tmp_path):
+    src = tmp_path / "cnn.pth"
+    torch.save(ref.CustomCNN(num_classes=4).state_dict(), src)
+    image = tmp_path / "dog.png"
+    Image.fromarray(np.zeros((50, 60, 3), np.uint8)).save(image)
+    code, _, err = run(capsys, "predict", "--weights", src, image, "--out", tmp_path / "o")
+    assert code == 2 and "--model" in one_error_line(err)
+    code, out, _ = run(capsys, "predict", "--model", "custom_cnn", "--weights", src, image, "--out", tmp_path / "o",
+                       "--device", "cpu")
+    assert code == 0 and "dog.png" in out
+
+
+def test_train_classifier_on_shapes(capsys, tmp_path):
+    code, out, err = run(capsys, "train", "--model", "custom_cnn", "--data", "shapes:16", "--epochs", "1",
+                         "--out", tmp_path / "cls", *CPU)  # with pictures: the classification grid
+    assert code == 0, err
+    assert "val_accuracy" in out
+    assert (tmp_path / "cls" / "predictions.png").is_file()
+
+
+@pytest.mark.parametrize("kind", ["voc", "pet", "cifar10", "dogs"])
+def test_train_and_eval_on_dataset_layouts(capsys, tmp_path, kind):
+    if kind == "voc":
+        root = trees.write_voc_tree(tmp_path / "data")
+        model = ["--model", "unet", TINY]
+    elif kind == "pet":
+        root = trees.write_pet_tree(tmp_path / "data", per_breed=3, test_per_breed=1)
+        model = ["--model", "unet_pet", TINY]
+    elif kind == "cifar10":
+        trees.write_cifar_batches(tmp_path / "data", per_batch=2)
+        root = tmp_path / "data"
+        model = ["--model", "custom_cnn"]
+    else:
+        root = trees.write_dog_tree(tmp_path / "data")
+        model = ["--model", "custom_cnn"]
+    out = tmp_path / "run"
+    pictures = CPU if kind == "voc" else FAST
+    code, _, err = run(capsys, "train", *model, "--data", f"{kind}:{root}", "--size", "32", "--epochs", "1",
+                       "--batch-size", "4", "--out", out, *pictures)
+    assert code == 0, err
+    assert (out / "model.safetensors").is_file()
+    assert (out / "predictions.png").is_file() == (kind == "voc")
+    code, stdout, err = run(capsys, "eval", "--weights", out, "--data", f"{kind}:{root}", "--size", "32",
+                            "--device", "cpu", "--json")
+    assert code == 0, err
+    scores = json.loads(stdout)
+    assert ("miou" in scores) if kind in ("voc", "pet") else ("accuracy" in scores)
+    if kind == "voc":  # the 22-output reference convention: the boundary is class 21, ignored
+        assert encdec.from_pretrained(out).num_classes == 22 and scores["iou"][21] is None
+
+
+def test_train_with_reference_weights_and_partial_head(capsys, tmp_path):
+    trees.write_cifar_batches(tmp_path / "data", per_batch=2)
+    src = tmp_path / "custom_cnn.pth"
+    torch.save(ref.CustomCNN(num_classes=4).state_dict(), src)
+    args = ["train", "--model", "custom_cnn", "--data", f"cifar10:{tmp_path / 'data'}", "--weights", src,
+            "--epochs", "1", "--limit", "8", "--batch-size", "4", "--out", tmp_path / "run", *FAST]
+    code, _, err = run(capsys, *args)
+    assert code == 1 and "num_classes=4" in err  # 10 CIFAR classes, a 4-output checkpoint: strict by default
+    with pytest.warns(UserWarning, match="loaded 37 of 39 entries"):
+        code, _, err = run(capsys, *args, "--partial")
+    assert code == 0, err
+    assert "did not fit" in err
+
+
+# ------------------------------------------------------------------------------------------ demo
+
+
+def test_demo_quick(capsys, tmp_path):
+    code, out, _ = run(capsys, "demo", "--quick", "--out", tmp_path / "demo", "--quiet")
+    assert code == 0
+    assert "before" in out and "after" in out and "identical predictions" in out
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert 0.0 <= metrics["miou"] <= 1.0 and metrics["reload_identical"] is True
+    for name in ("history.png", "predictions.png", "unet_shapes.safetensors", "history.json"):
+        assert (tmp_path / "demo" / name).is_file(), name
+
+
+def test_demo_fails_when_it_misses_its_goal(tmp_path, monkeypatch):
+    from encdec import demo
+    from encdec.training import History
+
+    monkeypatch.setattr(History, "plot", lambda self, path, **kw: path)  # pictures are tested above
+
+    config = demo.with_overrides(demo.QUICK, goal_miou=0.999)
+    with pytest.raises(demo.DemoError, match="below the demo's goal"):
+        demo.run_demo(tmp_path, config=config, progress=False, log=lambda line: None)

@@ -1,0 +1,155 @@
+"""The documentation site: it builds with ``mkdocs build --strict``, its API reference lists every public name,
+its model facts match the models, and a headless Chromium renders it."""
+
+from __future__ import annotations
+
+import html
+import importlib
+import importlib.util
+import os
+import pkgutil
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import encdec
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+CONFIG = ROOT / "mkdocs.yml"
+
+pytest.importorskip("mkdocs", reason="the docs extra is not installed (pip install -e '.[docs]')")
+pytest.importorskip("mkdocstrings", reason="the docs extra is not installed (pip install -e '.[docs]')")
+
+
+def _hook_module():
+    spec = importlib.util.spec_from_file_location("encdec_docs_hook", DOCS / "_hooks" / "encdec_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _newest_source() -> float:
+    files = [CONFIG, *DOCS.rglob("*"), *(ROOT / "encdec").rglob("*.py")]
+    return max(f.stat().st_mtime for f in files if f.is_file())
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The built site: ``site/`` when ``make docs`` built it after the last change, else a fresh strict build."""
+    existing = ROOT / "site"
+    if (existing / "index.html").is_file() and (existing / "index.html").stat().st_mtime > _newest_source():
+        return existing
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(CONFIG), "-d", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout}\n{done.stderr}"
+    return out
+
+
+def _page(site: Path, md: str) -> str:
+    path = site / (md[: -len(".md")] + "/index.html" if not md.endswith("index.md") else md[: -len("md")] + "html")
+    return path.read_text(encoding="utf-8")
+
+
+def _table_names(page_html: str) -> set:
+    """Names in the first cell of every table row (``<td><a ...><code>name</code></a></td>``)."""
+    cells = re.findall(r"<tr>\s*<td[^>]*>(.*?)</td>", page_html, flags=re.S)
+    return {html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in cells}
+
+
+def test_api_reference_lists_every_public_name(site):
+    hook = _hook_module()
+    listed = {}
+    for page, modules in hook.API_PAGES.items():
+        names = _table_names(_page(site, page))
+        for module_name in modules:
+            listed[module_name] = names
+    missing = []
+    for module_name, names in listed.items():
+        module = importlib.import_module(module_name)
+        missing += [f"{module_name}.{n}" for n in module.__all__ if not n.startswith("__") and n not in names]
+    assert not missing, f"public names missing from the API tables: {missing}"
+
+
+def test_every_public_module_is_documented(site):
+    hook = _hook_module()
+    documented = {m for modules in hook.API_PAGES.values() for m in modules}
+    all_names = set().union(*(set(importlib.import_module(m).__all__) for m in documented))
+    undocumented = []
+    for info in pkgutil.walk_packages(encdec.__path__, "encdec."):
+        if any(part.startswith("_") for part in info.name.split(".")) or info.name in documented:
+            continue
+        module = importlib.import_module(info.name)
+        undocumented += [f"{info.name}.{n}" for n in getattr(module, "__all__", []) if n not in all_names]
+    assert not undocumented, f"public names of modules without an API page: {undocumented}"
+
+
+def test_api_objects_are_rendered_with_docstrings(site):
+    page = _page(site, "api/metrics.md")
+    assert 'id="encdec.metrics.SegmentationMetrics"' in page
+    assert "Examples:" in page or "Examples" in page
+    assert "language-pycon" in page or "highlight" in page  # doctests rendered as code, not prose
+
+
+def test_model_table_matches_the_models():
+    rows = re.findall(r"^\| \[`(\w+)`\]\(\w+\.md\) \|.*?\| ([\d,]+) \|", (DOCS / "models" / "index.md").read_text(),
+                      flags=re.M)
+    assert {name for name, _ in rows} == set(encdec.list_models())
+    for name, count in rows:
+        with torch.device("meta"):
+            model = encdec.create_model(name)
+        assert int(count.replace(",", "")) == sum(p.numel() for p in model.parameters()), name
+
+
+def test_model_pages_carry_generated_facts(site):
+    for name in encdec.list_models():
+        text = (DOCS / "models" / f"{name}.md").read_text()
+        assert f"<!-- model-facts {name} -->" in text, name
+    page = _page(site, "models/unet.md")
+    assert "31,392,086" in page and "UNet_best_model.pth" in page and "GFLOPs" in page
+
+
+def test_nav_covers_every_page():
+    nav = CONFIG.read_text()
+    pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md") if "_hooks" not in p.parts and "dev" not in p.parts}
+    missing = [p for p in pages if p not in nav]
+    assert not missing, f"pages not in the mkdocs.yml nav: {missing}"
+
+
+# ---------------------------------------------------------------------------------------------- Chromium
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+                None)
+
+
+def _dump_dom(url: str, profile: Path) -> str:
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium); "
+                                             "the rendering check of the docs site is skipped")
+def test_chromium_renders_home_and_api_pages(site, tmp_path):
+    home = _dump_dom((site / "index.html").as_uri(), tmp_path / "profile")
+    assert re.search(r"<title>\s*encdec", home)
+    assert re.search(r"<h1[^>]*>\s*encdec", home)
+    assert "make demo" in re.sub(r"<[^>]+>", "", home)  # the set-up commands, inside a highlighted code block
+
+    api = _dump_dom((site / "api" / "metrics" / "index.html").as_uri(), tmp_path / "profile")
+    assert re.search(r"<title>\s*encdec\.metrics", api)
+    table = re.search(r"<table>.*?</table>", api, flags=re.S)
+    assert table is not None, "the API page shows no table"
+    assert "SegmentationMetrics" in table.group(0) and "confusion_matrix" in table.group(0)
+    assert 'id="encdec.metrics.SegmentationMetrics"' in api  # the rendered documentation the table links to
