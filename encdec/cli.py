@@ -26,7 +26,9 @@ import inspect
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,6 +216,48 @@ def _positive(kind: type = int):
     return convert
 
 
+def _at_least(minimum: int):
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return convert
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
+def _device(text: str) -> str:
+    """``auto`` or a torch device this machine has (checked before any work starts)."""
+    import torch
+
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu, cuda, cuda:1 or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine; use cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available on this machine; use cpu or auto")
+    return text
+
+
 def _build(name: str, kwargs: Dict[str, Any], weights: Optional[Path] = None, *, partial: bool = False,
            log=print) -> Any:
     """Build ``name`` and load ``weights`` (strict unless ``partial``), recording the reference mean/std."""
@@ -222,7 +266,7 @@ def _build(name: str, kwargs: Dict[str, Any], weights: Optional[Path] = None, *,
     info = _lookup_model(name)
     try:
         model = encdec.create_model(name, **kwargs)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise UsageError(f"{name}: {error}") from None
     if weights is not None:
         report = encdec.load_weights(model, weights, strict=not partial)
@@ -249,8 +293,8 @@ def _load_for_inference(model_name: Optional[str], weights: Path, pairs: Sequenc
 
     if not weights.exists():
         raise CLIError(f"--weights {weights}: no such file or folder")
-    if model_name is None or weights.is_dir():
-        saved = weights.is_dir() or "architecture" in read_metadata(weights)
+    saved = weights.is_dir() or "architecture" in read_metadata(weights)
+    if model_name is None or saved:
         if not saved:
             raise UsageError(f"--weights {weights} does not name its architecture (a reference checkpoint); "
                              "pass --model NAME (see `encdec list`)")
@@ -500,22 +544,37 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if len(names) != getattr(model, "num_classes", len(names)):
             raise UsageError(f"--class-names lists {len(names)} names for a model with {model.num_classes} outputs")
         meta["class_names"] = names
-    if dst.suffix == ".safetensors":
-        encdec.save_weights(model, dst, **meta)
-        written = dst
-    else:
-        written = encdec.save_pretrained(model, dst, **meta) / "model.safetensors"
-    # Verify: rebuild from the written file alone and compare every tensor and one forward pass.
-    reloaded = encdec.from_pretrained(dst)
-    ours, theirs = model.state_dict(), reloaded.state_dict()
-    differ = [k for k in ours if k not in theirs or not torch.equal(ours[k], theirs[k])]
-    if differ or len(ours) != len(theirs):
-        raise CLIError(f"verification failed: {dst} reloads with different tensors: {', '.join(differ[:5])}")
-    x = torch.randn(1, getattr(model, "in_channels", 3), *([_probe_size(model)] * 2))
-    with torch.no_grad():
-        same = torch.equal(model.eval()(x), reloaded.eval()(x))
-    if not same:
-        raise CLIError(f"verification failed: the model reloaded from {dst} computes different outputs")
+    # Write into a private folder next to OUT, verify from there, and only then move into place, so a file that
+    # fails verification never replaces a good OUT.
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
+    try:
+        staged = staging / dst.name
+        if dst.suffix == ".safetensors":
+            encdec.save_weights(model, staged, **meta)
+        else:
+            encdec.save_pretrained(model, staged, **meta)
+        # Verify: rebuild from the written file alone and compare every tensor and one forward pass.
+        reloaded = encdec.from_pretrained(staged)
+        ours, theirs = model.state_dict(), reloaded.state_dict()
+        differ = [k for k in ours if k not in theirs or not torch.equal(ours[k], theirs[k])]
+        if differ or len(ours) != len(theirs):
+            raise CLIError(f"verification failed: {dst} would reload with different tensors: {', '.join(differ[:5])}")
+        x = torch.randn(1, getattr(model, "in_channels", 3), *([_probe_size(model)] * 2))
+        with torch.no_grad():
+            same = torch.equal(model.eval()(x), reloaded.eval()(x))
+        if not same:
+            raise CLIError(f"verification failed: the model reloaded from {dst} computes different outputs")
+        if staged.is_dir():
+            dst.mkdir(exist_ok=True)
+            for item in sorted(staged.iterdir()):  # each file replaced atomically
+                os.replace(item, dst / item.name)
+            written = dst / "model.safetensors"
+        else:
+            os.replace(staged, dst)
+            written = dst
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     size = written.stat().st_size
     print(f"wrote {dst} ({len(ours)} tensors, {_human_bytes(size)}); verified: reloaded weights and outputs identical")
     print(f"load it with: encdec.from_pretrained(\"{dst}\")")
@@ -630,10 +689,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
 
     import encdec
-    from encdec.training import fit
+    from encdec.training import fit, seed_everything
 
     info = _lookup_model(args.model)
     spec = parse_data(args.data)
+    _check_precision(args)
     kwargs = _parse_model_args(args.model, args.arg)
     size = args.size or _default_size(spec, info)
     if args.model == "resfcn18":
@@ -653,6 +713,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         path = getattr(args, option)
         if path is not None and not Path(path).is_file():
             raise CLIError(f"--{option.replace('_', '-')} {path}: no such file")
+    seed_everything(args.seed)  # before building, so the initial weights repeat too
     model = _build(args.model, kwargs, Path(args.weights) if args.weights else None, partial=args.partial,
                    log=lambda line: print(line, file=sys.stderr))
     _check_size(model, size, args.model)
@@ -759,6 +820,25 @@ def _classification_grid(model: Any, dataset: Any, meta: Dict[str, Any], path: P
     return True
 
 
+#: The splits ``encdec eval --split`` accepts for each ``--data`` kind.
+EVAL_SPLITS: Dict[str, Tuple[str, ...]] = {
+    "voc": ("train", "val", "trainval"),
+    "pet": ("trainval", "test", "train", "val"),
+    "cifar10": ("train", "test"),
+    "dogs": ("train", "val", "all"),
+    "shapes": ("val",),
+}
+
+
+def _check_precision(args: argparse.Namespace) -> None:
+    """fp16 needs CUDA: refuse it before any data is read."""
+    import torch
+
+    if args.precision == "fp16" and not (args.device.startswith("cuda")
+                                         or (args.device == "auto" and torch.cuda.is_available())):
+        raise UsageError(f"--precision fp16 needs a CUDA device (--device {args.device}); use bf16 or fp32 on the CPU")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
 
@@ -766,6 +846,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from encdec.training import evaluate
 
     spec = parse_data(args.data)
+    splits = EVAL_SPLITS[spec.kind]
+    if args.split is not None and args.split not in splits:
+        raise UsageError(f"--split {args.split!r} is not a split of --data {spec.kind}; "
+                         f"choose from {', '.join(splits)}")
+    _check_precision(args)
     log = (lambda line: print(line, file=sys.stderr))  # noqa: E731 - keep stdout clean for --json
     model = _load_for_inference(args.model, Path(args.weights), args.arg, args.num_classes, log=log)
     name = model.encdec_config["architecture"]
@@ -821,12 +906,38 @@ def _expand_images(items: Sequence[str]) -> List[Path]:
     return paths
 
 
+def _output_stems(paths: Sequence[Path]) -> Dict[Path, str]:
+    """A distinct file-name stem per image: ``img`` alone, ``img.png`` / ``img.jpg`` when two share a stem, and
+    the parent folder's name as well when even those clash (``a/img.png``, ``b/img.png``).
+
+    Example:
+        >>> sorted(_output_stems([Path("a/x.png"), Path("b/x.jpg"), Path("y.png")]).values())
+        ['x.jpg', 'x.png', 'y']
+    """
+    stems: Dict[Path, str] = {}
+    counts: Dict[str, int] = {}
+    for path in paths:
+        counts[path.stem] = counts.get(path.stem, 0) + 1
+    names: Dict[str, int] = {}
+    for path in paths:
+        names[path.name] = names.get(path.name, 0) + 1
+    for path in paths:
+        if counts[path.stem] == 1:
+            stems[path] = path.stem
+        elif names[path.name] == 1:
+            stems[path] = path.name
+        else:
+            stems[path] = f"{path.parent.name}_{path.name}"
+    return stems
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     import encdec
     from encdec import viz
+    from encdec._checkpoint import atomic_write_json
     from encdec.inference import predict
 
     paths = _expand_images(args.images)
@@ -843,6 +954,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if info.task == "classification" and size is None:
         size = getattr(model, "input_size", None) or info.input_size
     records = []
+    stems = _output_stems(paths)
     for path in paths:
         try:
             with Image.open(path) as handle:
@@ -861,8 +973,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         mask = labels.numpy().astype(np.uint8)
         if size:
             mask = np.asarray(Image.fromarray(mask).resize(original.size, Image.NEAREST))
-        mask_path = out / f"{path.stem}_mask.png"
-        overlay_path = out / f"{path.stem}_overlay.png"
+        stem = stems[path]
+        mask_path = out / f"{stem}_mask.png"
+        overlay_path = out / f"{stem}_overlay.png"
         viz.save_mask(mask_path, mask, palette=palette)
         Image.fromarray(viz.overlay(np.asarray(original), mask, alpha=args.alpha, palette=palette)).save(overlay_path)
         present = np.bincount(mask.reshape(-1), minlength=getattr(model, "num_classes", 1))
@@ -871,7 +984,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         records.append({"image": str(path), "mask": str(mask_path), "overlay": str(overlay_path),
                         "class_pixels": {str(i): int(c) for i, c in enumerate(present) if c}})
         print(f"{path}: {mask_path.name}, {overlay_path.name} ({shares})")
-    (out / "predictions.json").write_text(json.dumps(records, indent=2) + "\n")
+    atomic_write_json(records, out / "predictions.json")
     print(f"wrote {len(records)} predictions to {out}/ (predictions.json lists them)")
     return 0
 
@@ -906,10 +1019,10 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", type=_device, default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto picks bf16 on GPUs and on CPUs with native bfloat16, else fp32")
-    p.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes")
+    p.add_argument("--workers", type=_at_least(0), metavar="N", help="DataLoader worker processes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1004,7 +1117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--early-stopping", type=_positive(), metavar="EPOCHS", help="patience in epochs")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/MODEL-KIND)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and augmentation (default 0)")
+    p.add_argument("--seed", type=_at_least(0), default=0,
+                   help="seed of weights, data order and augmentation (default 0)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.add_argument("--no-plots", action="store_true", help="skip curves.png and predictions.png")
     _add_runtime_args(p)
@@ -1041,9 +1155,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, metavar="FILE")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--size", type=_positive(), help="resize to SIZE x SIZE first (masks are resized back)")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
-    p.add_argument("--palette", help="voc, voc22, binary, shapes or tab10 (default by number of classes)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--alpha", type=_fraction, default=0.5, help="overlay opacity from 0 to 1 (default 0.5)")
+    p.add_argument("--palette", choices=["voc", "voc22", "binary", "shapes", "tab10"],
+                   help="mask colours (default by number of classes)")
+    p.add_argument("--device", type=_device, default="auto")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="train a U-Net on synthetic shapes and show it learned", formatter_class=_FORMAT,
@@ -1056,8 +1171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a seconds-long run with tiny sizes (no mIoU goal)")
     p.add_argument("--epochs", type=_positive(), help="override the number of epochs")
     p.add_argument("--images", type=_positive(), help="override the number of training images")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, ...")
+    p.add_argument("--seed", type=_at_least(0), default=0)
+    p.add_argument("--device", type=_device, default="cpu", help="cpu (default), auto, cuda, ...")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 

@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -152,6 +151,7 @@ def run_demo(
     """
     import encdec
     from encdec import viz
+    from encdec._checkpoint import atomic_write_json
     from encdec.datasets import SyntheticShapes
     from encdec.inference import predict
     from encdec.training import evaluate, fit, seed_everything
@@ -165,7 +165,9 @@ def run_demo(
     seed_everything(seed)
     train_set = SyntheticShapes(n=cfg.train_images, size=cfg.size, num_classes=cfg.num_classes, seed=seed)
     val_set = SyntheticShapes(n=cfg.val_images, size=cfg.size, num_classes=cfg.num_classes, seed=seed + 1000)
-    train_loader = DataLoader(_materialize(train_set), batch_size=cfg.batch_size, shuffle=True, drop_last=True)
+    # drop_last keeps BatchNorm away from a trailing batch of one, when there is more than one batch
+    train_loader = DataLoader(_materialize(train_set), batch_size=cfg.batch_size, shuffle=True,
+                              drop_last=cfg.train_images > cfg.batch_size)
     val_loader = DataLoader(_materialize(val_set), batch_size=64)
     log(f"data: {cfg.train_images} training and {cfg.val_images} held-out {cfg.size}x{cfg.size} images, "
         f"classes {', '.join(train_set.class_names)}")
@@ -225,13 +227,13 @@ def run_demo(
         "files": {k: str(v) for k, v in files.items()},
         "config": {**asdict(cfg), "widths": list(cfg.widths), "seed": seed},
     }
-    (folder / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(result, folder / "metrics.json")
     log("")
     log(format_scores(before, after))
     log("")
     log(f"reloaded {weights.name}: {'identical predictions' if identical else 'PREDICTIONS DIFFER'} "
         f"on {len(all_images)} held-out images")
-    log(f"wrote {folder}/: metrics.json, history.json, history.png, predictions.png, {weights.name}")
+    log(f"wrote {folder}/: {', '.join(Path(p).name for p in ['metrics.json', *files.values()])}")
     log(f"total {result['seconds']:.0f} s")
     if not identical:
         raise DemoError(f"the model reloaded from {weights} predicts differently from the trained model")

@@ -134,10 +134,10 @@ def predict(
     """Label maps (or class probabilities) for images of any size.
 
     Float tensors are taken as already preprocessed (normalised) model inputs. Everything else -- ``uint8``
-    tensors ``(C, H, W)``, PIL images, arrays ``(H, W, C)`` / ``(H, W)`` and file paths -- is scaled to
-    ``[0, 1]`` and normalised with ``mean`` / ``std``. Each image is padded at the bottom and right up to the
-    model's ``size_multiple`` (and ``min_size``), and the output is cropped back to the image size. The model is
-    moved to ``device`` and put in eval mode (its previous mode is restored afterwards).
+    tensors ``(C, H, W)`` or ``(N, C, H, W)``, PIL images, arrays ``(H, W, C)`` / ``(H, W)`` and file paths --
+    is scaled to ``[0, 1]`` and normalised with ``mean`` / ``std``. Each image is padded at the bottom and right
+    up to the model's ``size_multiple`` (and ``min_size``), and the output is cropped back to the image size. The
+    model is moved to ``device`` and put in eval mode (its previous mode is restored afterwards).
 
     Args:
         model: Segmentation model (logits ``(N, C, H, W)``) or classifier (``(N, C)``).
@@ -188,6 +188,8 @@ def predict(
     else:
         if isinstance(images, (list, tuple)):
             items, as_list = list(images), True
+        elif isinstance(images, torch.Tensor) and images.dim() == 4:  # a uint8 batch (N, C, H, W)
+            items, as_list = list(images.unbind(0)), False
         else:
             items, as_list, single = [images], False, True
         tensors = [_image_to_tensor(item, norm_mean, norm_std) for item in items]
@@ -260,6 +262,8 @@ def _fuse_conv_bn(module: nn.Module) -> int:
         if calls[source.target] != 1 or calls[node.target] != 1:  # shared modules: folding would change other calls
             continue
         transpose = isinstance(conv, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
+        if transpose and conv.groups != 1:  # torch's folding scales dim 1, which holds out_channels / groups
+            continue
         folded = fuse_conv_bn_eval(conv.eval(), bn.eval(), transpose=transpose)
         _set_submodule(module, source.target, folded)
         _set_submodule(module, node.target, nn.Identity())

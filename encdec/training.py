@@ -509,6 +509,11 @@ def _default_optimizer(model: nn.Module, device: torch.device) -> torch.optim.Op
 def _scheduler_interval(scheduler: Any, interval: str) -> str:
     if interval not in ("auto", "epoch", "step"):
         raise ValueError(f"scheduler_interval must be 'auto', 'epoch' or 'step', got {interval!r}")
+    if interval == "step" and _is_plateau(scheduler):
+        raise ValueError(
+            "scheduler_interval='step' cannot drive ReduceLROnPlateau, which steps on the monitored value once "
+            "per epoch; use scheduler_interval='auto' or 'epoch'"
+        )
     if interval != "auto":
         return interval
     return "step" if type(scheduler).__name__ in _PER_STEP_SCHEDULERS else "epoch"
@@ -587,9 +592,9 @@ def fit(
             (pass ``fused=True`` to your own Adam/AdamW/SGD too: on CPU the fused step is about 4x faster).
         loss: ``loss(logits, targets) -> scalar``. Defaults to cross entropy ignoring the dataset's
             ``ignore_index`` (e.g. 255 for VOC) when the dataset has one.
-        scheduler: An LR scheduler bound to ``optimizer``, or a callable ``f(optimizer) -> scheduler`` (handy with
-            the default optimizer). ``ReduceLROnPlateau`` is stepped with the monitored value, so its ``mode``
-            must match (``"max"`` for ``val_miou``).
+        scheduler: An LR scheduler bound to ``optimizer``, or a callable ``f(optimizer) -> scheduler`` such as a
+            scheduler class or a ``lambda`` (handy with the default optimizer). ``ReduceLROnPlateau`` is stepped
+            once per epoch with the monitored value, so its ``mode`` must match (``"max"`` for ``val_miou``).
         scheduler_interval: ``"auto"`` steps ``OneCycleLR`` and ``CyclicLR`` after every optimizer step and
             every other scheduler once per epoch; ``"step"`` or ``"epoch"`` force one.
         metrics: An object with ``update(logits, targets)``, ``compute() -> dict`` and ``reset()`` (and
@@ -690,7 +695,8 @@ def fit(
             model.to(memory_format=torch.channels_last)
         if optimizer is None:
             optimizer = _default_optimizer(model, device)
-        if scheduler is not None and not hasattr(scheduler, "step") and callable(scheduler):
+        is_factory = isinstance(scheduler, type) or not hasattr(scheduler, "step")  # a class or f(optimizer)
+        if scheduler is not None and callable(scheduler) and is_factory:
             scheduler = scheduler(optimizer)
         if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
             raise ValueError(
@@ -910,6 +916,25 @@ def _train_one_epoch(
     bar = _bar(n_batches, f"epoch {epoch + 1}", show_bars, leave=False)
     started = time.perf_counter()
     optimizer.zero_grad(set_to_none=True)
+
+    def step_optimizer() -> None:
+        nonlocal global_step
+        if scaler is not None:
+            if clip_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            if clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        global_step += 1
+        if step_scheduler is not None:
+            step_scheduler.step()
+
+    index = -1
     for index, (images, targets) in enumerate(loader):
         images = _to_input(images, device, channels_last)
         targets = targets.to(device, non_blocking=True)
@@ -942,20 +967,7 @@ def _train_one_epoch(
             scaled = loss / group_size
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         if stepping:
-            if scaler is not None:
-                if clip_grad_norm is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                if clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            global_step += 1
-            if step_scheduler is not None:
-                step_scheduler.step()
+            step_optimizer()
         batch = images.shape[0]
         loss_sum += loss.detach().double() * batch
         seen += batch
@@ -968,6 +980,16 @@ def _train_one_epoch(
             elapsed = max(time.perf_counter() - started, 1e-9)
             bar.set_postfix({"loss": f"{loss.item():.4f}", "img/s": f"{seen / elapsed:.1f}"}, refresh=False)
             bar.update(1)
+    pending = (index + 1) % accumulate_steps if n_batches is None else 0
+    if pending:
+        # A loader without a length ended inside a group: its losses were divided by accumulate_steps and, under
+        # DDP, ran without gradient sync. Average the gradients over ranks, rescale to the group's real size, step.
+        for parameter in model.parameters():
+            if parameter.grad is not None:
+                if info.enabled:
+                    _distributed.all_reduce_sum(parameter.grad, info).div_(info.world_size)
+                parameter.grad.mul_(accumulate_steps / pending)
+        step_optimizer()
     if bar is not None:
         bar.close()
     return _reduce_stats(loss_sum, seen, tracker, info), global_step

@@ -6,7 +6,8 @@
 The reference checkpoints reached about 85-86% (VGG16) and 80-83% (ResNet-50 variant) test accuracy. Each model
 is scored on the 10,000 test images, trained one epoch with the reference augmentation (RandomCrop(32, 4) +
 horizontal flip), and scored again. ``--data`` is the ``cifar-10-batches-py`` folder or its parent. Without a
-checkpoint a model starts from random weights. ``--smoke`` uses a few images (what CI runs on generated batches).
+checkpoint a model starts from random weights. ``--smoke`` uses a few images (the test suite runs it on generated
+batches).
 """
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
                              palette="binary")
     encdec.save_pretrained(model, args.out, class_names=["background", "pet"], mean=(0.0, 0.0, 0.0),
                            std=(1.0, 1.0, 1.0))
-    print(f"wrote {args.out}/ (predictions.png, model.safetensors, history.json)")
+    written = "predictions.png, config.json, model.safetensors" + ("" if args.smoke else ", checkpoints, history.json")
+    print(f"wrote {args.out}/ ({written})")
     return {"dice_before": before["dice"], "dice_after": after["dice"], "miou_after": after["miou"]}
 
 

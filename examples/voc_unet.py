@@ -9,7 +9,7 @@ with ``fit``, score it again, and write coloured predictions and a ``save_pretra
 
 ``--data`` is the ``VOC2012`` folder (``JPEGImages/``, ``SegmentationClass/``, ``ImageSets/Segmentation/``) or
 a parent holding ``VOCdevkit/VOC2012``. Without a checkpoint a model starts from random weights. ``--smoke``
-runs a few small images through every step (what CI runs on a generated VOC tree).
+runs a few small images through every step (the test suite runs it on a generated VOC tree).
 """
 
 from __future__ import annotations

@@ -110,6 +110,16 @@ def test_info_json_and_bad_size(capsys):
         (["eval", "--weights", "x.pth"], "--data"),
         (["convert", "a.pth"], "OUT"),
         (["frobnicate"], "invalid choice"),
+        (["eval", "--weights", "x.pth", "--data", "shapes:4", "--device", "potato"], "'potato' is not a device"),
+        (["train", "--model", "unet", "--workers", "-1"], "expected an integer >= 0, got '-1'"),
+        (["train", "--model", "unet", "--seed", "-1"], "expected an integer >= 0, got '-1'"),
+        (["predict", "--weights", "x.pth", "a.png", "--alpha", "5"], "expected a number from 0 to 1, got '5'"),
+        (["predict", "--weights", "x.pth", "a.png", "--palette", "bogus"], "invalid choice: 'bogus'"),
+        (["train", "--model", "unet", "--data", "shapes:8", "--precision", "fp16", "--device", "cpu"],
+         "--precision fp16 needs a CUDA device"),
+        (["train", "--model", "unet", "--arg", "widths=[4,8,16]"], "unet: "),
+        (["eval", "--weights", "x.pth", "--data", "shapes:4", "--split", "bogus"],
+         "--split 'bogus' is not a split of --data shapes; choose from val"),
     ],
 )
 def test_usage_errors_are_one_line_with_status_2(capsys, args, expected):
@@ -240,6 +250,10 @@ def test_eval_prints_table_and_json(capsys, shapes_run):
                        "--size", "32", "--device", "cpu", "--json")
     scores = json.loads(out)
     assert 0.0 <= scores["miou"] <= 1.0 and scores["model"] == "unet"
+    code, _, err = run(capsys, "eval", "--model", "custom_cnn", "--weights", shapes_run / "model.safetensors",
+                       "--data", "shapes:16", "--device", "cpu")
+    assert code == 2
+    assert "holds a unet, not a custom_cnn" in one_error_line(err)
 
 
 def test_predict_writes_masks_and_overlays(capsys, shapes_run, tmp_path):
@@ -258,6 +272,13 @@ def test_predict_writes_masks_and_overlays(capsys, shapes_run, tmp_path):
     assert np.asarray(mask).max() < 3
     assert Image.open(out / "img1_overlay.png").size == (40, 40)
     assert len(json.loads((out / "predictions.json").read_text())) == 2
+    # two images sharing a stem get distinct outputs
+    Image.open(folder / "img1.png").convert("RGB").save(folder / "img0.jpg")
+    code, _, _ = run(capsys, "predict", "--weights", shapes_run, folder / "img0.png", folder / "img0.jpg",
+                     "--out", tmp_path / "same-stem", "--device", "cpu")
+    assert code == 0
+    records = json.loads((tmp_path / "same-stem" / "predictions.json").read_text())
+    assert len({r["mask"] for r in records}) == 2 and all(Path(r["mask"]).is_file() for r in records)
     code, _, err = run(capsys, "predict", "--weights", shapes_run, tmp_path / "nope.png", "--out", out)
     assert code == 1 and "no such image" in one_error_line(err)
     code, _, err = run(capsys, "predict", "--weights", tmp_path / "no.pth", folder / "img0.png", "--out", out)
@@ -351,3 +372,21 @@ def test_demo_fails_when_it_misses_its_goal(tmp_path, monkeypatch):
     config = demo.with_overrides(demo.QUICK, goal_miou=0.999)
     with pytest.raises(demo.DemoError, match="below the demo's goal"):
         demo.run_demo(tmp_path, config=config, progress=False, log=lambda line: None)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_device_without_cuda_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "demo", "--quick", "--device", "cuda")
+    assert code == 2
+    assert "CUDA is not available on this machine" in one_error_line(err)
+
+
+def test_train_seed_repeats_the_initial_weights_too(capsys, tmp_path):
+    weights = []
+    for name in ("a", "b"):
+        code, _, err = run(capsys, "train", "--model", "unet", TINY, "--data", "shapes:8", "--size", "32",
+                           "--epochs", "1", "--batch-size", "4", "--seed", "3", "--out", tmp_path / name, *FAST)
+        assert code == 0, err
+        weights.append(encdec.read_state_dict(tmp_path / name / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -101,6 +101,11 @@ def test_predict_images_of_any_kind_and_size(tmp_path):
         assert torch.equal(output, predict(model, tensor, precision="fp32"))
     single = predict(model, Image.fromarray(arrays[0]), precision="fp32")
     assert torch.equal(single, outputs[0])
+    # a uint8 batch (N, C, H, W) is N images, like the list
+    batch = torch.from_numpy(np.stack(arrays[:2])).permute(0, 3, 1, 2)
+    batched = predict(model, batch, precision="fp32")
+    assert isinstance(batched, torch.Tensor) and batched.shape == (2, 20, 33)
+    assert torch.equal(batched[0], outputs[0]) and torch.equal(batched[1], outputs[1])
 
 
 def test_predict_uses_the_model_normalisation_when_it_has_one():
@@ -215,6 +220,18 @@ def test_optimize_for_inference_only_folds_safe_pairs():
     assert isinstance(fast.bn, nn.BatchNorm2d)  # conv output also used by the skip: kept
     assert isinstance(fast.bn2, nn.Identity)  # conv2 feeds only bn2: folded
     x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), model(x), atol=1e-5)
+
+
+def test_optimize_for_inference_keeps_grouped_transposed_convolutions_unfolded():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.ConvTranspose2d(4, 4, 2, stride=2, groups=4), nn.BatchNorm2d(4))
+    _randomise_batchnorm(model)
+    model.eval()
+    fast = optimize_for_inference(model, channels_last=False)
+    assert isinstance(fast[1], nn.BatchNorm2d)  # folding would scale the wrong weight axis
+    x = torch.randn(2, 4, 5, 5)
     with torch.no_grad():
         assert torch.allclose(fast(x), model(x), atol=1e-5)
 

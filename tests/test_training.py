@@ -297,14 +297,26 @@ class _NoBatchNorm(nn.Module):
         return self.body(x)
 
 
+class _Unsized:
+    """A loader without ``__len__`` (like an IterableDataset's): the last group's size is unknown while it runs."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["sized", "unsized"])
 @pytest.mark.parametrize("samples", [8, 6])
-def test_accumulation_equals_one_large_batch(samples):
+def test_accumulation_equals_one_large_batch(samples, sized):
     data = SyntheticShapes(n=samples, size=16, num_classes=3, seed=0)
 
     def one_epoch(batch_size, accumulate):
         torch.manual_seed(0)
         model = _NoBatchNorm()
-        fit(model, DataLoader(data, batch_size=batch_size), epochs=1, accumulate_steps=accumulate,
+        loader = DataLoader(data, batch_size=batch_size)
+        fit(model, loader if sized else _Unsized(loader), epochs=1, accumulate_steps=accumulate,
             optimizer=torch.optim.SGD(model.parameters(), lr=0.5), precision="fp32", channels_last=False,
             progress=False)
         return helpers.state_of(model)
@@ -506,6 +518,10 @@ def test_evaluate_matches_counts_computed_by_hand():
         ({"epochs": 1, "device": "potato"}, "device='potato' is not a device"),
         ({"epochs": 1, "scheduler_interval": "batch"}, "scheduler_interval must be 'auto', 'epoch' or 'step'"),
         ({"epochs": 1, "monitor": "val_miou"}, "monitor='val_miou' needs a val_loader"),
+        (
+            {"epochs": 1, "scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau, "scheduler_interval": "step"},
+            "scheduler_interval='step' cannot drive ReduceLROnPlateau",
+        ),
         (
             {"epochs": 1, "scheduler": torch.optim.lr_scheduler.StepLR(
                 torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0), step_size=1)},
