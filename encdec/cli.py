@@ -296,6 +296,7 @@ def _load_for_inference(model_name: Optional[str], weights: Path, pairs: Sequenc
     saved = weights.is_dir() or "architecture" in read_metadata(weights)
     if model_name is None or saved:
         if not saved:
+            encdec.read_state_dict(weights)  # a file that is no checkpoint at all is named as such first
             raise UsageError(f"--weights {weights} does not name its architecture (a reference checkpoint); "
                              "pass --model NAME (see `encdec list`)")
         architecture = _saved_architecture(weights)
@@ -1176,6 +1177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
+    for name, verb in sub.choices.items():  # --debug also after the verb; SUPPRESS keeps one given before it
+        if name != "bench":
+            verb.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                              help="show full tracebacks on errors")
     sub.add_parser("bench", help="run the benchmark suite (from a source checkout)", add_help=False,
                    description="See `encdec bench --help`.")
     return parser

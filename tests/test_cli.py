@@ -390,3 +390,12 @@ def test_train_seed_repeats_the_initial_weights_too(capsys, tmp_path):
         weights.append(encdec.read_state_dict(tmp_path / name / "model.safetensors"))
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_debug_after_the_verb_and_random_bytes_named_as_such(capsys, tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 4)
+    code, _, err = run(capsys, "eval", "--weights", junk, "--data", "shapes:4")
+    assert code == 1 and "junk.bin" in one_error_line(err) and "--model" not in one_error_line(err)
+    with pytest.raises(encdec.WeightsError):
+        main(["eval", "--weights", str(junk), "--data", "shapes:4", "--debug"])
