@@ -12,25 +12,13 @@ import numpy as np
 import torch
 
 from ._config import Settings
-from ._timing import announce, interleave, ratio_row, skip_row, value_row
+from ._timing import guard, interleave, ratio_row, skip_row, value_row
 
 __all__ = [
-    "bench_metrics", "bench_colorize", "bench_voc", "voc_palette", "reference_class_colours", "reference_colorize",
-    "write_voc_tree",
+    "bench_metrics", "bench_colorize", "bench_voc", "reference_class_colours", "reference_colorize",
 ]
 
 Row = Dict[str, Any]
-
-
-def _guard(group: str, name: str, fn: Callable[[], List[Row]]) -> List[Row]:
-    try:
-        return fn()
-    except Exception as error:  # noqa: BLE001 - one failing benchmark must not hide the others
-        import traceback
-
-        traceback.print_exc()
-        return [announce({"group": group, "name": name, "kind": "error", "value": None, "goal": None,
-                          "status": "error", "notes": f"{type(error).__name__}: {error}"})]
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -53,7 +41,7 @@ def bench_metrics(settings: Settings) -> List[Row]:
     except ImportError as error:
         return [skip_row("metrics", "SegmentationMetrics", f"torchmetrics is not installed ({error}); "
                          "pip install 'encdec[bench]'")]
-    return _guard("metrics", "SegmentationMetrics",
+    return guard("metrics", "SegmentationMetrics",
                   lambda: _bench_metrics(settings, SegmentationMetrics, MulticlassJaccardIndex))
 
 
@@ -104,25 +92,6 @@ def _bench_metrics(settings: Settings, segmentation_metrics: Any, jaccard: Any) 
 # ---------------------------------------------------------------------------------------------- colorize
 
 
-def voc_palette() -> np.ndarray:
-    """The 256-entry Pascal VOC palette (``(256, 3)`` uint8, the PNG masks' colours; 255 = (224, 224, 192)).
-
-    Example:
-        >>> voc_palette()[[0, 1, 255]].tolist()
-        [[0, 0, 0], [128, 0, 0], [224, 224, 192]]
-    """
-    palette = np.zeros((256, 3), dtype=np.uint8)
-    for label in range(256):
-        c, r, g, b = label, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= ((c >> 0) & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        palette[label] = (r, g, b)
-    return palette
-
-
 def reference_class_colours() -> Dict[int, Tuple[int, int, int]]:
     """Seed 000's ``cls_invert``: the 21 VOC colours plus class 21 (the boundary) = (224, 224, 192).
 
@@ -130,8 +99,9 @@ def reference_class_colours() -> Dict[int, Tuple[int, int, int]]:
         >>> reference_class_colours()[21]
         (224, 224, 192)
     """
-    palette = voc_palette()
-    colours = {k: tuple(int(v) for v in palette[k]) for k in range(21)}
+    from tests.fixtures.trees import VOC_PALETTE
+
+    colours = {k: tuple(VOC_PALETTE[3 * k : 3 * k + 3]) for k in range(21)}
     colours[21] = (224, 224, 192)
     return colours
 
@@ -178,7 +148,7 @@ def bench_colorize(settings: Settings) -> List[Row]:
         from encdec.viz import colorize
     except ImportError as error:
         return [skip_row("colorize", "colorize", f"encdec.viz.colorize does not import yet: {error}")]
-    return _guard("colorize", "colorize", lambda: _bench_colorize(settings, colorize))
+    return guard("colorize", "colorize", lambda: _bench_colorize(settings, colorize))
 
 
 def _bench_colorize(settings: Settings, colorize: Callable[..., Any]) -> List[Row]:
@@ -209,44 +179,6 @@ def _bench_colorize(settings: Settings, colorize: Callable[..., Any]) -> List[Ro
 # ---------------------------------------------------------------------------------------------- VOC reading
 
 
-def write_voc_tree(root: Path, count: int, size: Tuple[int, int] = (375, 500), seed: int = 0) -> Path:
-    """Write a small Pascal VOC 2012 tree in torchvision's layout (``root/VOCdevkit/VOC2012``): JPEG images of
-    VOC's typical size and palette PNG masks (labels 0-20, 255 boundaries), all listed in ``train.txt``.
-
-    Example:
-        >>> import tempfile
-        >>> write_voc_tree(Path(tempfile.mkdtemp()), 1).name
-        'VOC2012'
-    """
-    from PIL import Image
-
-    voc = root / "VOCdevkit" / "VOC2012"
-    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
-        (voc / sub).mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    height, width = size
-    yy, xx = np.mgrid[0:height, 0:width]
-    palette = voc_palette().reshape(-1).tolist()
-    ids = []
-    for k in range(count):
-        image_id = f"2007_{k:06d}"
-        ids.append(image_id)
-        base = rng.integers(0, 256, 3)
-        image = (base + 60 * np.sin(xx[..., None] / (7 + k % 5) + np.arange(3)) + rng.normal(0, 12, (height, width, 3)))
-        Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(voc / "JPEGImages" / f"{image_id}.jpg", quality=90)
-        mask = np.zeros((height, width), dtype=np.uint8)
-        for _ in range(3):
-            cy, cx, r = rng.integers(0, height), rng.integers(0, width), rng.integers(30, 120)
-            disk = (yy - cy) ** 2 + (xx - cx) ** 2
-            mask[disk < r * r] = rng.integers(1, 21)
-            mask[(disk >= r * r) & (disk < (r + 3) ** 2)] = 255
-        png = Image.fromarray(mask, mode="P")
-        png.putpalette(palette)
-        png.save(voc / "SegmentationClass" / f"{image_id}.png")
-    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(ids) + "\n")
-    return voc
-
-
 def bench_voc(settings: Settings) -> List[Row]:
     """``encdec.datasets.VOCSegmentation`` with the reference preset (``presets.voc_eval()``: 256x256 nearest,
     ImageNet normalisation) vs torchvision ``VOCSegmentation`` with the equivalent ``transforms.v2`` pipeline, one
@@ -265,7 +197,7 @@ def bench_voc(settings: Settings) -> List[Row]:
             raise ImportError("encdec.datasets.presets has no voc_eval")
     except ImportError as error:
         return [skip_row("voc", "VOC reading", f"encdec.datasets VOC reading does not import yet: {error}")]
-    return _guard("voc", "VOC reading", lambda: _bench_voc(settings, VOCSegmentation, preset))
+    return guard("voc", "VOC reading", lambda: _bench_voc(settings, VOCSegmentation, preset))
 
 
 def _torchvision_voc(root: Path) -> Any:
@@ -289,11 +221,13 @@ def _torchvision_voc(root: Path) -> Any:
 
 
 def _bench_voc(settings: Settings, voc_dataset: Any, preset: Callable[..., Any]) -> List[Row]:
+    from tests.fixtures.trees import write_voc_tree
+
     count = settings.voc_images
     print(f"  voc: {count} generated 500x375 images, reference preset vs torchvision + v2", flush=True)
     with tempfile.TemporaryDirectory(prefix="encdec-bench-voc-") as tmp:
         root = Path(tmp)
-        write_voc_tree(root, count)
+        write_voc_tree(root, {"train": [f"2007_{k:06d}" for k in range(count)]}, size=(375, 500))
         ours = voc_dataset(root, "train", transforms=preset())
         theirs = _torchvision_voc(root)
 

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ._config import Settings
 from ._timing import (
-    announce,
+    guard,
     interleave,
     matmul_gflops,
     onednn_matmul_gflops,
@@ -140,14 +140,17 @@ def train_step(
 
     def step() -> None:
         model.train()
-        optimizer.zero_grad(set_to_none=True)
-        with _autocast(precision):
-            out = model(x)
-        loss = F.cross_entropy(out.float(), y)
-        loss.backward()
-        optimizer.step()
+        _hand_step(model, optimizer, x, y, precision)
 
     return step
+
+
+def _hand_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, precision: str) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    with _autocast(precision):
+        out = model(x)
+    F.cross_entropy(out.float(), y).backward()
+    optimizer.step()
 
 
 def infer_call(
@@ -193,18 +196,6 @@ def _free(*objects: Any) -> None:
     gc.collect()
 
 
-def _guard(group: str, name: str, rows: List[Row], fn: Callable[[], List[Row]]) -> None:
-    """Run one benchmark; record a failure row instead of ending the whole run."""
-    try:
-        rows.extend(fn())
-    except Exception as error:  # noqa: BLE001 - one failing benchmark must not hide the others
-        import traceback
-
-        traceback.print_exc()
-        rows.append(announce({"group": group, "name": name, "kind": "error", "value": None, "goal": None,
-                              "status": "error", "notes": f"{type(error).__name__}: {error}"}))
-
-
 # ---------------------------------------------------------------------------------------------- builders
 
 
@@ -224,7 +215,7 @@ def bench_builders(settings: Settings) -> List[Row]:
                          "repository root")]
     rows: List[Row] = []
     for name in settings.builders:
-        _guard("builders", name, rows, lambda name=name: _bench_builder(name, settings))
+        rows.extend(guard("builders", name, lambda name=name: _bench_builder(name, settings)))
         gc.collect()
     return rows
 
@@ -322,12 +313,7 @@ def _hand_epoch(
         for images, targets in loader:
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            optimizer.zero_grad(set_to_none=True)
-            with _autocast(precision):
-                out = model(images)
-            loss = F.cross_entropy(out.float(), targets)
-            loss.backward()
-            optimizer.step()
+            _hand_step(model, optimizer, images, targets, precision)
 
     return epoch
 
@@ -364,7 +350,7 @@ def bench_fast_path(settings: Settings) -> List[Row]:
         return [skip_row("fast_path", "fast path", f"target does not import yet: {error}")]
     rows: List[Row] = []
     for name in settings.fast_path_models:
-        _guard("fast_path", name, rows, lambda name=name: _bench_fast(name, settings))
+        rows.extend(guard("fast_path", name, lambda name=name: _bench_fast(name, settings)))
         gc.collect()
     return rows
 
@@ -490,7 +476,7 @@ def bench_smp(settings: Settings) -> List[Row]:
         return [skip_row("smp", "smp Unet", f"segmentation_models_pytorch is not installed ({error}); "
                          "pip install 'encdec[bench]'")]
     rows: List[Row] = []
-    _guard("smp", "smp Unet", rows, lambda: _bench_smp(smp, settings))
+    rows.extend(guard("smp", "smp Unet", lambda: _bench_smp(smp, settings)))
     return rows
 
 
@@ -564,7 +550,7 @@ def bench_fit_overhead(settings: Settings) -> List[Row]:
     except ImportError as error:
         return [skip_row("fit", "fit overhead", f"encdec.training.fit does not import yet: {error}")]
     rows: List[Row] = []
-    _guard("fit", "fit overhead", rows, lambda: _bench_fit(settings))
+    rows.extend(guard("fit", "fit overhead", lambda: _bench_fit(settings)))
     return rows
 
 

@@ -57,6 +57,23 @@ def announce(row: Dict[str, Any]) -> Dict[str, Any]:
     return row
 
 
+def guard(group: str, name: str, fn: Callable[[], List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    """Run one benchmark; a failure becomes an ``error`` row instead of ending the whole run.
+
+    Example:
+        >>> guard("g", "n", lambda: 1 / 0)[0]["status"]  # doctest: +SKIP
+        'error'
+    """
+    try:
+        return fn()
+    except Exception as error:  # noqa: BLE001 - one failing benchmark must not hide the others
+        import traceback
+
+        traceback.print_exc()
+        return [announce({"group": group, "name": name, "kind": "error", "value": None, "goal": None,
+                          "status": "error", "notes": f"{type(error).__name__}: {error}"})]
+
+
 def interleave(
     variants: Dict[str, Callable[[], Any]],
     *,

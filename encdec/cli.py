@@ -30,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -90,6 +91,10 @@ class DataSpec:
         kind: ``voc``, ``pet``, ``cifar10``, ``dogs`` or ``shapes``.
         path: The dataset folder (``None`` for shapes).
         count: For shapes, the number of training images.
+
+    Example:
+        >>> parse_data("shapes:64")
+        DataSpec(kind='shapes', path=None, count=64)
     """
 
     kind: str
@@ -915,21 +920,9 @@ def _output_stems(paths: Sequence[Path]) -> Dict[Path, str]:
         >>> sorted(_output_stems([Path("a/x.png"), Path("b/x.jpg"), Path("y.png")]).values())
         ['x.jpg', 'x.png', 'y']
     """
-    stems: Dict[Path, str] = {}
-    counts: Dict[str, int] = {}
-    for path in paths:
-        counts[path.stem] = counts.get(path.stem, 0) + 1
-    names: Dict[str, int] = {}
-    for path in paths:
-        names[path.name] = names.get(path.name, 0) + 1
-    for path in paths:
-        if counts[path.stem] == 1:
-            stems[path] = path.stem
-        elif names[path.name] == 1:
-            stems[path] = path.name
-        else:
-            stems[path] = f"{path.parent.name}_{path.name}"
-    return stems
+    stems, names = Counter(p.stem for p in paths), Counter(p.name for p in paths)
+    return {p: p.stem if stems[p.stem] == 1 else p.name if names[p.name] == 1 else f"{p.parent.name}_{p.name}"
+            for p in paths}
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -29,7 +29,15 @@ def nearest_valid_sizes(side: int, multiple: int, minimum: int) -> Tuple[int, in
 
 
 def check_floating(x: Tensor) -> None:
-    """Raise ``InputSizeError`` when ``x`` is not floating point (e.g. raw uint8 images)."""
+    """Raise ``InputSizeError`` when ``x`` is not floating point (e.g. raw uint8 images).
+
+    Example:
+        >>> try:
+        ...     check_floating(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+        ... except InputSizeError as error:
+        ...     print(str(error).split(";")[0])
+        expected floating-point images, got torch.uint8
+    """
     if not x.is_floating_point():
         raise InputSizeError(
             f"expected floating-point images, got {x.dtype}; convert with x.float() / 255 and normalise "
