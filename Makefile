@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.encdec-installed
 
-.PHONY: install test demo lint docs bench clean
+.PHONY: install check test demo lint docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,9 +16,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The quick loop while editing: lint, the import contracts, and every test not marked slow (under a minute).
+check: $(STAMP)
+	$(VENV)/bin/ruff check encdec tests examples benchmarks docs/_hooks
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest -q -n 2 -m "not slow and not benchmark"
+
+# Everything, as CI runs it.
 test: $(STAMP)
 	$(VENV)/bin/ruff check encdec tests examples benchmarks docs/_hooks
-	$(PY) -m pytest -q
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest -q -n 2
 
 demo: $(STAMP)
 	$(VENV)/bin/encdec demo --out demo-output
@@ -28,7 +36,7 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(VENV)/bin/encdec bench --json bench.json --markdown bench.md
+	$(PY) -m benchmarks --json bench.json --markdown bench.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -3,7 +3,7 @@
 It compares encdec with the code users would otherwise run -- the reference architectures (the test-only
 restatements in ``tests/reference``), segmentation_models_pytorch, torchmetrics, torchvision's VOC reader and
 the reference's per-pixel colour loop -- and reports ratios with their goals (issue 6). Run it as
-``encdec bench [--quick] [--json PATH] [--markdown PATH]`` from a checkout, or ``python -m benchmarks.run``.
+``python -m benchmarks [--quick] [--json PATH] [--markdown PATH]`` from a checkout (``make bench``).
 The comparison libraries come with ``pip install -e '.[bench]'``.
 
 Example:

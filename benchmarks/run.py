@@ -1,5 +1,5 @@
-"""Run the encdec benchmark suite: ``encdec bench [--quick] [--json PATH] [--markdown PATH]``, or from a checkout
-``python -m benchmarks.run ...``.
+"""Run the encdec benchmark suite from a source checkout: ``python -m benchmarks [--quick] [--json PATH]
+[--markdown PATH]`` (or ``make bench``).
 
 Example:
     >>> from benchmarks.run import run_benchmarks
@@ -129,7 +129,7 @@ def run_benchmarks(
         "mode": settings.mode,
         "started": started,
         "elapsed_s": time.perf_counter() - t0,
-        "command": command or ("encdec bench" + (" --quick" if quick and not tiny else "")
+        "command": command or ("python -m benchmarks" + (" --quick" if quick and not tiny else "")
                                + (" --tiny" if tiny else "")),
         "machine": machine,
         "settings": settings.as_dict(),
@@ -152,8 +152,8 @@ def run_benchmarks(
     return result
 
 
-def build_parser(prog: str = "encdec bench") -> argparse.ArgumentParser:
-    """The command-line options of ``encdec bench``.
+def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
+    """The command-line options of ``python -m benchmarks``.
 
     Example:
         >>> build_parser().parse_args(["--quick", "--json", "out.json"]).json
@@ -161,8 +161,14 @@ def build_parser(prog: str = "encdec bench") -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog=prog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Benchmark encdec against the code users would otherwise run (reference restatements, "
                     "segmentation_models_pytorch, torchmetrics, torchvision) and report ratios.",
+        epilog="examples:\n"
+               "  python -m benchmarks --tiny                          seconds: checks that every benchmark runs\n"
+               "  python -m benchmarks --quick --markdown bench.md     under 10 minutes on 2 cores\n"
+               "  python -m benchmarks --only metrics,colorize --json out.json\n"
+               "  python -m benchmarks --json bench.json --markdown bench.md   the full suite (make bench)",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smaller sizes and fewer repetitions (< 10 minutes)")
@@ -184,12 +190,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    command = "encdec bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         result = run_benchmarks(args.quick, args.json, args.markdown, tiny=args.tiny, only=args.only,
                                 command=command.strip())
     except ValueError as error:
-        print(f"encdec bench: {error}", file=sys.stderr)
+        print(f"python -m benchmarks: {error}", file=sys.stderr)
         return 2
     return 1 if result["summary"].get("error") else 0
 

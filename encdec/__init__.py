@@ -6,16 +6,17 @@ Example:
     True
 """
 
-from . import blocks, datasets, losses, metrics, viz
+from . import blocks, datasets, losses, metrics, runtime, viz
 from ._registry import ModelInfo, ReferenceCheckpoint, create_model, list_models, model_info, register_model
+from ._version import __version__
 from .datasets import CIFAR10, DogImages, OxfordPetSegmentation, SyntheticShapes, VOCSegmentation
 from .export import ExportError, export_onnx
 from .inference import optimize_for_inference, predict
+from .input_spec import InputSizeError, InputSpec
 from .losses import DiceCELoss, DiceLoss
 from .metrics import ClassificationMetrics, SegmentationMetrics
 from .models import (
     ImageClassifier,
-    InputSizeError,
     SegmentationModel,
     custom_cnn,
     resfcn18,
@@ -27,31 +28,22 @@ from .models import (
     unet_pet,
     vgg16_cifar,
 )
+from .pretrained import convert_checkpoint, from_pretrained, load_model, save_pretrained
+from .summary import model_summary
 from .training import History, NonFiniteLossError, evaluate, fit, seed_everything, seed_worker
-from .weights import (
-    LoadReport,
-    WeightsError,
-    from_pretrained,
-    load_state_dict,
-    load_weights,
-    read_state_dict,
-    save_pretrained,
-    save_weights,
-)
-
-__version__ = "0.1.0"
+from .weights import LoadReport, WeightsError, load_state_dict, load_weights, read_state_dict, save_weights
 
 __all__ = [
     "__version__",
-    "blocks", "datasets", "losses", "metrics", "viz",
+    "blocks", "datasets", "losses", "metrics", "runtime", "viz",
     "CIFAR10", "DogImages", "OxfordPetSegmentation", "SyntheticShapes", "VOCSegmentation",
     "DiceCELoss", "DiceLoss", "ClassificationMetrics", "SegmentationMetrics",
     "ModelInfo", "ReferenceCheckpoint", "create_model", "list_models", "model_info", "register_model",
-    "ImageClassifier", "InputSizeError", "SegmentationModel",
+    "ImageClassifier", "InputSizeError", "InputSpec", "SegmentationModel",
     "custom_cnn", "resfcn18", "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "unet",
     "unet_pet", "vgg16_cifar",
-    "LoadReport", "WeightsError", "from_pretrained", "load_state_dict", "load_weights", "read_state_dict",
-    "save_pretrained", "save_weights",
+    "LoadReport", "WeightsError", "load_state_dict", "load_weights", "read_state_dict", "save_weights",
+    "convert_checkpoint", "from_pretrained", "load_model", "save_pretrained", "model_summary",
     "History", "NonFiniteLossError", "evaluate", "fit", "seed_everything", "seed_worker",
     "optimize_for_inference", "predict", "ExportError", "export_onnx",
 ]

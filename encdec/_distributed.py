@@ -66,10 +66,38 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Sum a tensor over all ranks in place (a no-op in one process) and return it."""
-    if info.enabled:
+def is_initialized() -> bool:
+    """Whether a default process group exists (``torch.distributed`` available and initialised)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    """Processes in the default group; 1 when not distributed."""
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def collective_device() -> torch.device:
+    """The device the default group's collectives need: CUDA for ``nccl``, the CPU otherwise."""
+    if is_initialized() and str(dist.get_backend()).lower() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_reduce_sum(tensor: torch.Tensor, info: Optional[DistInfo] = None) -> torch.Tensor:
+    """Sum ``tensor`` over all processes of the default group, in place, and return it.
+
+    A no-op in one process. A tensor on a device the backend cannot reduce (a CUDA tensor under ``gloo``, a
+    CPU tensor under ``nccl``) is reduced through a copy on the backend's device and written back.
+    """
+    if (info is not None and not info.enabled) or world_size() == 1:
+        return tensor
+    device = collective_device()
+    if tensor.device.type == device.type:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+    moved = tensor.to(device)
+    dist.all_reduce(moved, op=dist.ReduceOp.SUM)
+    tensor.copy_(moved)
     return tensor
 
 

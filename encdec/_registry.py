@@ -9,7 +9,12 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import torch
 from torch import nn
+
+from ._json import jsonable
+from .input_spec import InputSpec, input_spec_of
+from .weights import load_weights
 
 __all__ = ["ReferenceCheckpoint", "ModelInfo", "register_model", "create_model", "list_models", "model_info"]
 
@@ -48,12 +53,6 @@ class ReferenceCheckpoint:
         return self.filename
 
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2023, 0.1994, 0.2010)
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     """What the registry knows about one builder.
@@ -62,21 +61,40 @@ class ModelInfo:
         name: Registered name (the builder's function name).
         builder: The builder function.
         task: ``"segmentation"`` or ``"classification"``.
-        input_size: The reference input side in pixels.
-        size_rule: A human-readable input-size rule.
         checkpoint_filter: Pure function mapping a reference state dict to this model's own key names.
         reference_checkpoints: The reference checkpoints this builder loads.
         summary: One line describing the model.
+
+    Example:
+        >>> import encdec
+        >>> info = encdec.model_info("unet_pet")
+        >>> info.task, info.input_size, info.size_rule
+        ('segmentation', 256, 'any height and width of at least 16')
     """
 
     name: str
     builder: Callable[..., nn.Module]
     task: str
-    input_size: int
-    size_rule: str
     checkpoint_filter: Optional[FilterFn] = None
     reference_checkpoints: Tuple[ReferenceCheckpoint, ...] = field(default_factory=tuple)
     summary: str = ""
+
+    @functools.cached_property
+    def input_spec(self) -> Optional[InputSpec]:
+        """The :class:`~encdec.models.InputSpec` of the model the builder makes with its defaults (built on the
+        meta device, so nothing is allocated)."""
+        with torch.device("meta"):
+            return input_spec_of(self.builder())
+
+    @property
+    def input_size(self) -> Optional[int]:
+        """The reference input side in pixels (from the default model's ``input_spec``)."""
+        return self.input_spec.reference if self.input_spec is not None else None
+
+    @property
+    def size_rule(self) -> str:
+        """The default model's input-size rule in words (from its ``input_spec``)."""
+        return self.input_spec.rule() if self.input_spec is not None else "any input the model accepts"
 
 
 _MODELS: Dict[str, ModelInfo] = {}
@@ -88,8 +106,6 @@ _PATH_ARGUMENTS = ("weights", "encoder_weights")
 def register_model(
     *,
     task: str,
-    input_size: int,
-    size_rule: str,
     checkpoint_filter: Optional[FilterFn] = None,
     reference_checkpoints: Tuple[ReferenceCheckpoint, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -99,10 +115,11 @@ def register_model(
     and loads the file after building, through ``load_weights`` and the builder's ``checkpoint_filter``.
 
     The built model gets ``model.encdec_config = {"architecture": name, "kwargs": {...}}`` (file-path arguments
-    left out), which ``save_pretrained`` writes and ``from_pretrained`` reads back.
+    left out), which ``save_pretrained`` writes and ``from_pretrained`` reads back, and
+    ``model.checkpoint_filter``, which ``load_weights`` uses to convert reference checkpoints.
 
     Example:
-        >>> @register_model(task="classification", input_size=32, size_rule="any")
+        >>> @register_model(task="classification")
         ... def tiny_linear(*, num_classes: int = 2, weights=None):
         ...     return nn.Linear(4, num_classes)
         >>> create_model("tiny_linear").encdec_config["kwargs"]
@@ -123,24 +140,17 @@ def register_model(
             weights = bound.arguments.pop("weights", None)
             model = fn(**bound.arguments)
             config = {k: v for k, v in bound.arguments.items() if k not in _PATH_ARGUMENTS}
-            model.encdec_config = {"architecture": name, "kwargs": _jsonable(config)}
+            model.encdec_config = {"architecture": name, "kwargs": jsonable(config)}
+            model.checkpoint_filter = checkpoint_filter
             if weights is not None:
-                # Loaded here, once the config names the architecture whose key map converts the file.
-                from .weights import load_weights
-
                 load_weights(model, weights)
             return model
 
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _MODELS[name] = ModelInfo(name, builder, task, input_size, size_rule, checkpoint_filter,
-                                  tuple(reference_checkpoints), summary)
+        _MODELS[name] = ModelInfo(name, builder, task, checkpoint_filter, tuple(reference_checkpoints), summary)
         return builder
 
     return decorate
-
-
-def _jsonable(kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
 
 
 def _lookup(name: str) -> ModelInfo:

@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +31,16 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+from . import viz
+from ._json import jsonable
+from .atomic import atomic_write_json
+from .datasets import SyntheticShapes
+from .inference import predict
+from .models import unet
+from .pretrained import from_pretrained
+from .training import evaluate, fit, seed_everything
+from .weights import save_weights
 
 __all__ = ["DemoConfig", "DemoError", "FULL", "QUICK", "run_demo", "format_scores", "with_overrides"]
 
@@ -89,14 +98,7 @@ def _materialize(dataset: Any) -> TensorDataset:
 
 
 def _scores(stats: Dict[str, Any]) -> Dict[str, Any]:
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-
-    return {k: clean(v) for k, v in stats.items()}
+    return jsonable(stats, finite=True)
 
 
 def format_scores(before: Dict[str, Any], after: Dict[str, Any]) -> str:
@@ -149,13 +151,6 @@ def run_demo(
         >>> result["miou"] >= 0.8, result["reload_identical"]  # doctest: +SKIP
         (True, True)
     """
-    import encdec
-    from encdec import viz
-    from encdec._checkpoint import atomic_write_json
-    from encdec.datasets import SyntheticShapes
-    from encdec.inference import predict
-    from encdec.training import evaluate, fit, seed_everything
-
     cfg = config if config is not None else (QUICK if quick else FULL)
     started = time.perf_counter()
     folder = Path(out)
@@ -173,7 +168,7 @@ def run_demo(
         f"classes {', '.join(train_set.class_names)}")
 
     # 2. Model, scored before training.
-    model = encdec.unet(num_classes=cfg.num_classes, widths=cfg.widths)
+    model = unet(num_classes=cfg.num_classes, widths=cfg.widths)
     params = sum(p.numel() for p in model.parameters())
     log(f"model: unet(widths={tuple(cfg.widths)}), {params:,} parameters, on {device}")
     before = _scores(evaluate(model, val_loader, device=device, precision="fp32"))
@@ -207,9 +202,9 @@ def run_demo(
 
     # 5. Save, rebuild from the file alone, and compare every held-out prediction.
     weights = folder / "unet_shapes.safetensors"
-    encdec.save_weights(model, weights, class_names=train_set.class_names, mean=train_set.mean, std=train_set.std)
+    save_weights(model, weights, class_names=train_set.class_names, mean=train_set.mean, std=train_set.std)
     files["weights"] = weights
-    reloaded = encdec.from_pretrained(weights)
+    reloaded = from_pretrained(weights)
     all_images = val_loader.dataset.tensors[0]
     identical = torch.equal(predict(model, all_images, device=device, precision="fp32"),
                             predict(reloaded, all_images, device=device, precision="fp32"))

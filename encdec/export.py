@@ -17,9 +17,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .models._base import ImageClassifier, SegmentationModel
-from .models.resfcn import ResFCN
-from .weights import atomic_write
+from .atomic import atomic_write
+from .input_spec import InputSpec, input_spec_of, size_pair
 
 __all__ = ["ExportError", "export_onnx", "onnx_input_sizes"]
 
@@ -86,7 +85,8 @@ def export_onnx(
     height, width = _resolve_size(model, input_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    spatial = dynamic and not isinstance(model, ResFCN)
+    spec = input_spec_of(model)
+    spatial = dynamic and (spec is None or spec.fixed is None)
     trace_size = _trace_size(model, (height, width)) if spatial else (height, width)
     cases = [(batch_size, (height, width))]  # what the check runs: (batch, (H, W))
     if dynamic:
@@ -95,7 +95,8 @@ def export_onnx(
     model.eval()
     try:
         example = _example(model, batch_size, trace_size)
-        _validate(model, example)
+        if spec is not None:  # the model's own input error (naming valid sizes), before any file is written
+            spec.check(example, _name(model))
 
         def write(tmp: str) -> None:
             _export(model, example, tmp, dynamic=dynamic, spatial=spatial, opset=opset)
@@ -118,13 +119,13 @@ def onnx_input_sizes(model: nn.Module, input_size: SizeLike) -> List[Tuple[int, 
         >>> onnx_input_sizes(encdec.unet_pet(), 64)
         [(64, 64), (79, 79)]
     """
-    height, width = _pair(input_size)
-    if isinstance(model, ResFCN):
+    height, width = size_pair(input_size, "input_size")
+    spec = input_spec_of(model) or InputSpec(multiple=32)
+    if spec.fixed is not None:
         return [(height, width)]
     second = _trace_size(model, (height, width))
     if second == (height, width):
-        step = model.size_multiple if isinstance(model, SegmentationModel) else 32
-        second = (height + step, width)
+        second = (spec.valid_size(height + 1), width)
     return [(height, width), second]
 
 
@@ -140,24 +141,12 @@ def _require(module: str) -> Any:
         raise ImportError(f"ONNX export needs the {module!r} package: pip install 'encdec[onnx]' ({e})") from None
 
 
-def _pair(size: SizeLike) -> Tuple[int, int]:
-    if isinstance(size, int) and not isinstance(size, bool):
-        return size, size
-    values = tuple(size)
-    if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ValueError(f"input_size must be a positive int or (height, width), got {size!r}")
-    return values[0], values[1]
-
-
 def _resolve_size(model: nn.Module, input_size: Optional[SizeLike]) -> Tuple[int, int]:
     if input_size is not None:
-        return _pair(input_size)
-    if isinstance(model, ResFCN):
-        return model.input_size, model.input_size
-    if getattr(model, "encdec_config", None):
-        from ._registry import model_info
-
-        return _pair(model_info(model).input_size)
+        return size_pair(input_size, "input_size")
+    spec = input_spec_of(model)
+    if spec is not None:
+        return size_pair(spec.fixed if spec.fixed is not None else spec.reference)
     raise ValueError(f"{type(model).__name__} has no reference input size: pass input_size=(height, width)")
 
 
@@ -174,18 +163,10 @@ def _example(model: nn.Module, batch_size: int, size: Tuple[int, int]) -> Tensor
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    channels = int(getattr(model, "in_channels", 3))
+    spec = input_spec_of(model)
+    channels = spec.channels if spec is not None else 3
     generator = torch.Generator().manual_seed(0)
     return torch.randn(batch_size, channels, *size, generator=generator).to(device=device, dtype=dtype)
-
-
-def _validate(model: nn.Module, example: Tensor) -> None:
-    """Raise the model's own input error (naming valid sizes) before any file is written."""
-    if isinstance(model, SegmentationModel):
-        model.check_input(example)
-    elif isinstance(model, ResFCN):
-        with torch.no_grad():
-            model(example[:1])
 
 
 def _axes(dynamic: bool, spatial: bool, segmentation: bool) -> Optional[Dict[str, Dict[int, str]]]:
@@ -197,9 +178,7 @@ def _axes(dynamic: bool, spatial: bool, segmentation: bool) -> Optional[Dict[str
 
 
 def _export(model: nn.Module, example: Tensor, path: str, *, dynamic: bool, spatial: bool, opset: int) -> None:
-    segmentation = isinstance(model, SegmentationModel) or (
-        not isinstance(model, (ImageClassifier, ResFCN)) and _output(model, example).dim() == 4
-    )
+    segmentation = _output(model, example).dim() == 4
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # Tracing runs the Python size checks once and warns that their results are constants; the

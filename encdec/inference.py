@@ -1,7 +1,7 @@
 """``predict`` and ``optimize_for_inference``: label maps for any input size, in the fastest safe precision.
 
 ``predict`` takes a tensor, PIL images, NumPy arrays or file paths; pads every image up to the model's
-``size_multiple`` / ``min_size`` (reflection padding at the bottom and right), runs the model in eval mode under
+size rule (``model.input_spec``; reflection padding at the bottom and right), runs the model in eval mode under
 ``torch.inference_mode`` and crops the output back to the input size.
 
 ``optimize_for_inference`` returns an eval-mode copy with every Convolution -> BatchNorm pair folded into one
@@ -21,12 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .training import _has_conv, autocast, resolve_channels_last, resolve_device, resolve_precision
+from .input_spec import input_spec_of
+from .normalization import IMAGENET_MEAN, IMAGENET_STD
+from .runtime import autocast, is_conv_net, resolve_channels_last, resolve_device, resolve_precision
 
 __all__ = ["predict", "optimize_for_inference", "IMAGENET_MEAN", "IMAGENET_STD"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 ImageLike = Union[torch.Tensor, np.ndarray, "os.PathLike[str]", str, Any]
 
@@ -82,16 +81,14 @@ def _image_to_tensor(image: Any, mean: torch.Tensor, std: torch.Tensor) -> torch
     return (tensor - mean) / std
 
 
-def _padded_size(side: int, model: nn.Module) -> int:
-    multiple = int(getattr(model, "size_multiple", 1) or 1)
-    minimum = int(getattr(model, "min_size", 0) or 0)
-    side = max(side, minimum)
-    return -(-side // multiple) * multiple
-
-
 def _pad(batch: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """Pad a batch at the bottom and right up to the model's next valid size (models that take one fixed size
+    are fed as they are: padding would not make an image of another size fit)."""
+    spec = input_spec_of(model)
+    if spec is None or spec.fixed is not None:
+        return batch
     h, w = batch.shape[-2:]
-    ph, pw = _padded_size(h, model) - h, _padded_size(w, model) - w
+    ph, pw = spec.valid_size(h) - h, spec.valid_size(w) - w
     if ph == 0 and pw == 0:
         return batch
     mode = "reflect" if ph < h and pw < w else "replicate"
@@ -136,7 +133,7 @@ def predict(
     Float tensors are taken as already preprocessed (normalised) model inputs. Everything else -- ``uint8``
     tensors ``(C, H, W)`` or ``(N, C, H, W)``, PIL images, arrays ``(H, W, C)`` / ``(H, W)`` and file paths --
     is scaled to ``[0, 1]`` and normalised with ``mean`` / ``std``. Each image is padded at the bottom and right
-    up to the model's ``size_multiple`` (and ``min_size``), and the output is cropped back to the image size. The
+    up to the next size its ``input_spec`` accepts, and the output is cropped back to the image size. The
     model is moved to ``device`` and put in eval mode (its previous mode is restored afterwards).
 
     Args:
@@ -149,7 +146,7 @@ def predict(
         device: ``"auto"`` or a torch device.
         precision: ``"auto"`` (bf16 on CPUs with native bfloat16 and on CUDA, else fp32), ``"fp32"``, ``"bf16"``
             or ``"fp16"`` (CUDA).
-        channels_last: Channels-last inputs and model (``"auto"``: see :func:`encdec.training.resolve_channels_last`).
+        channels_last: Channels-last inputs and model (``"auto"``: see :func:`encdec.runtime.resolve_channels_last`).
 
     Returns:
         For a batched tensor: an int64 tensor ``(N, H, W)`` of labels (``(N,)`` for classifiers), or float32
@@ -310,7 +307,7 @@ def optimize_for_inference(
     with torch.no_grad():
         _fuse_conv_bn(optimized)
     if channels_last == "auto":
-        channels_last = _has_conv(optimized)
+        channels_last = is_conv_net(optimized)
     elif not isinstance(channels_last, bool):
         raise ValueError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
     if channels_last:

@@ -32,6 +32,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ._distributed import all_reduce_sum
+
 __all__ = [
     "ClassificationMetrics",
     "SegmentationMetrics",
@@ -498,26 +500,6 @@ def accuracy(
 # --------------------------------------------------------------------------------------------------------------
 # stateful accumulators
 # --------------------------------------------------------------------------------------------------------------
-def _all_reduce(t: torch.Tensor) -> torch.Tensor:
-    """Sum ``t`` over the processes of the default group; a copy of ``t`` when not distributed."""
-    import torch.distributed as dist
-
-    out = t.clone()
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return out
-    backend = str(dist.get_backend()).lower()
-    if backend == "gloo" and out.device.type != "cpu":
-        cpu = out.cpu()
-        dist.all_reduce(cpu)
-        return cpu.to(out.device)
-    if backend == "nccl" and out.device.type != "cuda":
-        gpu = out.to(torch.device("cuda", torch.cuda.current_device()))
-        dist.all_reduce(gpu)
-        return gpu.to(out.device)
-    dist.all_reduce(out)
-    return out
-
-
 class _Accumulator:
     """Local counts plus an optional all-reduced copy (so ``sync()`` never double counts)."""
 
@@ -557,7 +539,7 @@ class _Accumulator:
         Example:
             >>> m = SegmentationMetrics(2); m.sync()  # no-op outside torch.distributed
         """
-        self._synced = _all_reduce(self._local)
+        self._synced = all_reduce_sum(self._local.clone())
 
 
 class SegmentationMetrics(_Accumulator):

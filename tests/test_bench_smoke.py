@@ -1,5 +1,5 @@
-"""Smoke test of ``encdec bench``: a tiny subset runs and produces a well-formed result. Nothing about time is
-asserted (timings belong to ``encdec bench`` itself, never to ``make test``)."""
+"""Smoke test of ``python -m benchmarks``: a tiny subset runs and produces a well-formed result. Nothing about time is
+asserted (timings belong to the benchmark suite itself, never to ``make test``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import math
 
 import pytest
 
-from encdec import bench
+from benchmarks import run as bench
 
 STATUSES = {"met", "within noise", "not met", "reported", "skipped", "error"}
 ROW_KEYS = {"group", "name", "kind", "value", "goal", "status", "notes"}
 
-pytestmark = pytest.mark.skipif(bench.find_checkout() is None, reason="needs the encdec source checkout")
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +78,15 @@ def test_goal_status_rules():
     assert goal_status(1e-7, 1e-6, higher_is_better=False) == "met"
     row = ratio_row("g", "n", {"a": [4.0, 2.0, 3.0], "b": [2.0, 2.0, 1.0]}, "a", "b", goal=2.0)
     assert row["value"] == 2.0 and row["status"] == "met"
+
+
+def test_runs_as_python_dash_m_benchmarks_from_the_checkout():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=root, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "python -m benchmarks" in done.stdout and "--quick" in done.stdout

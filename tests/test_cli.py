@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 import encdec
-from encdec.cli import analyze_model, main, parse_data
+from encdec.cli import main, parse_data
+from encdec.summary import model_summary
 
 try:  # tests/ as a package, or tests/ on sys.path
     from tests import reference as ref
@@ -72,7 +73,7 @@ def test_info_reports_flops_memory_layers_and_checkpoints(capsys):
 
 
 def test_analyze_model_matches_real_forward():
-    report = analyze_model("custom_cnn", size=32, batch_size=2)
+    report = model_summary("custom_cnn", 32, batch_size=2)
     model = encdec.custom_cnn()
     assert report["parameters"] == sum(p.numel() for p in model.parameters())
     assert report["output_shape"] == list(model(torch.zeros(2, 3, 32, 32)).shape)
@@ -158,15 +159,7 @@ def test_every_verb_has_help_with_examples(capsys):
         assert code == 0 and "examples:" in out, verb
 
 
-def test_bench_is_handed_its_arguments(monkeypatch):
-    import encdec.bench
-
-    seen = []
-    monkeypatch.setattr(encdec.bench, "main", lambda argv: seen.append(list(argv)) or 0)
-    assert main(["bench", "--tiny", "--only", "metrics"]) == 0
-    assert seen == [["--tiny", "--only", "metrics"]]
-
-
+@pytest.mark.slow
 def test_python_dash_m_runs_the_command():
     done = subprocess.run([sys.executable, "-m", "encdec", "info", "unett"], capture_output=True, text=True,
                           timeout=300)
@@ -297,6 +290,7 @@ def test_predict_reference_checkpoint_needs_model(capsys, tmp_path):
     assert code == 0 and "dog.png" in out
 
 
+@pytest.mark.slow
 def test_train_classifier_on_shapes(capsys, tmp_path):
     code, out, err = run(capsys, "train", "--model", "custom_cnn", "--data", "shapes:16", "--epochs", "1",
                          "--out", tmp_path / "cls", *CPU)  # with pictures: the classification grid
@@ -305,7 +299,7 @@ def test_train_classifier_on_shapes(capsys, tmp_path):
     assert (tmp_path / "cls" / "predictions.png").is_file()
 
 
-@pytest.mark.parametrize("kind", ["voc", "pet", "cifar10", "dogs"])
+@pytest.mark.parametrize("kind", [pytest.param("voc", marks=pytest.mark.slow), "pet", "cifar10", "dogs"])
 def test_train_and_eval_on_dataset_layouts(capsys, tmp_path, kind):
     if kind == "voc":
         root = trees.write_voc_tree(tmp_path / "data")
@@ -353,6 +347,7 @@ def test_train_with_reference_weights_and_partial_head(capsys, tmp_path):
 # ------------------------------------------------------------------------------------------ demo
 
 
+@pytest.mark.slow
 def test_demo_quick(capsys, tmp_path):
     code, out, _ = run(capsys, "demo", "--quick", "--out", tmp_path / "demo", "--quiet")
     assert code == 0
@@ -381,6 +376,7 @@ def test_cuda_device_without_cuda_is_a_usage_error(capsys):
     assert "CUDA is not available on this machine" in one_error_line(err)
 
 
+@pytest.mark.slow
 def test_train_seed_repeats_the_initial_weights_too(capsys, tmp_path):
     weights = []
     for name in ("a", "b"):

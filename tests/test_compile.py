@@ -25,6 +25,8 @@ from torch import nn
 
 import encdec
 
+pytestmark = pytest.mark.slow  # part of make test; make check leaves it out
+
 BACKEND = os.environ.get("ENCDEC_COMPILE_BACKEND", "aot_eager")
 
 Sizes = List[Tuple[int, int, int]]  # (batch, height, width)

@@ -22,9 +22,11 @@ from encdec.training import evaluate  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "train_distributed.py"
 
-pytestmark = pytest.mark.skipif(
-    not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo is not available"
-)
+pytestmark = [
+    pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                       reason="torch.distributed with gloo is not available"),
+    pytest.mark.slow,  # part of make test; make check leaves it out
+]
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ import torch
 
 import encdec
 
+pytestmark = pytest.mark.slow  # part of make test; make check leaves it out
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 CONFIG = ROOT / "mkdocs.yml"

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # part of make test; make check leaves it out
+
 try:  # tests/ as a package, or tests/ on sys.path
     from tests import reference as ref
     from tests.fixtures import trees

@@ -20,6 +20,8 @@ from torch import nn
 import encdec
 from encdec.export import ExportError, export_onnx, onnx_input_sizes
 
+pytestmark = pytest.mark.slow  # part of make test; make check leaves it out
+
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 

@@ -710,6 +710,7 @@ def run_cases(cases: List[Case], directory: Path) -> Dict[str, Any]:
     return {"failures": failures, "outcomes": dict(outcomes)}
 
 
+@pytest.mark.slow
 def test_fuzzed_checkpoints_end_in_weights_error_or_load(tmp_path):
     sentinel_dir = tmp_path / "sentinels"
     sentinel_dir.mkdir()
@@ -782,6 +783,7 @@ print(json.dumps({"results": results, "rss_growth_kb": after - before}))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses RLIMIT_AS and /proc")
 def test_size_claims_are_refused_before_allocating(tmp_path):
     cases = gen_size_claims()
@@ -819,6 +821,7 @@ _headers = st.dictionaries(st.sampled_from(["fc.weight", "fc.bias", "conv.weight
                            st.one_of(_entries, st.integers(), st.text(max_size=4), st.none()), max_size=4)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(header=_headers, data_len=st.integers(0, 96), declared_extra=st.integers(-4, 4))
 def test_generated_safetensors_headers(header, data_len, declared_extra):

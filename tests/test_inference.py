@@ -168,7 +168,8 @@ def _batchnorms(model: nn.Module) -> int:
     ("name", "build", "shape"),
     [
         ("tiny unet", lambda: encdec.unet(num_classes=3, widths=WIDTHS), (2, 3, 32, 32)),
-        ("resnet34_unet", lambda: encdec.resnet34_unet(num_classes=2), (1, 3, 64, 64)),
+        pytest.param("resnet34_unet", lambda: encdec.resnet34_unet(num_classes=2), (1, 3, 64, 64),
+                     marks=pytest.mark.slow),
         ("custom_cnn", lambda: encdec.custom_cnn(num_classes=4), (2, 3, 32, 32)),
     ],
 )

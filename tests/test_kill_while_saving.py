@@ -26,7 +26,8 @@ import torch
 import encdec
 from encdec.weights import read_metadata
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the writer server forks")
+pytestmark = [pytest.mark.skipif(not hasattr(os, "fork"), reason="the writer server forks"),
+              pytest.mark.slow]  # part of make test; make check leaves it out
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -191,6 +192,6 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        encdec.weights.atomic_write(target, failing)
+        encdec.atomic.atomic_write(target, failing)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.txt"]

@@ -99,7 +99,8 @@ def _randomize_bn(module):
     return module.eval()
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50"])
+@pytest.mark.parametrize("arch", ["resnet18", pytest.param("resnet34", marks=pytest.mark.slow),
+                                  pytest.param("resnet50", marks=pytest.mark.slow)])
 def test_torchvision_encoder_features_are_identical(tmp_path, arch):
     tv = _randomize_bn(getattr(torchvision.models, arch)(weights=None))
     path = tmp_path / f"{arch}-imagenet.pth"

@@ -145,9 +145,14 @@ def test_encdec_full_size_resfcn18_parameter_count_on_meta():
     assert _n_params(model) == 457_204_500
 
 
+FULL_SIZE_UNETS = ("unet", "unet_pet", "resnet34_unet", "resnet50_unet")  # seconds each: only in the full run
+
+
 @pytest.mark.parametrize(
     "name, fmt",
-    [(c.name, fmt) for c in CASES for fmt in FORMATS],
+    # every model in the plain layout in the quick loop; the container layouts in the full run
+    [pytest.param(c.name, fmt, marks=() if fmt == "bare_ckpt" and c.name not in FULL_SIZE_UNETS else pytest.mark.slow)
+     for c in CASES for fmt in FORMATS],
     ids=[f"{c.name}-{fmt}" for c in CASES for fmt in FORMATS],
 )
 def test_reference_checkpoint_gives_reference_outputs(name, fmt, tmp_path):
@@ -158,6 +163,7 @@ def test_reference_checkpoint_gives_reference_outputs(name, fmt, tmp_path):
     _assert_same_outputs(model, name, inputs, outputs)
 
 
+@pytest.mark.slow
 def test_resnet50_unet_checkpoint_with_unused_unetconv2_1_loads_strict(tmp_path):
     sd, inputs, outputs = reference_data("resnet50_unet")
     assert {"UnetConv2_1.weight", "UnetConv2_1.bias"} <= set(sd)  # the reference always saves them
@@ -182,6 +188,7 @@ def test_resnet18_classifier_checkpoint_layouts(layout, tmp_path):
     _assert_same_outputs(model, "resnet18_classifier", inputs, outputs)
 
 
+@pytest.mark.slow
 def test_unet_checkpoint_with_22_outputs_into_21_classes_names_the_count(tmp_path):
     path = tmp_path / "UNet_best_model.pth"
     torch.save(ref.UNetVOC(num_classes=22).state_dict(), path)

@@ -258,6 +258,7 @@ def _load_all_checkpoints(directory: Path) -> int:
     return count
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_and_mid_write_then_resume_matches_uninterrupted(tmp_path):
     epochs, threads = 3, torch.get_num_threads()
     run = tmp_path / "killed"
@@ -410,6 +411,7 @@ def test_nan_loss_stops_with_error_naming_epoch_step_and_checkpoint(tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_early_stopping_restores_the_best_epoch(tmp_path):
     def run(epochs, script, **kwargs):
         train, val = helpers.loaders()

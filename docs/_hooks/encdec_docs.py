@@ -22,18 +22,22 @@ from typing import Any, Dict, List, Optional, Tuple
 #: API page -> the modules it documents, in order.
 API_PAGES: Dict[str, List[str]] = {
     "api/index.md": ["encdec"],
-    "api/models.md": ["encdec.models", "encdec.models.unet", "encdec.models.resnet_unet", "encdec.models.vgg",
-                      "encdec.models.resnet_cifar", "encdec.models.cnn", "encdec.models.resfcn",
-                      "encdec.models.encoders"],
+    "api/models.md": ["encdec.models", "encdec.input_spec", "encdec.models.unet", "encdec.models.resnet_unet",
+                      "encdec.models.vgg", "encdec.models.resnet_cifar", "encdec.models.cnn", "encdec.models.resfcn",
+                      "encdec.models.encoders", "encdec.models.decoders"],
     "api/blocks.md": ["encdec.blocks"],
-    "api/weights.md": ["encdec.weights"],
+    "api/weights.md": ["encdec.weights", "encdec.weights.formats", "encdec.weights.load", "encdec.weights.save",
+                       "encdec.weights.errors", "encdec.pretrained", "encdec.atomic"],
     "api/metrics.md": ["encdec.metrics"],
     "api/losses.md": ["encdec.losses"],
-    "api/datasets.md": ["encdec.datasets", "encdec.datasets.presets", "encdec.datasets.transforms"],
-    "api/training.md": ["encdec.training"],
-    "api/inference.md": ["encdec.inference", "encdec.export"],
-    "api/viz.md": ["encdec.viz"],
-    "api/cli.md": ["encdec.cli", "encdec.demo", "encdec.bench"],
+    "api/datasets.md": ["encdec.datasets", "encdec.datasets.spec", "encdec.datasets.presets",
+                        "encdec.datasets.transforms"],
+    "api/training.md": ["encdec.training", "encdec.training.fitting", "encdec.training.evaluation",
+                        "encdec.training.history", "encdec.training.state", "encdec.training.factories",
+                        "encdec.training.seeding", "encdec.runtime"],
+    "api/inference.md": ["encdec.inference", "encdec.export", "encdec.summary", "encdec.normalization"],
+    "api/viz.md": ["encdec.viz", "encdec.viz.palettes", "encdec.viz.images", "encdec.viz.figures"],
+    "api/cli.md": ["encdec.cli", "encdec.demo"],
 }
 
 _API = re.compile(r"<!--\s*api\s*-->")
@@ -165,9 +169,9 @@ def _bytes(n: float) -> str:
 
 def render_model_facts(name: str, batch_size: int = 8) -> str:
     """The fact sheet of one model (see the module docstring)."""
-    from encdec.cli import analyze_model
+    from encdec.summary import model_summary
 
-    report = analyze_model(name, batch_size=batch_size)
+    report = model_summary(name, batch_size=batch_size)
     size, mem = report["input_size"], report["memory"]
     builder = importlib.import_module("encdec").model_info(name).builder
     default_classes = inspect.signature(builder).parameters["num_classes"].default

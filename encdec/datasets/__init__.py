@@ -18,10 +18,12 @@ Example:
 """
 
 from . import presets, transforms
+from ._base import take
 from ._checks import CorruptImageError, LabelError, check_mask_labels, read_mask, read_rgb, stratified_split
 from .cifar import CIFAR10, CIFAR10_CLASSES
 from .dogs import DogImages, clean_class_name
 from .pets import OxfordPetSegmentation
+from .spec import DATA_KINDS, DataKind, DataSpec, DataSpecError, from_spec, parse_spec
 from .synthetic import SHAPE_KINDS, SyntheticShapes
 from .transforms import apply_paired, denormalize
 from .voc import VOC_CLASSES, VOCSegmentation
@@ -29,6 +31,10 @@ from .voc import VOC_CLASSES, VOCSegmentation
 __all__ = [
     "CIFAR10",
     "CIFAR10_CLASSES",
+    "DATA_KINDS",
+    "DataKind",
+    "DataSpec",
+    "DataSpecError",
     "SHAPE_KINDS",
     "VOC_CLASSES",
     "CorruptImageError",
@@ -41,9 +47,12 @@ __all__ = [
     "check_mask_labels",
     "clean_class_name",
     "denormalize",
+    "from_spec",
+    "parse_spec",
     "presets",
     "read_mask",
     "read_rgb",
     "stratified_split",
+    "take",
     "transforms",
 ]

@@ -8,12 +8,12 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from ._checks import CorruptImageError, LabelMap, read_mask, read_rgb
 from .transforms import apply_paired
 
-__all__ = ["ImageLabelDataset", "ImageMaskDataset", "read_split_file", "resolve_root"]
+__all__ = ["ImageLabelDataset", "ImageMaskDataset", "read_split_file", "resolve_root", "take"]
 
 
 def resolve_root(root: Any, candidates: Sequence[str], marker: str, expected: str) -> Path:
@@ -26,6 +26,29 @@ def resolve_root(root: Any, candidates: Sequence[str], marker: str, expected: st
     raise FileNotFoundError(
         f"no {expected} found under {base}: looked for {marker!r} in " + ", ".join(str(p) for p in tried)
     )
+
+
+#: Attributes that describe a dataset's labels and preprocessing, kept by :func:`take`.
+DESCRIPTIVE_ATTRIBUTES = ("num_classes", "ignore_index", "class_names", "mean", "std", "palette")
+
+
+def take(dataset: Any, n: Optional[int]) -> Any:
+    """The first ``n`` samples of ``dataset`` (all of them for ``None`` or ``n >= len``), as a ``Subset`` that keeps
+    the dataset's ``num_classes``, ``ignore_index``, ``class_names``, ``mean``, ``std`` and ``palette``.
+
+    Example:
+        >>> from encdec.datasets import SyntheticShapes
+        >>> part = take(SyntheticShapes(n=10, size=16), 4)
+        >>> len(part), part.class_names
+        (4, ['background', 'circle', 'square'])
+    """
+    if n is None or n >= len(dataset):
+        return dataset
+    subset = Subset(dataset, range(n))
+    for attr in DESCRIPTIVE_ATTRIBUTES:
+        if hasattr(dataset, attr):
+            setattr(subset, attr, getattr(dataset, attr))
+    return subset
 
 
 def read_split_file(path: Path, available: Optional[Sequence[str]] = None) -> List[str]:

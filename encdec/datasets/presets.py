@@ -35,6 +35,9 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
+from ..input_spec import size_pair
+from ..normalization import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
@@ -55,10 +58,6 @@ __all__ = [
     "voc_train",
 ]
 
-IMAGENET_MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
-CIFAR10_MEAN: Tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD: Tuple[float, float, float] = (0.2023, 0.1994, 0.2010)
 
 Size = Union[int, Tuple[int, int]]
 Stats = Optional[Sequence[float]]
@@ -66,10 +65,6 @@ Stats = Optional[Sequence[float]]
 
 def _interp(mode: Union[str, InterpolationMode]) -> InterpolationMode:
     return mode if isinstance(mode, InterpolationMode) else InterpolationMode(mode.lower())
-
-
-def _pair(size: Size) -> Tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
 def _finish(mean: Stats, std: Stats) -> List[Any]:
@@ -103,7 +98,7 @@ def segmentation_eval(
     """
     steps: List[Any] = []
     if size is not None:
-        steps.append(v2.Resize(_pair(size), interpolation=_interp(interpolation), antialias=True))
+        steps.append(v2.Resize(size_pair(size), interpolation=_interp(interpolation), antialias=True))
     return v2.Compose(steps + _finish(mean, std))
 
 
@@ -136,7 +131,7 @@ def segmentation_train(
         >>> t = segmentation_train(64, hflip=0.5, vflip=0.5)
     """
     steps: List[Any] = [
-        v2.RandomResizedCrop(_pair(size), scale=scale, interpolation=_interp(interpolation), antialias=True)
+        v2.RandomResizedCrop(size_pair(size), scale=scale, interpolation=_interp(interpolation), antialias=True)
     ]
     if hflip > 0:
         steps.append(v2.RandomHorizontalFlip(p=hflip))
@@ -166,7 +161,7 @@ def classification_eval(
     """
     steps: List[Any] = []
     if size is not None:
-        h, w = _pair(size)
+        h, w = size_pair(size)
         if crop >= 1.0:
             steps.append(v2.Resize((h, w), antialias=True))
         else:
@@ -198,7 +193,7 @@ def classification_train(
     Example:
         >>> t = classification_train(96)
     """
-    steps: List[Any] = [v2.RandomResizedCrop(_pair(size), scale=scale, antialias=True)]
+    steps: List[Any] = [v2.RandomResizedCrop(size_pair(size), scale=scale, antialias=True)]
     if hflip > 0:
         steps.append(v2.RandomHorizontalFlip(p=hflip))
     if color_jitter > 0:
@@ -278,7 +273,7 @@ def pets_train(size: Size = 256, normalize: bool = False, augment: bool = True) 
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalize else (None, None)
     if not augment:  # exactly the reference: resize + flips
         return v2.Compose(
-            [v2.Resize(_pair(size), antialias=True), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
+            [v2.Resize(size_pair(size), antialias=True), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
             + _finish(mean, std)
         )
     return segmentation_train(size, mean, std, (0.6, 1.0), 0.5, 0.5, 0.0, "bilinear")

@@ -19,15 +19,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..normalization import SHAPES_MEAN, SHAPES_STD
+from .transforms import apply_paired
+
 __all__ = ["SHAPE_KINDS", "SyntheticShapes"]
 
 #: Shape kinds in class order: segmentation class ``k`` (``k >= 1``) is ``SHAPE_KINDS[k - 1]``; classification
 #: label ``k`` is ``SHAPE_KINDS[k]``.
 SHAPE_KINDS: Tuple[str, ...] = ("circle", "square", "triangle", "ring", "cross")
 
-# Per-channel statistics of the raw [0, 1] images (measured over 2,000 items of the default configuration).
-_MEAN = (0.5, 0.5, 0.5)
-_STD = (0.265, 0.265, 0.265)
 # Radius range of segmentation shapes, as a fraction of the image side.
 _SEG_RADIUS = (0.14, 0.31)
 
@@ -135,8 +135,8 @@ class SyntheticShapes(Dataset):
     """
 
     ignore_index: Optional[int] = None
-    mean: Tuple[float, float, float] = _MEAN
-    std: Tuple[float, float, float] = _STD
+    mean: Tuple[float, float, float] = SHAPES_MEAN
+    std: Tuple[float, float, float] = SHAPES_STD
 
     def __init__(
         self,
@@ -196,8 +196,6 @@ class SyntheticShapes(Dataset):
             return img, label
         target = torch.from_numpy(mask)
         if self.transform is not None:
-            from .transforms import apply_paired
-
             img, target = apply_paired(self.transform, img, target)
         return img, target
 

@@ -52,7 +52,7 @@ def wrap_mask(mask: torch.Tensor) -> tv_tensors.Mask:
     return mask if isinstance(mask, tv_tensors.Mask) else tv_tensors.Mask(mask)
 
 
-def _plain(t: Any) -> Any:
+def _as_plain_tensor(t: Any) -> Any:
     return t.as_subclass(torch.Tensor) if isinstance(t, torch.Tensor) else t
 
 
@@ -83,7 +83,7 @@ def apply_paired(
         (True, torch.int64)
     """
     if transform is None:
-        return _plain(image), _plain(mask).long()
+        return _as_plain_tensor(image), _as_plain_tensor(mask).long()
     out = transform(wrap_image(image), wrap_mask(mask))
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise TypeError(
@@ -97,7 +97,7 @@ def apply_paired(
             f"transform {transform!r} turned the mask into {getattr(new_mask, 'dtype', type(new_mask))}; masks "
             "must stay integer labels (wrap them as tv_tensors.Mask and do not apply ToDtype/Normalize to them)"
         )
-    return _plain(new_image), _plain(new_mask).long()
+    return _as_plain_tensor(new_image), _as_plain_tensor(new_mask).long()
 
 
 def denormalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -1,16 +1,18 @@
 """Every encdec model family, one file each; importing this package registers the builders."""
 
-from ._base import ImageClassifier, InputSizeError, SegmentationModel
+from ._base import ImageClassifier, InputSizeError, InputSpec, SegmentationModel, input_spec_of
 from .cnn import custom_cnn, resnet18_classifier
+from .decoders import UNetDecoder
 from .encoders import ResNetEncoder, torchvision_resnet_encoder
 from .resfcn import ResFCN, resfcn18
 from .resnet_cifar import resnet50_cifar
 from .resnet_unet import ResNet50UNetDecoder, resnet34_unet, resnet50_unet
-from .unet import UNetDecoder, UNetEncoder, unet, unet_pet
+from .unet import UNetEncoder, unet, unet_pet
 from .vgg import vgg16_cifar
 
 __all__ = [
-    "ImageClassifier", "InputSizeError", "SegmentationModel", "ResNetEncoder", "torchvision_resnet_encoder",
+    "ImageClassifier", "InputSizeError", "InputSpec", "SegmentationModel", "input_spec_of", "ResNetEncoder",
+    "torchvision_resnet_encoder",
     "UNetEncoder", "UNetDecoder", "ResNet50UNetDecoder", "ResFCN",
     "unet", "unet_pet", "resnet34_unet", "resnet50_unet", "vgg16_cifar", "resnet50_cifar", "custom_cnn",
     "resnet18_classifier", "resfcn18",

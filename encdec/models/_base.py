@@ -2,47 +2,21 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple, Union
+from typing import List, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["InputSizeError", "SegmentationModel", "ImageClassifier", "nearest_valid_sizes"]
+from ..input_spec import InputSizeError, InputSpec, check_floating, input_spec_of, nearest_valid_sizes
+
+__all__ = [
+    "InputSizeError", "InputSpec", "SegmentationModel", "ImageClassifier", "check_floating", "input_spec_of",
+    "nearest_valid_sizes",
+]
 
 
-class InputSizeError(ValueError):
-    """An input whose channel count or spatial size the model cannot take; the message says what would fit."""
-
-
-def nearest_valid_sizes(side: int, multiple: int, minimum: int) -> Tuple[int, int]:
-    """The valid sides just below and just above ``side`` for a ``multiple`` / ``minimum`` size rule.
-
-    Example:
-        >>> nearest_valid_sizes(250, 64, 64)
-        (192, 256)
-    """
-    below = max(minimum, (side // multiple) * multiple)
-    above = max(minimum, -(-side // multiple) * multiple)
-    if below > side:
-        below = above
-    return below, above
-
-
-def check_floating(x: Tensor) -> None:
-    """Raise ``InputSizeError`` when ``x`` is not floating point (e.g. raw uint8 images).
-
-    Example:
-        >>> try:
-        ...     check_floating(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
-        ... except InputSizeError as error:
-        ...     print(str(error).split(";")[0])
-        expected floating-point images, got torch.uint8
-    """
-    if not x.is_floating_point():
-        raise InputSizeError(
-            f"expected floating-point images, got {x.dtype}; convert with x.float() / 255 and normalise "
-            "with the model's mean and std"
-        )
+def _model_name(model: nn.Module) -> str:
+    return (getattr(model, "encdec_config", None) or {}).get("architecture", type(model).__name__)
 
 
 class SegmentationModel(nn.Module):
@@ -56,6 +30,7 @@ class SegmentationModel(nn.Module):
         in_channels: Expected input channels.
         size_multiple: Height and width must be divisible by this.
         min_size: Smallest accepted height and width.
+        reference_size: The side the reference checkpoints were trained at.
 
     Example:
         >>> import encdec
@@ -74,6 +49,7 @@ class SegmentationModel(nn.Module):
         in_channels: int,
         size_multiple: int,
         min_size: int = 0,
+        reference_size: int = 256,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -81,8 +57,17 @@ class SegmentationModel(nn.Module):
         self.head = head
         self.num_classes = num_classes
         self.in_channels = in_channels
-        self.size_multiple = size_multiple
-        self.min_size = max(min_size, size_multiple)
+        self.input_spec = InputSpec(in_channels, size_multiple, max(min_size, size_multiple), None, reference_size)
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be divisible by this (``input_spec.multiple``)."""
+        return self.input_spec.multiple
+
+    @property
+    def min_size(self) -> int:
+        """Smallest accepted height and width (``input_spec.min_size``)."""
+        return self.input_spec.min_size
 
     def valid_size(self, side: int) -> int:
         """The smallest valid side length that is at least ``side``.
@@ -92,30 +77,16 @@ class SegmentationModel(nn.Module):
             >>> encdec.resnet34_unet().valid_size(250)
             256
         """
-        return nearest_valid_sizes(side, self.size_multiple, self.min_size)[1]
+        return self.input_spec.valid_size(side)
 
     def check_input(self, x: Tensor) -> None:
-        """Raise ``InputSizeError`` naming the nearest valid sizes when ``x`` does not fit the model."""
-        if x.dim() != 4:
-            raise InputSizeError(f"expected a batch of images (N, C, H, W), got a tensor of shape {tuple(x.shape)}")
-        check_floating(x)
-        if x.shape[1] != self.in_channels:
-            raise InputSizeError(
-                f"expected {self.in_channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)}); "
-                f"build the model with in_channels={x.shape[1]} or convert the images"
-            )
-        bad = [(name, side) for name, side in zip(("height", "width"), x.shape[-2:])
-               if side % self.size_multiple or side < self.min_size]
-        if bad:
-            name, side = bad[0]
-            lo, hi = nearest_valid_sizes(side, self.size_multiple, self.min_size)
-            rule = (f"divisible by {self.size_multiple}" if self.size_multiple > 1 else "any size")
-            model = (getattr(self, "encdec_config", None) or {}).get("architecture", type(self).__name__)
-            raise InputSizeError(
-                f"{model} needs height and width {rule} and at least {self.min_size}; "
-                f"got {name} {side} (input shape {tuple(x.shape)}). Nearest valid sizes: {lo} and {hi}. "
-                "Pad or resize the input, or use encdec.predict, which pads for you."
-            )
+        """Raise ``InputSizeError`` naming the nearest valid sizes when ``x`` does not fit the model.
+
+        Example:
+            >>> import encdec
+            >>> encdec.unet().check_input(torch.zeros(1, 3, 32, 32))
+        """
+        self.input_spec.check(x, _model_name(self))
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
@@ -135,6 +106,8 @@ class ImageClassifier(nn.Module):
         head: Module mapping pooled features to logits.
         num_classes: Output classes.
         in_channels: Expected input channels.
+        min_size: Smallest accepted height and width (the features' total stride).
+        reference_size: The side the reference checkpoints were trained at.
 
     Example:
         >>> import encdec
@@ -142,21 +115,25 @@ class ImageClassifier(nn.Module):
         torch.Size([2, 4])
     """
 
-    def __init__(self, features: nn.Module, head: nn.Module, *, num_classes: int, in_channels: int) -> None:
+    def __init__(self, features: nn.Module, head: nn.Module, *, num_classes: int, in_channels: int,
+                 min_size: int = 32, reference_size: int = 32) -> None:
         super().__init__()
         self.features = features
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = head
         self.num_classes = num_classes
         self.in_channels = in_channels
+        self.input_spec = InputSpec(in_channels, 1, min_size, None, reference_size)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Pooled, flattened features ``(N, D)`` before the head."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise InputSizeError(
-                f"expected images (N, {self.in_channels}, H, W), got a tensor of shape {tuple(x.shape)}"
-            )
-        check_floating(x)
+        """Pooled, flattened features ``(N, D)`` before the head.
+
+        Example:
+            >>> import encdec
+            >>> encdec.custom_cnn().forward_features(torch.zeros(1, 3, 32, 32)).shape
+            torch.Size([1, 512])
+        """
+        self.input_spec.check(x, _model_name(self))
         feats: Union[Tensor, List[Tensor], Sequence[Tensor]] = self.features(x)
         if isinstance(feats, (list, tuple)):
             feats = feats[-1]

@@ -7,8 +7,9 @@ from typing import Optional, Union
 
 from torch import nn
 
-from .._registry import IMAGENET_MEAN, IMAGENET_STD, ReferenceCheckpoint, register_model
+from .._registry import ReferenceCheckpoint, register_model
 from ..blocks import ConvBNAct
+from ..normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..weights import remap_keys
 from ._base import ImageClassifier
 from .encoders import load_torchvision_encoder, torchvision_resnet_encoder, torchvision_resnet_rules
@@ -40,8 +41,7 @@ CUSTOM_CNN_REFERENCE = ReferenceCheckpoint(
 
 
 @register_model(
-    task="classification", input_size=32, size_rule="any size of at least 32 (global average pooling)",
-    checkpoint_filter=custom_cnn_filter, reference_checkpoints=(CUSTOM_CNN_REFERENCE,),
+    task="classification", checkpoint_filter=custom_cnn_filter, reference_checkpoints=(CUSTOM_CNN_REFERENCE,),
 )
 def custom_cnn(*, num_classes: int = 4, in_channels: int = 3, weights: Optional[PathLike] = None) -> ImageClassifier:
     """The dog-image reference CNN: five Conv-BN-ReLU-AvgPool blocks (32 to 512 channels) and two linears.
@@ -86,8 +86,7 @@ RESNET18_IMAGENET = ReferenceCheckpoint(
 
 
 @register_model(
-    task="classification", input_size=224, size_rule="any size of at least 32 (global average pooling)",
-    checkpoint_filter=resnet18_filter, reference_checkpoints=(RESNET18_IMAGENET,),
+    task="classification", checkpoint_filter=resnet18_filter, reference_checkpoints=(RESNET18_IMAGENET,),
 )
 def resnet18_classifier(
     *,
@@ -116,4 +115,5 @@ def resnet18_classifier(
     features = torchvision_resnet_encoder("resnet18", in_channels=in_channels)
     if encoder_weights is not None:
         load_torchvision_encoder(features, encoder_weights)
-    return ImageClassifier(features, nn.Linear(512, num_classes), num_classes=num_classes, in_channels=in_channels)
+    return ImageClassifier(features, nn.Linear(512, num_classes), num_classes=num_classes, in_channels=in_channels,
+                           reference_size=224)

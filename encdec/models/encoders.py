@@ -8,14 +8,17 @@ One ``ResNetEncoder`` serves every ResNet-shaped network here: torchvision's Res
 from __future__ import annotations
 
 import os
-from typing import List, Sequence, Union
+from typing import List, Sequence, Tuple, Union
 
 from torch import Tensor, nn
 
 from ..blocks import BasicBlock, Bottleneck, ConvBNAct
+from ..weights import load_state_dict, read_state_dict, remap_keys
 
 __all__ = [
     "ResNetEncoder",
+    "basic_stage",
+    "bottleneck_stage",
     "torchvision_resnet_encoder",
     "torchvision_resnet_rules",
     "load_torchvision_encoder",
@@ -69,6 +72,30 @@ class ResNetEncoder(nn.Module):
         return features
 
 
+def basic_stage(in_channels: int, out_channels: int, depth: int, stride: int, *, kind: str = "torchvision"
+                ) -> nn.Sequential:
+    """A ResNet-18/34 stage: ``depth`` ``BasicBlock``s of one kind, the first with ``stride``.
+
+    Example:
+        >>> len(basic_stage(64, 128, 4, 2, kind="course"))
+        4
+    """
+    blocks = [BasicBlock(in_channels, out_channels, stride, kind=kind)]
+    blocks += [BasicBlock(out_channels, out_channels, kind=kind) for _ in range(depth - 1)]
+    return nn.Sequential(*blocks)
+
+
+def bottleneck_stage(specs: Sequence[Tuple[int, int, int, bool]], kind: str) -> nn.Sequential:
+    """A stage of ``Bottleneck``s from ``(in, mid, out, downsample)`` tuples (downsample means stride 2), as the
+    course ResNet-50 variants list their blocks.
+
+    Example:
+        >>> len(bottleneck_stage([(64, 64, 256, False), (256, 64, 256, True)], "course_voc"))
+        2
+    """
+    return nn.Sequential(*(Bottleneck(i, m, o, 2 if down else 1, kind=kind) for i, m, o, down in specs))
+
+
 def _last_channels(stage: nn.Module) -> int:
     convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
     return convs[-1].out_channels if convs else 0
@@ -119,7 +146,6 @@ def torchvision_resnet_rules(prefix: str = "") -> list:
 
     Example:
         >>> import torch
-        >>> from encdec.weights import remap_keys
         >>> list(remap_keys({"layer2.0.downsample.1.weight": torch.zeros(1)}, torchvision_resnet_rules("features.")))
         ['features.stages.1.0.shortcut.1.weight']
     """
@@ -143,8 +169,6 @@ def load_torchvision_encoder(encoder: ResNetEncoder, path: Union[str, os.PathLik
         >>> torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
         >>> load_torchvision_encoder(torchvision_resnet_encoder("resnet18"), path)
     """
-    from ..weights import load_state_dict, read_state_dict, remap_keys
-
     state = read_state_dict(path)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     state = remap_keys(state, torchvision_resnet_rules())

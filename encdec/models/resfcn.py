@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .._registry import ReferenceCheckpoint, register_model
 from ..blocks import ResidualMLPBlock, feature_avg_pool
 from ..weights import remap_keys
-from ._base import InputSizeError, check_floating
+from ._base import InputSpec
 
 __all__ = ["ResFCN", "resfcn18"]
 
@@ -40,6 +40,7 @@ class ResFCN(nn.Module):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.input_size = input_size
+        self.input_spec = InputSpec(in_channels, fixed=input_size, reference=input_size)
         self.fc_in = nn.Linear(in_channels * input_size * input_size, width)
         self.bn_in = nn.BatchNorm1d(width)
         features = width // 2
@@ -54,14 +55,7 @@ class ResFCN(nn.Module):
         self.head = nn.Linear(features, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        expected = (self.in_channels, self.input_size, self.input_size)
-        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-            raise InputSizeError(
-                f"resfcn18 was built for inputs (N, {', '.join(map(str, expected))}), got {tuple(x.shape)}; "
-                f"resize the images to {self.input_size}x{self.input_size} or build with "
-                f"input_size={x.shape[-1] if x.dim() == 4 else '...'}"
-            )
-        check_floating(x)
+        self.input_spec.check(x, "resfcn18")
         x = F.relu(self.bn_in(self.fc_in(torch.flatten(x, 1))), inplace=True)
         return self.head(self.blocks(feature_avg_pool(x)))
 
@@ -89,8 +83,7 @@ RESFCN18_REFERENCE = ReferenceCheckpoint(
 
 
 @register_model(
-    task="classification", input_size=192, size_rule="exactly input_size x input_size (default 192)",
-    checkpoint_filter=resfcn_filter, reference_checkpoints=(RESFCN18_REFERENCE,),
+    task="classification", checkpoint_filter=resfcn_filter, reference_checkpoints=(RESFCN18_REFERENCE,),
 )
 def resfcn18(
     *, num_classes: int = 100, in_channels: int = 3, input_size: int = 192, weights: Optional[PathLike] = None

@@ -7,11 +7,11 @@ from typing import Optional, Union
 
 from torch import nn
 
-from .._registry import CIFAR10_MEAN, CIFAR10_STD, ReferenceCheckpoint, register_model
+from .._registry import ReferenceCheckpoint, register_model
+from ..normalization import CIFAR10_MEAN, CIFAR10_STD
 from ..weights import remap_keys
 from ._base import ImageClassifier
-from .encoders import ResNetEncoder
-from .resnet_unet import course_bottleneck_stage
+from .encoders import ResNetEncoder, bottleneck_stage
 
 __all__ = ["resnet50_cifar"]
 
@@ -44,8 +44,7 @@ RESNET50_CIFAR_REFERENCE = ReferenceCheckpoint(
 
 
 @register_model(
-    task="classification", input_size=32, size_rule="32x32 (other sizes use global average pooling)",
-    checkpoint_filter=resnet50_cifar_filter, reference_checkpoints=(RESNET50_CIFAR_REFERENCE,),
+    task="classification", checkpoint_filter=resnet50_cifar_filter, reference_checkpoints=(RESNET50_CIFAR_REFERENCE,),
 )
 def resnet50_cifar(
     *, num_classes: int = 10, in_channels: int = 3, weights: Optional[PathLike] = None
@@ -70,10 +69,9 @@ def resnet50_cifar(
     """
     kind = "course_cifar"
     stages = [
-        course_bottleneck_stage([(64, 64, 256, False), (256, 64, 256, False), (256, 64, 256, True)], kind),
-        course_bottleneck_stage([(256, 128, 512, False)] + [(512, 128, 512, False)] * 2 + [(512, 128, 512, True)],
-                                kind),
-        course_bottleneck_stage([(512, 256, 1024, False)] + [(1024, 256, 1024, False)] * 5, kind),
+        bottleneck_stage([(64, 64, 256, False), (256, 64, 256, False), (256, 64, 256, True)], kind),
+        bottleneck_stage([(256, 128, 512, False)] + [(512, 128, 512, False)] * 2 + [(512, 128, 512, True)], kind),
+        bottleneck_stage([(512, 256, 1024, False)] + [(1024, 256, 1024, False)] * 5, kind),
     ]
     features = ResNetEncoder(stages, in_channels=in_channels, stem_bias=True, tap_stem="post_pool")
     model = ImageClassifier(features, nn.Linear(1024, num_classes), num_classes=num_classes, in_channels=in_channels)

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
-from .._registry import IMAGENET_MEAN, IMAGENET_STD, ReferenceCheckpoint, register_model
-from ..blocks import BasicBlock, Bottleneck, ConvBNAct, DecoderBlock, DoubleConv
+from .._registry import ReferenceCheckpoint, register_model
+from ..blocks import ConvBNAct, DecoderBlock, DoubleConv
+from ..normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..weights import remap_keys
 from ._base import SegmentationModel
-from .encoders import ResNetEncoder
-from .unet import UNetDecoder
+from .decoders import UNetDecoder
+from .encoders import ResNetEncoder, basic_stage, bottleneck_stage
 
 __all__ = ["ResNet50UNetDecoder", "resnet34_unet", "resnet50_unet"]
 
 PathLike = Union[str, os.PathLike]
-
-
-def _basic_stage(in_channels: int, out_channels: int, depth: int, stride: int) -> nn.Sequential:
-    blocks = [BasicBlock(in_channels, out_channels, stride, kind="course")]
-    blocks += [BasicBlock(out_channels, out_channels, kind="course") for _ in range(depth - 1)]
-    return nn.Sequential(*blocks)
 
 
 # Reference ResNet34-U-Net names -> encdec names. ``conv_x`` holds conv/BN at 0/1 and 3/4.
@@ -58,8 +53,7 @@ RESNET34_UNET_REFERENCE = ReferenceCheckpoint(
 
 
 @register_model(
-    task="segmentation", input_size=256, size_rule="height and width divisible by 64",
-    checkpoint_filter=resnet34_unet_filter, reference_checkpoints=(RESNET34_UNET_REFERENCE,),
+    task="segmentation", checkpoint_filter=resnet34_unet_filter, reference_checkpoints=(RESNET34_UNET_REFERENCE,),
 )
 def resnet34_unet(
     *, num_classes: int = 2, in_channels: int = 3, weights: Optional[PathLike] = None
@@ -84,10 +78,10 @@ def resnet34_unet(
     """
     bridge = nn.Sequential(ConvBNAct(512, 1024, 3, bias=False), nn.MaxPool2d(2, 2))
     stages = [
-        _basic_stage(64, 64, 3, 1),
-        _basic_stage(64, 128, 4, 2),
-        _basic_stage(128, 256, 6, 2),
-        _basic_stage(256, 512, 3, 2),
+        basic_stage(64, 64, 3, 1, kind="course"),
+        basic_stage(64, 128, 4, 2, kind="course"),
+        basic_stage(128, 256, 6, 2, kind="course"),
+        basic_stage(256, 512, 3, 2, kind="course"),
         bridge,
     ]
     encoder = ResNetEncoder(stages, in_channels=in_channels, stem_bias=True)
@@ -102,16 +96,6 @@ def resnet34_unet(
     head = nn.Sequential(nn.ConvTranspose2d(64, 64, 2, 2), nn.Conv2d(64, num_classes, 3, padding=1, bias=False))
     return SegmentationModel(encoder, UNetDecoder(blocks, dropout=0.5), head, num_classes=num_classes,
                              in_channels=in_channels, size_multiple=64)
-
-
-def course_bottleneck_stage(specs: Sequence[tuple], kind: str) -> nn.Sequential:
-    """A stage of course bottlenecks from ``(in, mid, out, downsample)`` tuples (downsample = stride 2).
-
-    Example:
-        >>> len(course_bottleneck_stage([(64, 64, 256, False), (256, 64, 256, True)], "course_voc"))
-        2
-    """
-    return nn.Sequential(*(Bottleneck(i, m, o, 2 if down else 1, kind=kind) for i, m, o, down in specs))
 
 
 class ResNet50UNetDecoder(nn.Module):
@@ -187,8 +171,7 @@ RESNET50_UNET_REFERENCE = ReferenceCheckpoint(
 
 
 @register_model(
-    task="segmentation", input_size=256, size_rule="height and width divisible by 8",
-    checkpoint_filter=resnet50_unet_filter, reference_checkpoints=(RESNET50_UNET_REFERENCE,),
+    task="segmentation", checkpoint_filter=resnet50_unet_filter, reference_checkpoints=(RESNET50_UNET_REFERENCE,),
 )
 def resnet50_unet(
     *, num_classes: int = 22, in_channels: int = 3, weights: Optional[PathLike] = None
@@ -212,8 +195,8 @@ def resnet50_unet(
         torch.Size([1, 22, 64, 64])
     """
     voc = "course_voc"
-    layer2 = course_bottleneck_stage([(64, 64, 256, False), (256, 64, 256, False), (256, 64, 256, True)], voc)
-    layer3 = course_bottleneck_stage([(256, 128, 512, False)] + [(512, 128, 512, False)] * 3, voc)
+    layer2 = bottleneck_stage([(64, 64, 256, False), (256, 64, 256, False), (256, 64, 256, True)], voc)
+    layer3 = bottleneck_stage([(256, 128, 512, False)] + [(512, 128, 512, False)] * 3, voc)
     encoder = ResNetEncoder([layer2, layer3], in_channels=in_channels, stem_bias=True, tap_stem="post_pool")
     return SegmentationModel(encoder, ResNet50UNetDecoder(), nn.Conv2d(64, num_classes, 1), num_classes=num_classes,
                              in_channels=in_channels, size_multiple=8)

@@ -8,13 +8,15 @@ from typing import List, Optional, Sequence, Union
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._registry import IMAGENET_MEAN, IMAGENET_STD, ReferenceCheckpoint, register_model
+from .._registry import ReferenceCheckpoint, register_model
 from ..blocks import DecoderBlock, DoubleConv
+from ..normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..weights import remap_keys
 from ._base import SegmentationModel
+from .decoders import UNetDecoder
 from .encoders import load_torchvision_encoder, torchvision_resnet_encoder
 
-__all__ = ["UNetEncoder", "UNetDecoder", "unet", "unet_pet"]
+__all__ = ["UNetEncoder", "unet", "unet_pet"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -59,37 +61,6 @@ class UNetEncoder(nn.Module):
                 x = F.max_pool2d(x, 2)
             features.append(x)
         return features
-
-
-class UNetDecoder(nn.Module):
-    """Decoder blocks applied from the deepest feature map up, each taking the next skip connection.
-
-    Blocks beyond the available skips get none (used when the encoder's first map is at stride 2).
-
-    Args:
-        blocks: The ``DecoderBlock`` modules, deepest first.
-        dropout: Dropout probability after every block but the last (the Pet ResNet34-U-Net uses 0.5).
-
-    Example:
-        >>> dec = UNetDecoder([DecoderBlock(16, 8, 8)])
-        >>> dec([torch.zeros(1, 8, 8, 8), torch.zeros(1, 16, 4, 4)]).shape
-        torch.Size([1, 8, 8, 8])
-    """
-
-    def __init__(self, blocks: Sequence[DecoderBlock], *, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.dropout = nn.Dropout(dropout) if dropout else None
-
-    def forward(self, features: Sequence[Tensor]) -> Tensor:
-        skips = list(features[:-1])[::-1]
-        x = features[-1]
-        last = len(self.blocks) - 1
-        for i, block in enumerate(self.blocks):
-            x = block(x, skips[i] if i < len(skips) else None)
-            if self.dropout is not None and i < last:
-                x = self.dropout(x)
-        return x
 
 
 # Reference VOC U-Net names -> encdec names.
@@ -160,8 +131,7 @@ VOC_UNET_REFERENCE = ReferenceCheckpoint(
 
 
 @register_model(
-    task="segmentation", input_size=256, size_rule="height and width divisible by 16 (32 with an encoder)",
-    checkpoint_filter=_unet_filter, reference_checkpoints=(VOC_UNET_REFERENCE,),
+    task="segmentation", checkpoint_filter=_unet_filter, reference_checkpoints=(VOC_UNET_REFERENCE,),
 )
 def unet(
     *,
@@ -223,8 +193,7 @@ UNET_PET_REFERENCE = ReferenceCheckpoint(
 
 
 @register_model(
-    task="segmentation", input_size=256, size_rule="any height and width of at least 16",
-    checkpoint_filter=pet_unet_filter, reference_checkpoints=(UNET_PET_REFERENCE,),
+    task="segmentation", checkpoint_filter=pet_unet_filter, reference_checkpoints=(UNET_PET_REFERENCE,),
 )
 def unet_pet(
     *,

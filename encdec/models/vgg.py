@@ -8,7 +8,8 @@ from typing import List, Optional, Union
 
 from torch import nn
 
-from .._registry import CIFAR10_MEAN, CIFAR10_STD, ReferenceCheckpoint, register_model
+from .._registry import ReferenceCheckpoint, register_model
+from ..normalization import CIFAR10_MEAN, CIFAR10_STD
 from ..weights import remap_keys
 from ._base import ImageClassifier
 
@@ -56,8 +57,7 @@ VGG16_REFERENCE = ReferenceCheckpoint(
 
 
 @register_model(
-    task="classification", input_size=32, size_rule="32x32 (other sizes use global average pooling)",
-    checkpoint_filter=vgg_filter, reference_checkpoints=(VGG16_REFERENCE,),
+    task="classification", checkpoint_filter=vgg_filter, reference_checkpoints=(VGG16_REFERENCE,),
 )
 def vgg16_cifar(*, num_classes: int = 10, in_channels: int = 3, weights: Optional[PathLike] = None) -> ImageClassifier:
     """VGG16 for CIFAR-10, as the reference trained it (about 85-86% test accuracy).

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import training_helpers as helpers  # noqa: E402
 
 import encdec  # noqa: E402
-import encdec._checkpoint as checkpoint  # noqa: E402
-import encdec.weights as weights  # noqa: E402
+import encdec.atomic as atomic  # noqa: E402
+import encdec.weights.save as weights_save  # noqa: E402
 from encdec.datasets import SyntheticShapes  # noqa: E402
 from encdec.training import fit  # noqa: E402
 
@@ -29,18 +29,14 @@ def main() -> None:
     out = Path(sys.argv[1])
     rank = int(os.environ["RANK"])
     written = []
-    original_write, original_save_weights = checkpoint.atomic_write, weights.save_weights
+    original_write = atomic.atomic_write
 
-    def atomic_write(path, write):
+    def atomic_write(path, write, **kwargs):
         written.append(Path(path).name)
-        return original_write(path, write)
+        return original_write(path, write, **kwargs)
 
-    def save_weights(model, path, **metadata):
-        written.append(Path(path).name)
-        return original_save_weights(model, path, **metadata)
-
-    checkpoint.atomic_write = atomic_write
-    weights.save_weights = save_weights
+    atomic.atomic_write = atomic_write  # what atomic_save and the JSON writers call
+    weights_save.atomic_write = atomic_write  # what save_weights calls
 
     torch.manual_seed(rank)  # different initial weights per rank: DDP must broadcast rank 0's
     model = encdec.unet(num_classes=3, widths=helpers.WIDTHS)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import training_helpers as helpers  # noqa: E402
 
-import encdec._checkpoint as checkpoint  # noqa: E402
+import encdec.atomic as atomic  # noqa: E402
 
 
 def main() -> None:
@@ -52,12 +52,12 @@ def main() -> None:
 
     if args.kill_in_write:
         writes = {"count": 0}
-        original_write = checkpoint.atomic_write
+        original_write = atomic.atomic_write
 
-        def atomic_write(path, write):
+        def atomic_write(path, write, handle=False):
             writes["count"] += 1
-            if writes["count"] != args.kill_in_write:
-                return original_write(path, write)
+            if writes["count"] != args.kill_in_write or not handle:
+                return original_write(path, write, handle=handle)
 
             def half_then_die(handle):
                 buffer = io.BytesIO()
@@ -68,9 +68,9 @@ def main() -> None:
                 os.fsync(handle.fileno())
                 os.kill(os.getpid(), signal.SIGKILL)
 
-            return original_write(path, half_then_die)
+            return original_write(path, half_then_die, handle=True)
 
-        checkpoint.atomic_write = atomic_write
+        atomic.atomic_write = atomic_write  # what atomic_save (last.pt, best.pt) calls
 
     torch.save(helpers.checkpointed_run(args.checkpoint_dir, args.epochs), args.out)
 

@@ -1,115 +1,38 @@
-"""Crash-safe checkpoint files and the random-number state a training run needs to resume exactly.
-
-Every file is written atomically: the bytes go to a temporary file in the destination directory, which is
-flushed and ``fsync``-ed, then renamed over the destination with :func:`os.replace`, and the directory itself
-is ``fsync``-ed so the rename survives a power loss. A reader therefore sees either the previous complete file
-or the new complete file, never a torn one, even if the writer is killed with ``SIGKILL`` half-way.
-"""
+"""Training checkpoints: what ``last.pt`` / ``best.pt`` hold, writing them, and restoring a run from one exactly
+(model, optimizer, scheduler, scaler, counters, history and every random-number state)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 import torch
 
-from . import weights
+from .. import _distributed
+from .._json import jsonable
+from ..atomic import atomic_save
+from ..weights import save_weights
+from ._run import Run
+from .history import History
 
-PathLike = Union[str, "os.PathLike[str]"]
+__all__ = [
+    "BEST", "BEST_WEIGHTS", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "HISTORY_JSON", "LAST",
+    "capture_rng_state", "compare_fingerprints", "load_checkpoint", "model_fingerprint", "optimizer_fingerprint",
+    "restore_rng_state", "resume_run", "save_run",
+]
 
 CHECKPOINT_FORMAT = "encdec.checkpoint"
 CHECKPOINT_VERSION = 1
+LAST = "last.pt"
+BEST = "best.pt"
+BEST_WEIGHTS = "best.safetensors"
+HISTORY_JSON = "history.json"
 
-
-def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write a file atomically through an open binary handle (see :func:`encdec.weights.atomic_write`).
-
-    Args:
-        path: Destination file. Its directory is created if needed.
-        write: Called with the open binary temporary file; writes the whole content.
-
-    Returns:
-        The destination path.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> d = pathlib.Path(tempfile.mkdtemp())
-        >>> atomic_write(d / "a.bin", lambda f: f.write(b"hello")).read_bytes()
-        b'hello'
-    """
-
-    def write_file(tmp: str) -> None:
-        with open(tmp, "wb") as handle:
-            write(handle)
-
-    weights.atomic_write(path, write_file)
-    return Path(path)
-
-
-def atomic_save(obj: Any, path: PathLike) -> Path:
-    """``torch.save`` an object atomically (see :func:`atomic_write`).
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = atomic_save({"x": torch.ones(2)}, pathlib.Path(tempfile.mkdtemp()) / "c.pt")
-        >>> torch.load(p, weights_only=True)["x"].tolist()
-        [1.0, 1.0]
-    """
-    return atomic_write(path, lambda handle: torch.save(obj, handle))
-
-
-def atomic_write_json(obj: Any, path: PathLike) -> Path:
-    """Write JSON atomically (see :func:`atomic_write`).
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> atomic_write_json({"a": 1}, pathlib.Path(tempfile.mkdtemp()) / "h.json").read_text()
-        '{\\n  "a": 1\\n}'
-    """
-    text = json.dumps(obj, indent=2, allow_nan=True)
-    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
-def ensure_writable_dir(directory: PathLike) -> Path:
-    """Create ``directory`` if needed and prove a file can be written there, before any training starts.
-
-    Leftover temporary files of an earlier writer that was killed mid-write are removed.
-
-    Raises:
-        PermissionError: The directory cannot be created or written, naming it and the reason.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> ensure_writable_dir(pathlib.Path(tempfile.mkdtemp()) / "run").is_dir()
-        True
-    """
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe.", suffix=weights.TEMP_SUFFIX, dir=directory)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as error:
-        raise PermissionError(
-            f"checkpoint_dir={str(directory)!r} is not a writable directory ({error.strerror or error}); "
-            "pass a directory you can write to, or checkpoint_dir=None to train without checkpoints"
-        ) from error
-    for stale in directory.glob(".*" + weights.TEMP_SUFFIX):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                stale.unlink()
-    return directory
-
+PathLike = Union[str, "os.PathLike[str]"]
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     """Load a checkpoint written by :func:`encdec.fit` with ``torch.load(weights_only=True)``.
@@ -120,6 +43,7 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
 
     Example:
         >>> import tempfile, pathlib
+        >>> from encdec.atomic import atomic_save
         >>> p = atomic_save({"format": CHECKPOINT_FORMAT, "version": 1}, pathlib.Path(tempfile.mkdtemp()) / "c.pt")
         >>> load_checkpoint(p)["version"]
         1
@@ -218,14 +142,6 @@ def restore_rng_state(state: Dict[str, Any], loaders: Iterable[Any] = ()) -> Non
 # Fingerprints: what must match for a resume to be exact, compared with messages that name the difference.
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return repr(value)
-
-
 def model_fingerprint(model: torch.nn.Module) -> Dict[str, Any]:
     """Class name, encdec config and state-dict shapes of a model."""
     config = getattr(model, "encdec_config", None)
@@ -240,13 +156,13 @@ def optimizer_fingerprint(optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
     """Class name, constructor defaults and parameter-group sizes of an optimizer."""
     return {
         "class": f"{type(optimizer).__module__}.{type(optimizer).__qualname__}",
-        "defaults": {k: _plain(v) for k, v in sorted(optimizer.defaults.items())},
+        "defaults": {k: jsonable(v) for k, v in sorted(optimizer.defaults.items())},
         "groups": [len(group["params"]) for group in optimizer.param_groups],
     }
 
 
-def _short(name: str) -> str:
-    return name.rsplit(".", 1)[-1]
+def _class_name(qualified: str) -> str:
+    return qualified.rsplit(".", 1)[-1]
 
 
 def compare_fingerprints(
@@ -265,7 +181,9 @@ def compare_fingerprints(
     now = model_fingerprint(model)
     problems: List[str] = []
     if saved_model["class"] != now["class"]:
-        problems.append(f"model class: checkpoint {_short(saved_model['class'])}, this run {_short(now['class'])}")
+        problems.append(
+            f"model class: checkpoint {_class_name(saved_model['class'])}, this run {_class_name(now['class'])}"
+        )
     if saved_model.get("config") is not None and now["config"] is not None and saved_model["config"] != now["config"]:
         problems.append(f"model config: checkpoint {saved_model['config']}, this run {now['config']}")
     old, new = saved_model["shapes"], now["shapes"]
@@ -287,7 +205,8 @@ def compare_fingerprints(
         opt_now = optimizer_fingerprint(optimizer)
         if saved_optimizer["class"] != opt_now["class"]:
             problems.append(
-                f"optimizer: checkpoint {_short(saved_optimizer['class'])}, this run {_short(opt_now['class'])}"
+                f"optimizer: checkpoint {_class_name(saved_optimizer['class'])}, "
+                f"this run {_class_name(opt_now['class'])}"
             )
         else:
             for key in sorted(set(saved_optimizer["defaults"]) | set(opt_now["defaults"])):
@@ -305,3 +224,75 @@ def compare_fingerprints(
             + "; ".join(problems)
             + ". Build the same model and optimizer as the interrupted run, or start a new run without resume."
         )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A run's checkpoint: written after every epoch, read back by resume_run.
+
+
+def save_run(run: Run, loaders: List[Any], improved: bool) -> None:
+    """Write ``last.pt`` (and ``best.pt`` + ``best.safetensors`` when the monitored value improved) and
+    ``history.json`` into the run's checkpoint folder; rank 0 writes, every rank contributes its RNG state."""
+    rng_states = _distributed.gather_objects(capture_rng_state(loaders), run.info)
+    folder = run.checkpoint_dir
+    if folder is not None and run.info.is_main:
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "epoch": run.epoch,
+            "global_step": run.global_step,
+            "bad_epochs": run.bad_epochs,
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),  # type: ignore[union-attr]
+            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+            "rng": rng_states,
+            "history": run.history.to_dict(),
+            "fingerprint": {
+                "model": model_fingerprint(run.model),
+                "optimizer": optimizer_fingerprint(run.optimizer),  # type: ignore[arg-type]
+            },
+            "settings": {"precision": run.precision, "accumulate_steps": run.accumulate_steps,
+                         "epochs": run.epochs},
+        }
+        atomic_save(payload, folder / LAST)
+        if improved:
+            atomic_save(payload, folder / BEST)
+            history = run.history
+            save_weights(run.model, folder / BEST_WEIGHTS, epoch=history.best_epoch, monitor=history.monitor,
+                         value=history.best_value)
+        run.history.save_json(folder / HISTORY_JSON)
+    _distributed.barrier(run.info)
+
+
+def resume_run(run: Run, path: Path, loaders: List[Any], monitor: Optional[str]) -> None:
+    """Restore ``run`` from a checkpoint written by :func:`save_run`, refusing one of another model or optimizer.
+
+    Raises:
+        ValueError: The checkpoint was written for a different model, optimizer or monitored key.
+    """
+    state = load_checkpoint(path)
+    compare_fingerprints(state["fingerprint"]["model"], run.model, state["fingerprint"]["optimizer"],
+                         run.optimizer, str(path))  # type: ignore[arg-type]
+    saved_monitor = state["history"].get("monitor")
+    if monitor is not None and saved_monitor is not None and monitor != saved_monitor:
+        raise ValueError(
+            f"cannot resume from {path}: it monitored {saved_monitor!r}, this run monitor={monitor!r}; "
+            f"pass monitor={saved_monitor!r} or start a new run"
+        )
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])  # type: ignore[union-attr]
+    if run.scheduler is not None and state.get("scheduler") is not None:
+        run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler is not None and state.get("scaler") is not None:
+        run.scaler.load_state_dict(state["scaler"])
+    run.history = History.from_dict(state["history"])
+    run.epoch, run.global_step, run.bad_epochs = state["epoch"], state["global_step"], state["bad_epochs"]
+    rng_states = state["rng"]
+    restore_rng_state(rng_states[run.info.rank % len(rng_states)], loaders)
+    if run.early_stopping is not None and run.history.best_epoch is not None:
+        best_path = path.parent / BEST
+        if best_path.is_file():
+            run.best_state = load_checkpoint(best_path)["model"]
+    if run.early_stopping is not None and run.history.stopped_early:
+        run.epoch = run.epochs  # the interrupted run had already stopped early: honour that decision

@@ -1,0 +1,254 @@
+"""What every verb of the command line shares: its two error kinds, argument types that fail early with a clear
+message, table formatting, and building or loading the model a verb works on."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence
+
+import torch
+
+from .._registry import ModelInfo, create_model, model_info
+from ..datasets import DATA_KINDS, DataSpec, DataSpecError, parse_spec
+from ..input_spec import input_spec_of
+from ..pretrained import load_model, saved_architecture
+from ..weights import read_state_dict
+
+__all__ = [
+    "CLIError", "UsageError", "FORMAT", "at_least", "build_model", "check_size", "device", "fraction", "human_bytes",
+    "human_count", "lookup_model", "model_for_inference", "parse_data", "parse_model_args", "positive", "stderr",
+    "table",
+]
+
+FORMAT = argparse.RawDescriptionHelpFormatter
+
+
+class CLIError(Exception):
+    """A failure the user can fix (exit status 1); the message says how.
+
+    Example:
+        >>> CLIError("no such file").exit_code
+        1
+    """
+
+    exit_code = 1
+
+
+class UsageError(CLIError):
+    """A command line that cannot be run as given (exit status 2).
+
+    Example:
+        >>> UsageError("unknown model").exit_code
+        2
+    """
+
+    exit_code = 2
+
+
+def stderr(line: str) -> None:
+    """Print a line to standard error (standard output stays clean for ``--json``)."""
+    print(line, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------- argument types
+
+
+def positive(kind: type = int) -> Callable[[str], Any]:
+    """An argparse type accepting positive numbers of ``kind``."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+
+    return convert
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type accepting integers ``>= minimum``."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return convert
+
+
+def fraction(text: str) -> float:
+    """An argparse type accepting numbers from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
+def device(text: str) -> str:
+    """``auto`` or a torch device this machine has (checked before any work starts)."""
+    if text == "auto":
+        return text
+    try:
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu, cuda, cuda:1 or mps") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine; use cpu or auto")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if parsed.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available on this machine; use cpu or auto")
+    return text
+
+
+def parse_data(text: str) -> DataSpec:
+    """``--data KIND[:PATH]`` as a :class:`~encdec.datasets.DataSpec`; a usage error names what is wrong.
+
+    Example:
+        >>> parse_data("shapes:64").count
+        64
+    """
+    kind, _, path = text.partition(":")
+    if not path and kind.lower() in DATA_KINDS and kind.lower() != "shapes":
+        raise UsageError(f"--data {text!r}: give the folder, e.g. --data {kind}:PATH where PATH is "
+                         f"{DATA_KINDS[kind.lower()].layout}")
+    try:
+        return parse_spec(text)
+    except DataSpecError as error:
+        raise UsageError(f"--data {error}") from None
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``'1.5 KiB'``.
+
+    Example:
+        >>> human_bytes(1536)
+        '1.5 KiB'
+    """
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def human_count(n: float, unit: str = "") -> str:
+    """``2.5e9`` -> ``'2.50 GFLOPs'`` with ``unit="FLOPs"``.
+
+    Example:
+        >>> human_count(2.5e9, "FLOPs")
+        '2.50 GFLOPs'
+    """
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {suffix}{unit}"
+    return f"{n:.0f} {unit}".rstrip()
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], align: str = "") -> str:
+    """A plain-text table; ``align`` has one ``l``/``r`` per column (default: left).
+
+    Example:
+        >>> print(table([("a", 1)], ["name", "n"], "lr"))
+        name  n
+        ----  -
+        a     1
+    """
+    cells = [[str(c) for c in headers]] + [[("-" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    align = align or "l" * len(headers)
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(row, widths, align)).rstrip()
+
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def lookup_model(name: str) -> ModelInfo:
+    """The registry entry of ``name``; an unknown name is a usage error listing close matches."""
+    try:
+        return model_info(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def parse_model_args(name: str, pairs: Sequence[str]) -> Dict[str, Any]:
+    """``--arg KEY=VALUE`` pairs as builder keyword arguments (values read as JSON when they parse)."""
+    info = lookup_model(name)
+    accepted = [p for p in inspect.signature(info.builder).parameters if p != "weights"]
+    out: Dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise UsageError(f"--arg {pair!r}: expected KEY=VALUE, e.g. --arg widths=[16,32,64,128,256]")
+        if key not in accepted:
+            raise UsageError(f"--arg {key}: {name} takes no such argument; it accepts {', '.join(accepted)}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def build_model(name: str, kwargs: Dict[str, Any], weights: Optional[Path] = None, *, partial: bool = False
+                ) -> torch.nn.Module:
+    """Build ``name`` (a builder error is a usage error) and load ``weights`` (strict unless ``partial``)."""
+    if weights is None:
+        try:
+            return create_model(name, **kwargs)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"{name}: {error}") from None
+    try:
+        return load_model(weights, name, strict=not partial, log=stderr, **kwargs)
+    except TypeError as error:
+        raise UsageError(f"{name}: {error}") from None
+
+
+def model_for_inference(model_name: Optional[str], weights: Path, pairs: Sequence[str],
+                        num_classes: Optional[int]) -> torch.nn.Module:
+    """A model for eval/predict: from ``--model`` + ``--weights``, or from an encdec file's own metadata."""
+    if not weights.exists():
+        raise CLIError(f"--weights {weights}: no such file or folder")
+    architecture = saved_architecture(weights)
+    if architecture is None:
+        if model_name is None:
+            read_state_dict(weights)  # a file that is no checkpoint at all is named as such first
+            raise UsageError(f"--weights {weights} does not name its architecture (a reference checkpoint); "
+                             "pass --model NAME (see `encdec list`)")
+        architecture = model_name
+    elif model_name is not None and model_name != architecture:
+        raise UsageError(f"--weights {weights} holds a {architecture}, not a {model_name}")
+    kwargs = parse_model_args(architecture, pairs)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    return build_model(architecture, kwargs, weights)
+
+
+def check_size(model: torch.nn.Module, size: int, name: str) -> None:
+    """A usage error when ``--size`` does not fit the model's input rule, naming the next size that does."""
+    spec = input_spec_of(model)
+    if spec is not None and not spec.fits(size):
+        raise UsageError(f"--size {size} does not fit {name} ({spec.rule()}); try --size {spec.valid_size(size)}")

@@ -1,0 +1,209 @@
+"""``encdec train``: train or fine-tune a model with :func:`encdec.fit` on a dataset spec."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+from pathlib import Path
+from typing import Any, List, Optional
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..datasets import DATA_KINDS, DataSpec, DataSpecError, from_spec, take
+from ..inference import predict
+from ..pretrained import save_pretrained
+from ..training import fit, seed_everything
+from ..training.factories import LOSSES, OPTIMIZERS, SCHEDULERS, make_loss, make_optimizer, make_scheduler
+from ..viz import save_classification_grid, save_prediction_grid
+from ._common import (
+    FORMAT,
+    CLIError,
+    UsageError,
+    at_least,
+    build_model,
+    check_size,
+    device,
+    lookup_model,
+    parse_data,
+    parse_model_args,
+    positive,
+    stderr,
+)
+
+__all__: list = []  # a verb module: parsing and printing, nothing to import
+
+
+def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--model``, ``--num-classes`` and ``--arg`` (shared with eval and predict)."""
+    p.add_argument("--model", required=required, metavar="NAME", help="a model name from `encdec list`")
+    p.add_argument("--num-classes", type=positive(), metavar="N", help="number of outputs (default: the data's)")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="other builder argument, JSON value (repeatable), e.g. --arg widths=[16,32,64,128,256]")
+
+
+def add_runtime_args(p: argparse.ArgumentParser) -> None:
+    """``--device``, ``--precision`` and ``--workers`` (shared with eval)."""
+    p.add_argument("--device", type=device, default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto picks bf16 on GPUs and on CPUs with native bfloat16, else fp32")
+    p.add_argument("--workers", type=at_least(0), metavar="N", help="DataLoader worker processes")
+
+
+def check_precision(args: argparse.Namespace) -> None:
+    """fp16 needs CUDA: refuse it before any data is read."""
+    on_cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
+    if args.precision == "fp16" and not on_cuda:
+        raise UsageError(f"--precision fp16 needs a CUDA device (--device {args.device}); use bf16 or fp32 on the CPU")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train or fine-tune a model", formatter_class=FORMAT, description=(
+        "Train a model with encdec's fit(): validation every epoch, checkpoints (last.pt, best.pt,\n"
+        "best.safetensors), history.json, curves.png, a prediction grid, and a save_pretrained folder\n"
+        "(config.json + model.safetensors) in --out.\n\n"
+        "data kinds (--data KIND:PATH):\n"
+        + "".join(f"  {k + (':PATH' if k != 'shapes' else '[:N]'):<13}{d.layout}\n" for k, d in DATA_KINDS.items())
+        + "\nexamples:\n"
+        "  encdec train --model unet --arg widths=[16,32,64,128,256] --data shapes --epochs 5\n"
+        "  encdec train --model unet --data voc:data/VOC2012 --weights UNet_best_model.pth --epochs 1\n"
+        "  encdec train --model resnet34_unet --data pet:data/oxford-iiit-pet --loss dice_ce --size 256\n"
+        "  encdec train --model vgg16_cifar --data cifar10:data --weights vgg16_epoch250.ckpt --lr 1e-4\n"
+        "  encdec train --model resnet18_classifier --data dogs:data/Images "
+        "--encoder-weights resnet18-f37072fd.pth\n"
+        "  encdec train --model unet --data shapes --out runs/shapes --resume   # continue an interrupted run"))
+    add_model_args(p)
+    p.add_argument("--data", default="shapes", metavar="KIND:PATH", help="dataset (default: shapes, no files)")
+    p.add_argument("--weights", metavar="FILE", help="start from this checkpoint (any supported format)")
+    p.add_argument("--partial", action="store_true",
+                   help="load only the --weights entries that fit (e.g. a checkpoint with another head)")
+    p.add_argument("--encoder-weights", metavar="FILE", help="torchvision ImageNet file for the encoder")
+    p.add_argument("--epochs", type=positive(), default=10, help="epochs to train (default 10)")
+    p.add_argument("--batch-size", type=positive(), default=8, help="images per step (default 8)")
+    p.add_argument("--lr", type=positive(float), default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="(default 1e-4)")
+    p.add_argument("--optimizer", choices=[o for o in OPTIMIZERS if o != "adam"], default="adamw",
+                   help="(default adamw; sgd: momentum 0.9)")
+    p.add_argument("--scheduler", choices=list(SCHEDULERS), default="cosine",
+                   help="learning-rate schedule (default cosine)")
+    p.add_argument("--loss", choices=list(LOSSES), default="ce",
+                   help="segmentation loss: cross-entropy (default), soft Dice, or both")
+    p.add_argument("--size", type=positive(), help="image side (default: 256 for VOC/Pet, 32 for CIFAR-10, ...)")
+    p.add_argument("--limit", type=positive(), metavar="N", help="use only the first N images of each split")
+    p.add_argument("--early-stopping", type=positive(), metavar="EPOCHS", help="patience in epochs")
+    p.add_argument("--out", metavar="DIR", help="output folder (default runs/MODEL-KIND)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
+    p.add_argument("--seed", type=at_least(0), default=0,
+                   help="seed of weights, data order and augmentation (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--no-plots", action="store_true", help="skip curves.png and predictions.png")
+    add_runtime_args(p)
+    p.set_defaults(func=run)
+
+
+def _num_classes(spec: DataSpec, builder: Any, requested: Optional[int]) -> Optional[int]:
+    """The number of outputs: asked for, else the 22-output reference convention on VOC, else the dataset's."""
+    if requested is not None:
+        return requested
+    if spec.kind == "voc":
+        default = inspect.signature(builder).parameters.get("num_classes")
+        return 22 if default is not None and default.default == 22 else 21
+    return None
+
+
+def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], normalize: bool, limit: Any):
+    try:
+        val = from_spec(spec, "val", size=size, task=task, num_classes=num_classes, normalize=normalize)
+        train = from_spec(spec, "train", size=size, task=task, num_classes=num_classes, normalize=normalize)
+    except DataSpecError as error:
+        raise UsageError(f"--data {error}") from None
+    except FileNotFoundError as error:
+        raise CLIError(str(error)) from None
+    return take(train, limit), take(val, limit)
+
+
+def run(args: argparse.Namespace) -> int:
+    info = lookup_model(args.model)
+    spec = parse_data(args.data)
+    check_precision(args)
+    kwargs = parse_model_args(args.model, args.arg)
+    size = args.size or spec.info.default_size(info.task, info.input_size)
+    if "input_size" in inspect.signature(info.builder).parameters:
+        kwargs.setdefault("input_size", size)
+    num_classes = _num_classes(spec, info.builder, args.num_classes)
+    train_set, val_set = _datasets(spec, info.task, size, num_classes, args.encoder_weights is not None, args.limit)
+    kwargs["num_classes"] = val_set.num_classes if num_classes is None else num_classes
+    if kwargs["num_classes"] != val_set.num_classes:
+        raise UsageError(f"--num-classes {kwargs['num_classes']} does not match the {val_set.num_classes} classes "
+                         f"of --data {spec.kind}")
+    if args.encoder_weights is not None:
+        if "encoder_weights" not in inspect.signature(info.builder).parameters:
+            raise UsageError(f"{args.model} takes no --encoder-weights (only whole-model --weights)")
+        kwargs["encoder_weights"] = Path(args.encoder_weights)
+    for option in ("weights", "encoder_weights"):
+        path = getattr(args, option)
+        if path is not None and not Path(path).is_file():
+            raise CLIError(f"--{option.replace('_', '-')} {path}: no such file")
+    seed_everything(args.seed)  # before building, so the initial weights repeat too
+    model = build_model(args.model, kwargs, Path(args.weights) if args.weights else None, partial=args.partial)
+    check_size(model, size, args.model)
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise CLIError(f"--data {args.data}: the training or validation split is empty")
+    workers = args.workers
+    if workers is None:
+        workers = 0 if spec.kind == "shapes" else min(4, os.cpu_count() or 1)
+    batch_size = min(args.batch_size, len(train_set))
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, num_workers=workers,
+                              drop_last=len(train_set) > batch_size, persistent_workers=workers > 0)
+    val_loader = DataLoader(val_set, batch_size=batch_size, num_workers=workers)
+
+    out = Path(args.out or f"runs/{args.model}-{spec.kind}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(args.optimizer, params, lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = make_scheduler(args.scheduler, optimizer, epochs=args.epochs, steps_per_epoch=len(train_loader))
+    if args.loss != "ce" and info.task != "segmentation":
+        raise UsageError(f"--loss {args.loss} is for segmentation models; {args.model} is a classifier")
+    loss = make_loss(args.loss, ignore_index=val_set.ignore_index)
+    stderr(f"training {args.model} ({sum(p.numel() for p in params):,} trainable parameters) on {spec.kind}: "
+           f"{len(train_set)} training / {len(val_set)} validation images at {size}x{size}, {args.epochs} epochs, "
+           f"batch {batch_size} -> {out}/")
+    history = fit(model, train_loader, val_loader, epochs=args.epochs, optimizer=optimizer, scheduler=scheduler,
+                  loss=loss, device=args.device, precision=args.precision, checkpoint_dir=out, resume=args.resume,
+                  early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet)
+    save_pretrained(model, out, class_names=val_set.class_names, mean=list(val_set.mean), std=list(val_set.std))
+    written = ["config.json", "model.safetensors", "best.safetensors", "last.pt", "history.json"]
+    if not args.no_plots:
+        written += _write_pictures(model, history, val_set, out, info.task, args.device)
+    last = history.epochs[-1] if history.epochs else {}
+    shown = {k: v for k, v in last.items() if k.startswith("val_") and isinstance(v, float)}
+    print("final: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    if history.best_epoch is not None:
+        print(f"best {history.monitor} {history.best_value:.4f} at epoch {history.best_epoch} (best.safetensors)")
+    print(f"wrote {out}/: {', '.join(written)}")
+    print(f"use it: encdec eval --weights {out} --data {args.data}   |   encdec.from_pretrained(\"{out}\")")
+    return 0
+
+
+def _write_pictures(model: Any, history: Any, dataset: Any, out: Path, task: str, device_name: str) -> List[str]:
+    """curves.png and predictions.png (a grid of validation images); returns the names written."""
+    written = []
+    try:
+        history.plot(out / "curves.png")
+        written.append("curves.png")
+    except ImportError as error:
+        stderr(f"note: curves.png skipped ({error})")
+    rows = 6 if task == "segmentation" else 8
+    images, targets = next(iter(DataLoader(dataset, batch_size=min(rows, len(dataset)))))
+    preds = predict(model, images, device=device_name, precision="fp32")
+    try:
+        if task == "segmentation":
+            save_prediction_grid(out / "predictions.png", images, targets, preds, palette=dataset.palette,
+                                 ignore_index=dataset.ignore_index, mean=dataset.mean, std=dataset.std)
+        else:
+            save_classification_grid(out / "predictions.png", images, preds.tolist(), targets.tolist(),
+                                     dataset.class_names, mean=dataset.mean, std=dataset.std)
+        written.append("predictions.png")
+    except ImportError as error:
+        stderr(f"note: predictions.png skipped ({error})")
+    return written

@@ -1,0 +1,91 @@
+"""Optimizers, learning-rate schedules and losses by name, as the command line and the recipes choose them.
+
+Example:
+    >>> import torch
+    >>> from encdec.training.factories import make_optimizer, make_scheduler
+    >>> params = [torch.nn.Parameter(torch.zeros(2))]
+    >>> opt = make_optimizer("adamw", params, lr=1e-3, weight_decay=1e-4)
+    >>> type(make_scheduler("cosine", opt, epochs=10, steps_per_epoch=5)).__name__
+    'CosineAnnealingLR'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+import torch
+from torch import nn
+
+from ..losses import DiceCELoss, DiceLoss
+
+__all__ = ["LOSSES", "OPTIMIZERS", "SCHEDULERS", "make_loss", "make_optimizer", "make_scheduler"]
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("none", "cosine", "onecycle")
+LOSSES = ("ce", "dice", "dice_ce")
+
+
+def make_optimizer(
+    name: str, params: Iterable[nn.Parameter], *, lr: float, weight_decay: float = 0.0, momentum: float = 0.9
+) -> torch.optim.Optimizer:
+    """``"adamw"``, ``"adam"`` or ``"sgd"`` (with ``momentum``) over ``params``.
+
+    Raises:
+        ValueError: An unknown name.
+
+    Example:
+        >>> make_optimizer("sgd", [torch.nn.Parameter(torch.zeros(1))], lr=0.1).defaults["momentum"]
+        0.9
+    """
+    params = list(params)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"optimizer {name!r} is not one of {', '.join(OPTIMIZERS)}")
+
+
+def make_scheduler(
+    name: str, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int
+) -> Optional[Any]:
+    """A learning-rate schedule over the whole run: ``"none"``, ``"cosine"`` (per epoch) or ``"onecycle"``
+    (per optimizer step, peaking at the optimizer's learning rate).
+
+    Raises:
+        ValueError: An unknown name.
+
+    Example:
+        >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        >>> make_scheduler("none", opt, epochs=3, steps_per_epoch=2) is None
+        True
+    """
+    if name == "none":
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "onecycle":
+        peak = optimizer.param_groups[0]["lr"]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=epochs * steps_per_epoch)
+    raise ValueError(f"scheduler {name!r} is not one of {', '.join(SCHEDULERS)}")
+
+
+def make_loss(name: str, *, ignore_index: Optional[int] = None) -> Optional[nn.Module]:
+    """``"ce"`` (``None``: :func:`encdec.fit`'s default cross entropy, which ignores the dataset's ignore label),
+    ``"dice"`` (soft Dice) or ``"dice_ce"`` (both), the Dice losses ignoring ``ignore_index``.
+
+    Raises:
+        ValueError: An unknown name.
+
+    Example:
+        >>> type(make_loss("dice_ce", ignore_index=255)).__name__
+        'DiceCELoss'
+    """
+    if name == "ce":
+        return None
+    if name == "dice":
+        return DiceLoss(ignore_index=ignore_index)
+    if name == "dice_ce":
+        return DiceCELoss(ignore_index=ignore_index)
+    raise ValueError(f"loss {name!r} is not one of {', '.join(LOSSES)}")

@@ -1,0 +1,337 @@
+"""``fit``: train a model with validation, checkpoints, exact resume, mixed precision and ``torchrun``.
+
+``fit`` reads top to bottom like a recipe; each step it names lives in a small helper here or in
+``encdec.training._steps`` (one pass over a loader) and :mod:`~encdec.training.state` (checkpoints).
+
+Distributed training:
+    Launch the same script with ``torchrun``; ``fit`` reads ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` from the
+    environment, initialises the process group (``gloo`` on CPU, ``nccl`` on CUDA), wraps the model in
+    :class:`~torch.nn.parallel.DistributedDataParallel`, shards the training data with a
+    :class:`~torch.utils.data.DistributedSampler` (the validation data with a non-padding shard, so every sample
+    is counted once), all-reduces losses and metric counts, and lets only rank 0 print and write files::
+
+        # one machine, 4 processes (CPU: gloo; GPUs: one process per GPU, nccl)
+        torchrun --standalone --nproc_per_node=4 train.py
+
+        # two machines, 8 GPUs each: run on every machine, with the first machine's address
+        torchrun --nnodes=2 --nproc_per_node=8 --node_rank=0 \\
+                 --rdzv_backend=c10d --rdzv_endpoint=10.0.0.1:29500 train.py   # node_rank=1 on the other
+
+    ``batch_size`` of the loaders is per process. Without ``torchrun`` (``WORLD_SIZE`` unset or 1) nothing changes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .. import _distributed
+from .._distributed import DistInfo
+from ..atomic import ensure_writable_dir
+from ..runtime import resolve_channels_last, resolve_device, resolve_precision
+from ._defaults import dataset_attr, default_loss, default_optimizer, is_plateau, mode_for, pick_monitor
+from ._defaults import scheduler_interval as resolve_interval
+from ._progress import bar, format_record, log
+from ._run import Run
+from ._steps import evaluate_epoch, train_epoch
+from .history import History
+from .seeding import seed_everything
+from .state import LAST, resume_run, save_run
+
+__all__ = ["fit"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def fit(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: Optional[DataLoader] = None,
+    *,
+    epochs: int,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    loss: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+    scheduler: Any = None,
+    scheduler_interval: str = "auto",
+    metrics: Any = None,
+    device: Union[str, torch.device] = "auto",
+    precision: str = "auto",
+    channels_last: Union[bool, str] = "auto",
+    accumulate_steps: int = 1,
+    clip_grad_norm: Optional[float] = None,
+    checkpoint_dir: Optional[PathLike] = None,
+    monitor: Optional[str] = None,
+    early_stopping: Optional[int] = None,
+    resume: Union[bool, PathLike, None] = None,
+    seed: Optional[int] = None,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` for ``epochs`` epochs, validating after each, and return the :class:`History`.
+
+    The loop: per batch, forward under autocast, loss in float32, backward (scaled under fp16), and every
+    ``accumulate_steps`` batches an optimizer step (unscale, clip, step, update); then validation under
+    ``torch.inference_mode``, the scheduler step, checkpoints and early stopping. ``fit`` switches train/eval
+    modes itself and moves the model to ``device``; the model is trained in place.
+
+    Args:
+        model: A segmentation model (logits ``(N, C, H, W)``) or classifier (logits ``(N, C)``).
+        train_loader: Yields ``(images, targets)`` batches.
+        val_loader: Same for validation; ``None`` skips validation.
+        epochs: Total number of epochs (a resumed run continues up to this number).
+        optimizer: Defaults to ``Adam(lr=1e-3)`` over the trainable parameters, with ``fused=True`` on CPU and CUDA
+            (pass ``fused=True`` to your own Adam/AdamW/SGD too: on CPU the fused step is about 4x faster).
+        loss: ``loss(logits, targets) -> scalar``. Defaults to cross entropy ignoring the dataset's
+            ``ignore_index`` (e.g. 255 for VOC) when the dataset has one.
+        scheduler: An LR scheduler bound to ``optimizer``, or a callable ``f(optimizer) -> scheduler`` such as a
+            scheduler class or a ``lambda`` (handy with the default optimizer). ``ReduceLROnPlateau`` is stepped
+            once per epoch with the monitored value, so its ``mode`` must match (``"max"`` for ``val_miou``).
+        scheduler_interval: ``"auto"`` steps ``OneCycleLR`` and ``CyclicLR`` after every optimizer step and
+            every other scheduler once per epoch; ``"step"`` or ``"epoch"`` force one.
+        metrics: An object with ``update(logits, targets)``, ``compute() -> dict`` and ``reset()`` (and
+            ``sync()`` for distributed runs); copied for training and validation. Defaults to
+            :class:`encdec.metrics.SegmentationMetrics` or :class:`encdec.metrics.ClassificationMetrics` by the
+            shape of the logits. Training metrics are accumulated from the training forward passes (no second pass).
+        device: ``"auto"`` (CUDA, then MPS, then CPU), or any torch device.
+        precision: ``"fp32"``, ``"bf16"`` (autocast; CPUs with native bfloat16, or CUDA), ``"fp16"`` (CUDA, with a
+            gradient scaler), or ``"auto"``: the fastest safe one (see :func:`encdec.runtime.resolve_precision`).
+        channels_last: Channels-last memory format for model and inputs; ``"auto"``: on for conv nets in bf16 on
+            the CPU and on CUDA (see :func:`encdec.runtime.resolve_channels_last`).
+        accumulate_steps: Batches whose gradients are summed (each loss divided by the group size) before one
+            optimizer step; a trailing partial group at the end of an epoch is stepped too.
+        clip_grad_norm: Clip the global gradient norm to this value before each optimizer step.
+        checkpoint_dir: Where to write ``last.pt`` (every epoch), ``best.pt`` and ``best.safetensors`` (when the
+            monitored value improves) and ``history.json``, all atomically. Checked for writability first.
+        monitor: The History key that decides "best" and early stopping. Defaults to ``val_miou`` (segmentation),
+            ``val_accuracy`` (classification), or ``val_loss`` / ``train_loss`` when there is nothing else. Keys
+            containing ``loss`` are minimised, all others maximised.
+        early_stopping: Patience: stop after this many epochs without improvement of ``monitor``. The best
+            epoch's weights are restored into ``model`` however training ends (finished, stopped, or an error).
+        resume: ``True``: continue from ``checkpoint_dir/last.pt`` if it exists (start fresh otherwise); a path:
+            continue from that checkpoint. Restores model, optimizer, scheduler, grad scaler, epoch and step,
+            history, early-stopping state and the Python / NumPy / torch / DataLoader-generator RNG states (of every
+            rank), so the result equals an uninterrupted run (with ``persistent_workers=False``, the default: a
+            persistent worker's own RNG state is not saved). A checkpoint of a different model or optimizer is
+            refused. In multi-node runs ``checkpoint_dir`` must be on a filesystem all nodes share.
+        seed: Calls :func:`encdec.seed_everything` (``seed + rank`` in distributed runs) before training. Build the
+            model after seeding too if initial weights should repeat.
+        progress: tqdm bars (epochs and batches, with loss and images/s) on a terminal, one plain line per epoch
+            otherwise; ``False`` prints nothing. Only rank 0 prints.
+
+    Returns:
+        The History (also written to ``checkpoint_dir/history.json``).
+
+    Raises:
+        NonFiniteLossError: The loss became NaN/inf; the message names the epoch, the step and the checkpoint
+            to resume from.
+        ValueError: An argument is out of range, names an unknown option, or a resume checkpoint does not match.
+        PermissionError: ``checkpoint_dir`` cannot be written (raised before training starts).
+
+    Example:
+        >>> import torch, encdec
+        >>> from torch.utils.data import DataLoader
+        >>> from encdec.datasets import SyntheticShapes
+        >>> train = DataLoader(SyntheticShapes(n=16, size=32), batch_size=8, shuffle=True)
+        >>> model = encdec.unet(num_classes=3, widths=(8, 16, 32, 64, 128))
+        >>> history = encdec.fit(model, train, train, epochs=1, progress=False, seed=0)
+        >>> len(history), history.monitor
+        (1, 'val_miou')
+    """
+    _check_arguments(epochs, accumulate_steps, clip_grad_norm, early_stopping, resume, checkpoint_dir, monitor,
+                     val_loader)
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    use_channels_last = resolve_channels_last(channels_last, model, device, precision)
+    info = _distributed.setup(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    run: Optional[Run] = None
+    try:
+        # where checkpoints go and where the run resumes from, checked before any work
+        folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        if folder is not None and info.is_main:
+            ensure_writable_dir(folder, option="checkpoint_dir", fallback=", or checkpoint_dir=None to train "
+                                "without checkpoints")
+        _distributed.barrier(info)
+        resume_from = _resume_point(resume, folder)
+        if seed is not None:
+            seed_everything(int(seed) + info.rank)
+
+        # the model on its device, optimizer, scheduler, loss and scaler, sharded data
+        run = _start_run(model, optimizer, scheduler, scheduler_interval, loss, metrics, train_loader, device,
+                         precision, use_channels_last, info, accumulate_steps, clip_grad_norm, folder, epochs,
+                         early_stopping, progress)
+        run.history = History(monitor, mode_for(monitor) if monitor else None)
+        data_seed = int(seed) if seed is not None else 0
+        train_loader = _distributed.shard_loader(train_loader, info, train=True, seed=data_seed)
+        val_loader = _distributed.shard_loader(val_loader, info, train=False, seed=data_seed)
+        loaders = [train_loader, val_loader]
+        if resume_from is not None:
+            resume_run(run, resume_from, loaders, monitor)
+            log(info, progress, f"resumed from {resume_from} after epoch {run.epoch}")
+
+        # the epochs: train, validate, judge, checkpoint, report
+        epoch_bar = bar(epochs, "epochs", run.show_bars, leave=True)
+        if epoch_bar is not None:
+            epoch_bar.update(run.epoch)
+        while run.epoch < epochs:
+            record = _run_epoch(run, train_loader, val_loader)
+            improved, stop = _judge_epoch(run, record)
+            save_run(run, loaders, improved)
+            _report(run, record, epoch_bar, progress)
+            if stop:
+                history = run.history
+                log(info, progress, f"early stopping after epoch {run.epoch}: {history.monitor} has not improved "
+                    f"for {early_stopping} epochs (best {history.best_value:.4f} at epoch {history.best_epoch})")
+                break
+        if epoch_bar is not None:
+            epoch_bar.close()
+        return run.history
+    finally:
+        if run is not None and early_stopping is not None and run.best_state is not None:
+            model.load_state_dict(run.best_state)
+        _distributed.teardown(info)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_arguments(epochs: Any, accumulate_steps: Any, clip_grad_norm: Any, early_stopping: Any, resume: Any,
+                     checkpoint_dir: Any, monitor: Any, val_loader: Any) -> None:
+    """Name every user error in ``fit``'s arguments before anything runs."""
+    if not _positive_int(epochs):
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not _positive_int(accumulate_steps):
+        raise ValueError(f"accumulate_steps must be a positive integer, got {accumulate_steps!r}")
+    if clip_grad_norm is not None and not (isinstance(clip_grad_norm, (int, float)) and clip_grad_norm > 0):
+        raise ValueError(f"clip_grad_norm must be a positive number or None, got {clip_grad_norm!r}")
+    if early_stopping is not None and not _positive_int(early_stopping):
+        raise ValueError(
+            f"early_stopping (patience in epochs) must be a positive integer or None, got {early_stopping!r}"
+        )
+    if resume is True and checkpoint_dir is None:
+        raise ValueError("resume=True continues from checkpoint_dir/last.pt, so it needs checkpoint_dir=...")
+    if monitor is not None and not isinstance(monitor, str):
+        raise ValueError(f"monitor must be a History key such as 'val_miou' or 'val_loss', got {monitor!r}")
+    if monitor is not None and monitor.startswith("val_") and val_loader is None:
+        raise ValueError(f"monitor={monitor!r} needs a val_loader; pass one, or monitor a train_ key")
+
+
+def _resume_point(resume: Union[bool, PathLike, None], folder: Optional[Path]) -> Optional[Path]:
+    """The checkpoint to resume from: ``folder/last.pt`` for ``resume=True`` (if it exists), or the path given."""
+    if resume is True:
+        last = folder / LAST  # type: ignore[operator]
+        return last if last.is_file() else None
+    if resume is None or resume is False:
+        return None
+    path = Path(resume)  # type: ignore[arg-type]
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={str(resume)!r}: no such checkpoint file")
+    return path
+
+
+def _start_run(model: nn.Module, optimizer: Optional[torch.optim.Optimizer], scheduler: Any, interval: str,
+               loss: Any, metrics: Any, train_loader: Any, device: torch.device, precision: str,
+               channels_last: bool, info: DistInfo, accumulate_steps: int, clip_grad_norm: Optional[float],
+               folder: Optional[Path], epochs: int, early_stopping: Optional[int], progress: bool) -> Run:
+    """Move the model to its device and build what training needs around it."""
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if optimizer is None:
+        optimizer = default_optimizer(model, device)
+    if scheduler is not None and callable(scheduler) and (isinstance(scheduler, type) or not hasattr(scheduler,
+                                                                                                      "step")):
+        scheduler = scheduler(optimizer)  # a scheduler class or f(optimizer)
+    if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise ValueError(
+            "scheduler is bound to a different optimizer than the one fit uses; pass that optimizer as "
+            "optimizer=..., or pass scheduler=lambda opt: SomeScheduler(opt, ...) to bind it to fit's optimizer"
+        )
+    loss_fn = loss if loss is not None else default_loss(train_loader)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)
+    net: nn.Module = model
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return Run(
+        model=model, net=net, device=device, precision=precision, channels_last=channels_last, info=info,
+        loss_fn=loss_fn, metrics=metrics, ignore_index=dataset_attr(train_loader, "ignore_index"),
+        show_bars=progress and info.is_main and sys.stderr.isatty(), optimizer=optimizer, scheduler=scheduler,
+        interval=resolve_interval(scheduler, interval),
+        scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None,
+        accumulate_steps=accumulate_steps, clip_grad_norm=clip_grad_norm, checkpoint_dir=folder, epochs=epochs,
+        early_stopping=early_stopping,
+    )
+
+
+def _run_epoch(run: Run, train_loader: Any, val_loader: Any) -> Dict[str, Any]:
+    """Train one epoch and validate; the epoch's record (losses, metrics, learning rate, time, images/s)."""
+    started = time.perf_counter()
+    lr = float(run.optimizer.param_groups[0]["lr"])  # type: ignore[union-attr]
+    _distributed.set_epoch(train_loader, run.epoch)
+    train_stats = train_epoch(run, train_loader, run.epoch)
+    train_seconds = time.perf_counter() - started
+    _distributed.broadcast_buffers(run.model, run.info)
+    record: Dict[str, Any] = {"epoch": run.epoch + 1, "lr": lr}
+    record.update({f"train_{k}": v for k, v in train_stats.items() if k != "images"})
+    if val_loader is not None:
+        record.update({f"val_{k}": v for k, v in evaluate_epoch(run, val_loader).items() if k != "images"})
+    record["seconds"] = time.perf_counter() - started
+    record["train_seconds"] = train_seconds
+    record["images_per_second"] = train_stats["images"] / max(train_seconds, 1e-9)
+    return record
+
+
+def _judge_epoch(run: Run, record: Dict[str, Any]) -> Tuple[bool, bool]:
+    """Record the epoch, track the best monitored value, step an epoch-wise scheduler; (improved, stop)."""
+    history = run.history
+    if history.monitor is None:
+        history.monitor = pick_monitor(record)
+        history.mode = mode_for(history.monitor)
+    value = record.get(history.monitor)
+    if not isinstance(value, (int, float)):
+        raise ValueError(
+            f"monitor={history.monitor!r} is not a number in the epoch record; available: "
+            + ", ".join(k for k, v in record.items() if isinstance(v, (int, float)))
+        )
+    best = history.best_value
+    improved = math.isfinite(value) and (best is None or (value > best if history.mode == "max" else value < best))
+    if improved:
+        history.best_value, history.best_epoch, run.bad_epochs = float(value), run.epoch + 1, 0
+        if run.early_stopping is not None:
+            run.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    else:
+        run.bad_epochs += 1
+    if run.scheduler is not None and run.interval == "epoch":
+        if is_plateau(run.scheduler):
+            if run.scheduler.mode != history.mode:
+                raise ValueError(
+                    f"ReduceLROnPlateau(mode={run.scheduler.mode!r}) is stepped with monitor {history.monitor!r}, "
+                    f"which should be {history.mode}imised; create it with mode={history.mode!r}"
+                )
+            run.scheduler.step(value)
+        else:
+            run.scheduler.step()
+    stop = run.early_stopping is not None and run.bad_epochs >= run.early_stopping
+    history.stopped_early = stop
+    history.append(record)
+    run.epoch += 1
+    return improved, stop
+
+
+def _report(run: Run, record: Dict[str, Any], epoch_bar: Any, progress: bool) -> None:
+    if epoch_bar is not None:
+        shown = {k: record[k] for k in ("train_loss", "val_loss", run.history.monitor) if k in record}
+        epoch_bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items()}, refresh=False)
+        epoch_bar.update(1)
+    else:
+        log(run.info, progress, format_record(record, run.epochs, run.history.monitor))

@@ -1,0 +1,323 @@
+"""Checkpoint file formats: recognise a file from its bytes and read it without trusting it.
+
+Three formats are read: safetensors, torch's zip format (``torch.save`` since 1.6) and torch's legacy pickle
+format. Every size a file claims (a safetensors header's offsets, a zip member's length, a legacy storage's
+element count) is checked against the file's real size before anything is allocated, and pickles are only
+ever read through ``torch.load(weights_only=True)``, which runs no code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import struct
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, Union
+
+import torch
+
+from .errors import WeightsError, listing, shorten
+
+__all__ = ["read_checkpoint_file", "read_metadata"]
+
+PathLike = Union[str, os.PathLike]
+
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+
+# Bytes per element of the legacy typed storages, to check a legacy file's storage sizes against its length.
+_LEGACY_STORAGE_BYTES = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
+    "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
+    "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16, "QInt32Storage": 4,
+}
+
+_SAFETENSORS_DTYPES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+    "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1,
+}
+
+
+def read_checkpoint_file(path: PathLike) -> Any:
+    """The object a checkpoint file holds (a dict of tensors for safetensors), read safely whatever its format.
+
+    Raises:
+        WeightsError: The file is missing, unreadable, not a checkpoint, damaged, claims more bytes than it
+            holds, or asks to run pickled code.
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/m.pt"
+        >>> torch.save({"w": torch.zeros(2)}, path)
+        >>> read_checkpoint_file(path)["w"].tolist()
+        [0.0, 0.0]
+    """
+    return _read_file(Path(path))
+
+
+def read_metadata(path: PathLike) -> Dict[str, str]:
+    """The string metadata of a safetensors file (empty for other formats).
+
+    Example:
+        >>> import tempfile, encdec
+        >>> path = tempfile.mkdtemp() + "/m.safetensors"
+        >>> _ = encdec.save_weights(encdec.custom_cnn(), path)
+        >>> read_metadata(path)["architecture"]
+        'custom_cnn'
+    """
+    path = Path(path)
+    with _open(path) as f:
+        head = f.read(8)
+        if len(head) < 8 or not _looks_like_safetensors(path, head):
+            return {}
+        header = _safetensors_header(path, f, head)
+    meta = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+def _open(path: Path):
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no such checkpoint file") from None
+    except IsADirectoryError:
+        raise WeightsError(f"{path}: is a directory; for a save_pretrained folder use encdec.from_pretrained") from None
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot be opened ({e.strerror})") from None
+
+
+def _read_file(path: Path) -> Any:
+    with _open(path) as f:
+        head = f.read(8)
+        if _looks_like_safetensors(path, head):
+            _safetensors_header(path, f, head)
+            return _load_safetensors(path)
+    if path.suffix == ".safetensors" and len(head) < 8:
+        raise WeightsError(
+            f"{path}: truncated safetensors file: {len(head)} bytes, shorter than the 8-byte header length field"
+        )
+    if head.startswith(b"PK\x03\x04"):
+        _check_zip(path)
+        return _torch_load(path)
+    if head[:1] == b"\x80":
+        _check_legacy_storages(path)
+        return _torch_load(path)
+    shown = head[:8].hex(" ") if head else "an empty file"
+    raise WeightsError(
+        f"{path}: not a checkpoint format encdec reads (first bytes: {shown}). Supported: safetensors, "
+        "torch.save files (zip or legacy pickle: .pth/.pt/.ckpt/.bin)."
+    )
+
+
+def _looks_like_safetensors(path: Path, head: bytes) -> bool:
+    if len(head) < 8:
+        return False
+    (n,) = struct.unpack("<Q", head)
+    if n == 0 or n > MAX_SAFETENSORS_HEADER:
+        return path.suffix == ".safetensors"
+    with open(path, "rb") as f:
+        f.seek(8)
+        return f.read(1) == b"{" or path.suffix == ".safetensors"
+
+
+def _safetensors_header(path: Path, f, head: bytes) -> Dict[str, Any]:
+    """Validate a safetensors header against the file before any tensor memory is allocated."""
+    size = os.fstat(f.fileno()).st_size
+    (n,) = struct.unpack("<Q", head)
+    if n > MAX_SAFETENSORS_HEADER or n > size - 8:
+        raise WeightsError(
+            f"{path}: corrupt safetensors file: header length {n} bytes exceeds the file ({size} bytes) "
+            f"or the {MAX_SAFETENSORS_HEADER}-byte limit"
+        )
+    f.seek(8)
+    try:
+        header = json.loads(f.read(n).decode("utf-8"))
+    except RecursionError:
+        raise WeightsError(f"{path}: corrupt safetensors file: header JSON is nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, integers of thousands of digits
+        raise WeightsError(
+            f"{path}: corrupt safetensors file: header is not valid JSON ({shorten(str(e))})"
+        ) from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: corrupt safetensors file: header is a {type(header).__name__}, not an object")
+    data_len = size - 8 - n
+    for key, info in header.items():
+        if key == "__metadata__":
+            if info is not None and not isinstance(info, dict):
+                raise WeightsError(f"{path}: corrupt safetensors file: __metadata__ is not an object")
+            continue
+        _check_tensor_entry(path, key, info, data_len)
+    return header
+
+
+def _check_tensor_entry(path: Path, key: str, info: Any, data_len: int) -> None:
+    def bad(why: str) -> WeightsError:
+        return WeightsError(f"{path}: corrupt safetensors file: tensor {shorten(repr(key))} {shorten(why, 300)}")
+
+    if not isinstance(info, dict):
+        raise bad("has no description object")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if dtype not in _SAFETENSORS_DTYPES:
+        raise bad(f"has unknown dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shape):
+        raise bad(f"has an invalid shape {shape!r}")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        raise bad(f"has invalid data_offsets {offsets!r}")
+    start, end = offsets
+    if not 0 <= start <= end <= data_len:
+        raise bad(f"has data_offsets {offsets} outside the {data_len}-byte data section")
+    if end - start != math.prod(shape) * _SAFETENSORS_DTYPES[dtype]:
+        raise bad(f"has {end - start} bytes of data for shape {shape} of {dtype}")
+
+
+def _load_safetensors(path: Path) -> Dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, RuntimeError, ValueError, OSError, MemoryError) as e:
+        raise WeightsError(f"{path}: corrupt safetensors file ({shorten(str(e), 300)})") from None
+    except BaseException as e:
+        # A Rust panic inside safetensors surfaces as pyo3's PanicException, a BaseException.
+        if type(e).__name__ != "PanicException":
+            raise
+        raise WeightsError(f"{path}: corrupt safetensors file (the reader failed: {shorten(str(e), 300)})") from None
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse zip archives that are not torch checkpoints, or whose members claim more bytes than they can hold.
+
+    torch's reader allocates each record's declared uncompressed size before reading it, so a member that
+    claims terabytes must be refused here, before ``torch.load`` sees it.
+    """
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except Exception as e:  # BadZipFile, OSError, ValueError, EOFError, NotImplementedError, struct.error, ...
+        raise WeightsError(f"{path}: corrupt torch zip checkpoint ({type(e).__name__}: {shorten(str(e))})") from None
+    names = [i.filename for i in infos]
+    if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        raise WeightsError(
+            f"{path}: a zip archive without a data.pkl record, so not a torch.save checkpoint "
+            f"(members: {listing([shorten(n) for n in names], 5) or 'none'})"
+        )
+    for info in infos:
+        # torch writes stored (uncompressed) records; deflate cannot expand data more than about 1032 times.
+        limit = size if info.compress_type == zipfile.ZIP_STORED else 1032 * info.compress_size + 1024
+        if info.file_size > limit or info.compress_size > size:
+            raise WeightsError(
+                f"{path}: corrupt torch zip checkpoint: member {shorten(repr(info.filename))} claims "
+                f"{info.file_size} bytes ({info.compress_size} stored) in a {size}-byte file; refused before "
+                "allocating"
+            )
+
+
+class _Stub:
+    """Stands in for every global a pickle names during ``_check_legacy_storages``: nothing real is built or run."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
+        return _Stub(self.name + "()")
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _StorageScanner(pickle.Unpickler):
+    """An unpickler that resolves every global to a ``_Stub`` and records the storages a legacy file declares."""
+
+    def __init__(self, f: Any) -> None:
+        super().__init__(f, encoding="latin1")
+        self.claims: Dict[Any, int] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        return _Stub(f"{module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage"):
+            storage_type, key, numel = pid[1], pid[2], pid[4]
+            if isinstance(numel, int) and not isinstance(numel, bool) and _is_hashable(key):
+                kind = storage_type.name.rsplit(".", 1)[-1] if isinstance(storage_type, _Stub) else ""
+                self.claims.setdefault(key, numel * _LEGACY_STORAGE_BYTES.get(kind, 1))
+        return _Stub("storage")
+
+
+def _is_hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _check_legacy_storages(path: Path) -> None:
+    """Refuse a legacy (non-zip) torch file whose storages claim more bytes than the file holds.
+
+    The legacy loader allocates every storage at the size its pickle declares before reading the data, so a
+    few bytes can ask for terabytes. This scan resolves no globals and runs no code; anything it cannot parse
+    is left to ``torch.load``, which refuses it with its own message.
+    """
+    size = path.stat().st_size
+    scanner = None
+    try:
+        with open(path, "rb") as f:
+            for _ in range(3):  # magic number, protocol version, system info
+                _StorageScanner(f).load()
+            scanner = _StorageScanner(f)
+            scanner.load()
+    except Exception:  # a damaged pickle: torch.load reports it; storages declared before the damage still count
+        pass
+    if scanner is None:
+        return
+    total = 0
+    for key, nbytes in scanner.claims.items():
+        total += max(nbytes, 0)
+        if nbytes > size or total > size:
+            raise WeightsError(
+                f"{path}: corrupt legacy torch checkpoint: storage {shorten(repr(key))} claims {nbytes} bytes "
+                f"({total} in all so far) but the file has {size}; refused before allocating"
+            )
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # legacy files warn about TypedStorage; the result is checked below
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [line.strip() for line in str(e).splitlines()]
+        detail = next((line for line in lines if "GLOBAL" in line or "nsupported" in line), lines[-1] if lines else "")
+        if "GLOBAL" in detail or "global" in detail:
+            what = "the file asks the unpickler to run code or build objects"
+        else:
+            what = "the file is damaged or uses pickle instructions a safe loader does not run"
+        raise WeightsError(
+            f"{path}: refused: {what} ({shorten(detail, 300)}). "
+            "encdec reads checkpoints with torch.load(weights_only=True) and never runs pickled code. "
+            "A whole pickled model must be re-saved as model.state_dict(); if you trust the file, load it "
+            "yourself and pass the state dict to encdec.load_state_dict."
+        ) from None
+    except Exception as e:  # torch raises RuntimeError, EOFError, KeyError, MemoryError, ... for damaged files
+        raise WeightsError(
+            f"{path}: unreadable torch checkpoint ({type(e).__name__}: {shorten(str(e), 300)})"
+        ) from None
+
+
