@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .batches import check_finite, logits_of
 from .input_spec import input_spec_of
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
 from .runtime import autocast, is_conv_net, resolve_channels_last, resolve_device, resolve_precision
@@ -98,6 +99,7 @@ def _pad(batch: torch.Tensor, model: nn.Module) -> torch.Tensor:
 def _run(
     model: nn.Module,
     batch: torch.Tensor,
+    first: int,
     device: torch.device,
     precision: str,
     channels_last: bool,
@@ -108,8 +110,8 @@ def _run(
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(precision, device):
-        logits = model(x)
-    logits = logits.float()
+        logits = logits_of(model(x), "predict").float()
+    check_finite(logits, f"predict, images {first + 1}-{first + len(batch)}")
     if logits.dim() == 4:
         logits = logits[..., :h, :w]
     out = logits.softmax(dim=1) if probabilities else logits.argmax(dim=1)
@@ -156,6 +158,8 @@ def predict(
     Raises:
         TypeError: An input is of a type that is not an image.
         ValueError: ``batch_size`` is not positive, or an image's shape or channels do not fit.
+        encdec.batches.NonFiniteError: The model's outputs for some images are NaN or infinite (never turned into
+            labels); the message names the images.
 
     Example:
         >>> import torch, encdec
@@ -210,7 +214,7 @@ def predict(
     try:
         with torch.inference_mode():
             for indices, batch in groups:
-                out = _run(model, batch, device, precision, use_channels_last, probabilities)
+                out = _run(model, batch, indices[0], device, precision, use_channels_last, probabilities)
                 for position, index in enumerate(indices):
                     results[index] = out[position]
     finally:

@@ -14,7 +14,9 @@ Conventions:
   target for class accuracy) is scored ``zero_division``: NaN by default, which reports NaN for that class and
   leaves it out of the means. Pass ``zero_division=0.0`` or ``1.0`` to count such classes instead;
 * ``dice`` for a two-class problem is the foreground Dice (class 1), the number binary-segmentation papers
-  report; for more classes it is the mean over classes.
+  report; for more classes it is the mean over classes;
+* NaN or infinite scores (logits) are refused with :class:`encdec.batches.NonFiniteError`, never turned into
+  labels: ``argmax`` of a NaN row is a class, and such a model would be scored as if it had predicted it.
 
 Example:
     >>> import torch
@@ -33,6 +35,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from ._distributed import all_reduce_sum
+from .batches import check_finite
 
 __all__ = [
     "ClassificationMetrics",
@@ -56,8 +59,10 @@ _NAN = float("nan")
 # confusion matrix
 # --------------------------------------------------------------------------------------------------------------
 def _to_labels(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Turn logits/probabilities ``(N, C, ...)`` into labels ``(N, ...)``; pass labels through."""
+    """Turn logits/probabilities ``(N, C, ...)`` into labels ``(N, ...)``; pass labels through. Non-finite scores
+    are refused: ``argmax`` would turn NaN into a class and score it."""
     if pred.is_floating_point() or pred.is_complex():
+        check_finite(pred, "metrics")
         if pred.dim() == target.dim() + 1:
             if pred.shape[1] == 1:
                 if num_classes != 2:
@@ -447,6 +452,7 @@ def dice(
 
 def _topk_correct(scores: torch.Tensor, target: torch.Tensor, ks: Sequence[int]) -> torch.Tensor:
     """Number of samples whose target is among the top-k scores, for each k (one ``topk`` call)."""
+    check_finite(scores, "metrics")
     if scores.dim() != 2:
         raise ValueError(f"classification scores must be (N, C), got shape {tuple(scores.shape)}")
     if target.shape != scores.shape[:1]:
@@ -692,6 +698,7 @@ class ClassificationMetrics(_Accumulator):
         c = self.num_classes
         self._follow(target.device)
         if logits.is_floating_point():
+            check_finite(logits, "metrics")
             if logits.dim() != 2 or logits.shape[1] != c:
                 raise ValueError(f"scores must be (N, {c}), got shape {tuple(logits.shape)}")
             labels = logits.argmax(dim=1)

@@ -115,6 +115,7 @@ def test_invalid_arguments_raise_clear_errors():
         SyntheticShapes(n=2)[2]
 
 
+@pytest.mark.benchmark  # a timing: run with `pytest -m benchmark`, never part of make test
 def test_drawing_is_fast():
     ds = SyntheticShapes(n=100, size=64, num_classes=6, seed=0)
     best = float("inf")

@@ -18,6 +18,7 @@ from ..datasets import DATA_KINDS, DataSpec, DataSpecError, parse_spec
 from ..input_spec import input_spec_of
 from ..pretrained import load_model, saved_architecture
 from ..weights import read_state_dict
+from ..weights.formats import describe_non_file
 
 __all__ = [
     "CLIError", "UsageError", "FORMAT", "at_least", "build_model", "check_size", "device", "fraction", "human_bytes",
@@ -230,8 +231,12 @@ def build_model(name: str, kwargs: Dict[str, Any], weights: Optional[Path] = Non
 def model_for_inference(model_name: Optional[str], weights: Path, pairs: Sequence[str],
                         num_classes: Optional[int]) -> torch.nn.Module:
     """A model for eval/predict: from ``--model`` + ``--weights``, or from an encdec file's own metadata."""
-    if not weights.exists():
-        raise CLIError(f"--weights {weights}: no such file or folder")
+    if not weights.is_dir():
+        kind = describe_non_file(weights)
+        if kind == "no such file":
+            raise CLIError(f"--weights {weights}: no such file or folder")
+        if kind is not None:
+            raise CLIError(f"--weights {weights}: is {kind}, not a checkpoint file or a save_pretrained folder")
     architecture = saved_architecture(weights)
     if architecture is None:
         if model_name is None:

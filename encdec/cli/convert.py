@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..pretrained import convert_checkpoint
 from ..weights import WeightsError
-from ._common import FORMAT, CLIError, UsageError, human_bytes, lookup_model, parse_model_args, positive, stderr
+from ..weights.formats import check_regular_file
+from ._common import FORMAT, UsageError, human_bytes, lookup_model, parse_model_args, positive, stderr
 
 __all__: list = []  # a verb module: parsing and printing, nothing to import
 
@@ -33,8 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     src, dst = Path(args.input), Path(args.output)
-    if not src.is_file():
-        raise CLIError(f"{src}: no such checkpoint file")
+    check_regular_file(src)  # a directory, FIFO, device or broken link is named as such
     lookup_model(args.model)
     kwargs = parse_model_args(args.model, args.arg)
     if args.num_classes is not None:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .. import _distributed
+from ..batches import NonFiniteError, check_finite, check_images, check_labels, check_targets, logits_of, split_batch
 from ..runtime import autocast, to_model_input
 from ._defaults import default_metrics, scalarize
 from ._progress import bar
@@ -20,7 +21,7 @@ from ._run import Run
 __all__ = ["NonFiniteLossError", "train_epoch", "evaluate_epoch"]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(NonFiniteError):
     """Training stopped because the loss became NaN or infinite.
 
     Attributes:
@@ -49,6 +50,31 @@ def _length(loader: Iterable[Any]) -> Optional[int]:
         return len(loader)  # type: ignore[arg-type]
     except TypeError:
         return None
+
+
+def _prepare(run: Run, batch: Any, where: str) -> Any:
+    """Images and targets of a batch, checked against the batch contract and moved to the run's device."""
+    images, targets = split_batch(batch, where)
+    images = check_images(images, where)
+    targets = check_targets(targets, images, where)
+    return to_model_input(images, run.device, run.channels_last), targets.to(run.device, non_blocking=True)
+
+
+def _forward(run: Run, net: nn.Module, images: torch.Tensor, targets: torch.Tensor, where: str) -> torch.Tensor:
+    """The model's logits for a batch, its targets checked against the number of outputs before any loss."""
+    with autocast(run.precision, run.device):
+        logits = logits_of(net(images), where)
+    classes = 2 if logits.dim() > 1 and logits.shape[1] == 1 else int(logits.shape[1]) if logits.dim() > 1 else 0
+    ignore = run.ignore_index if run.ignore_index is not None else getattr(run.loss_fn, "ignore_index", None)
+    if classes:
+        check_labels(targets, classes, ignore, where)
+    return logits
+
+
+def _require_batches(seen: int, what: str) -> None:
+    if not seen:
+        raise ValueError(f"the {what} loader yielded no batches: its dataset is empty, or smaller than one batch "
+                         "with drop_last=True")
 
 
 def _fresh_metrics(run: Run) -> Any:
@@ -111,16 +137,15 @@ def train_epoch(run: Run, loader: Iterable[Any], epoch: int) -> Dict[str, Any]:
     started = time.perf_counter()
     run.optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
     index = -1
-    for index, (images, targets) in enumerate(loader):
-        images = to_model_input(images, run.device, run.channels_last)
-        targets = targets.to(run.device, non_blocking=True)
+    for index, batch in enumerate(loader):
+        where = f"training batch {index + 1} of epoch {epoch + 1}"
+        images, targets = _prepare(run, batch, where)
         group_start = index - index % steps
         group_size = steps if n_batches is None else min(steps, n_batches - group_start)
         stepping = index - group_start + 1 == group_size
         no_sync = run.info.enabled and not stepping
         with run.net.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[operator]
-            with autocast(run.precision, run.device):
-                logits = run.net(images)
+            logits = _forward(run, run.net, images, targets, where)
             loss = run.loss_fn(logits.float(), targets)  # type: ignore[misc]
             _stop_on_nonfinite(run, loss, epoch, index, n_batches)
             scaled = loss / group_size
@@ -148,10 +173,10 @@ def train_epoch(run: Run, loader: Iterable[Any], epoch: int) -> Dict[str, Any]:
         _optimizer_step(run)
     if progress is not None:
         progress.close()
-    return reduce_stats(run, loss_sum, seen, tracker)
+    return reduce_stats(run, loss_sum, seen, tracker, "training")
 
 
-def evaluate_epoch(run: Run, loader: Iterable[Any], desc: str = "validate") -> Dict[str, Any]:
+def evaluate_epoch(run: Run, loader: Iterable[Any], desc: str = "validation") -> Dict[str, Any]:
     """Loss (when ``run.loss_fn`` is set) and metrics of ``run.model`` over ``loader``, in eval mode under
     ``torch.inference_mode``; the model's train/eval mode is restored afterwards."""
     model = run.model
@@ -163,12 +188,11 @@ def evaluate_epoch(run: Run, loader: Iterable[Any], desc: str = "validate") -> D
     progress = bar(_length(loader), desc, run.show_bars, leave=False)
     try:
         with torch.inference_mode():
-            for images, targets in loader:
-                images = to_model_input(images, run.device, run.channels_last)
-                targets = targets.to(run.device, non_blocking=True)
-                with autocast(run.precision, run.device):
-                    logits = model(images)
-                logits = logits.float()
+            for index, batch in enumerate(loader):
+                where = f"{desc} batch {index + 1}"
+                images, targets = _prepare(run, batch, where)
+                logits = _forward(run, model, images, targets, where).float()
+                check_finite(logits, where)
                 if run.loss_fn is not None:
                     loss_sum += run.loss_fn(logits, targets).double() * images.shape[0]
                 seen += images.shape[0]
@@ -181,17 +205,18 @@ def evaluate_epoch(run: Run, loader: Iterable[Any], desc: str = "validate") -> D
         if progress is not None:
             progress.close()
         model.train(was_training)
-    stats = reduce_stats(run, loss_sum, seen, tracker)
+    stats = reduce_stats(run, loss_sum, seen, tracker, desc)
     if run.loss_fn is None:
         stats.pop("loss")
     return stats
 
 
-def reduce_stats(run: Run, loss_sum: torch.Tensor, seen: int, tracker: Any) -> Dict[str, Any]:
-    """Mean loss, image count and metrics over all ranks."""
+def reduce_stats(run: Run, loss_sum: torch.Tensor, seen: int, tracker: Any, what: str) -> Dict[str, Any]:
+    """Mean loss, image count and metrics over all ranks; an error (on every rank) when no rank saw a batch."""
     totals = torch.stack([loss_sum.detach().double().cpu(), torch.tensor(float(seen), dtype=torch.float64)])
     totals = _distributed.all_reduce_sum(totals, run.info)
     count = int(totals[1].item())
+    _require_batches(count, what)
     stats: Dict[str, Any] = {"loss": float(totals[0].item() / count) if count else float("nan"), "images": count}
     if tracker is not None:
         if run.info.enabled:

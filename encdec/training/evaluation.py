@@ -75,6 +75,6 @@ def evaluate(
     run = Run(model=model, net=model, device=device, precision=precision, channels_last=use_channels_last,
               info=info, loss_fn=loss_fn, metrics=metrics, ignore_index=dataset_attr(loader, "ignore_index"),
               show_bars=progress)
-    stats = evaluate_epoch(run, loader)
+    stats = evaluate_epoch(run, loader, "evaluation")
     stats.pop("images", None)
     return stats

@@ -182,7 +182,11 @@ def fit(
         if epoch_bar is not None:
             epoch_bar.update(run.epoch)
         while run.epoch < epochs:
-            record = _run_epoch(run, train_loader, val_loader)
+            try:
+                record = _run_epoch(run, train_loader, val_loader)
+            except KeyboardInterrupt:
+                _say_where_to_resume(run)
+                raise
             improved, stop = _judge_epoch(run, record)
             save_run(run, loaders, improved)
             _report(run, record, epoch_bar, progress)
@@ -326,6 +330,18 @@ def _judge_epoch(run: Run, record: Dict[str, Any]) -> Tuple[bool, bool]:
     history.append(record)
     run.epoch += 1
     return improved, stop
+
+
+def _say_where_to_resume(run: Run) -> None:
+    """On Ctrl-C: every file written so far is complete (writes are atomic); say which checkpoint continues."""
+    last = run.checkpoint_dir / LAST if run.checkpoint_dir is not None else None
+    if last is not None and last.is_file():
+        hint = f"resume from {last} (after epoch {run.epoch}) with fit(..., checkpoint_dir=..., resume=True)"
+    elif run.checkpoint_dir is not None:
+        hint = "no epoch had finished, so there is no checkpoint yet"
+    else:
+        hint = "no checkpoint_dir was given, so there is nothing to resume from"
+    log(run.info, True, f"interrupted during epoch {run.epoch + 1}; {hint}")
 
 
 def _report(run: Run, record: Dict[str, Any], epoch_bar: Any, progress: bool) -> None:

@@ -15,7 +15,7 @@ import torch
 from .. import _distributed
 from .._json import jsonable
 from ..atomic import atomic_save
-from ..weights import save_weights
+from ..weights import read_checkpoint_file, save_weights
 from ._run import Run
 from .history import History
 
@@ -39,6 +39,8 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        encdec.WeightsError: The file is not a regular file, is damaged (a CRC-32 mismatch names the member), or
+            asks to run code.
         ValueError: The file is not an encdec training checkpoint.
 
     Example:
@@ -49,9 +51,9 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
         1
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"resume checkpoint {str(path)!r} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_checkpoint_file(path)  # a regular file, every zip member's CRC-32 checked, no code run
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"{str(path)!r} is not an encdec training checkpoint (expected a dict with format="

@@ -8,21 +8,26 @@ ever read through ``torch.load(weights_only=True)``, which runs no code.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import pickle
+import stat
 import struct
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 
 from .errors import WeightsError, listing, shorten
 
-__all__ = ["read_checkpoint_file", "read_metadata"]
+__all__ = [
+    "DIGEST_KEY", "check_regular_file", "describe_non_file", "read_checkpoint_file", "read_metadata", "tensor_crc32",
+]
 
 PathLike = Union[str, os.PathLike]
 
@@ -78,23 +83,111 @@ def read_metadata(path: PathLike) -> Dict[str, str]:
     return {str(k): str(v) for k, v in meta.items()}
 
 
-def _open(path: Path):
+def describe_non_file(path: PathLike) -> Optional[str]:
+    """What ``path`` is when it is not a regular file (``"no such file"``, ``"a directory"``, ``"a named pipe
+    (FIFO)"``, ``"a device"``, ``"a socket"``, ``"a broken symbolic link"``, ``"a symbolic link loop"``), or
+    ``None`` for a regular file. Nothing is opened, so a FIFO cannot block.
+
+    Example:
+        >>> import tempfile
+        >>> describe_non_file(tempfile.mkdtemp())
+        'a directory'
+    """
     try:
-        return open(path, "rb")
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise WeightsError(f"{path}: no such checkpoint file") from None
-    except IsADirectoryError:
-        raise WeightsError(f"{path}: is a directory; for a save_pretrained folder use encdec.from_pretrained") from None
+        return "a broken symbolic link" if os.path.islink(path) else "no such file"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return f"not readable ({error.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_regular_file(path: PathLike, what: str = "checkpoint") -> None:
+    """Raise ``WeightsError`` unless ``path`` is a regular file, saying what it is instead.
+
+    Example:
+        >>> import tempfile
+        >>> try:
+        ...     check_regular_file(tempfile.mkdtemp() + "/missing.pth")
+        ... except WeightsError as error:
+        ...     print(str(error).split(": ", 1)[1])
+        no such checkpoint file
+    """
+    kind = describe_non_file(path)
+    if kind is None:
+        return
+    if kind == "no such file":
+        raise WeightsError(f"{path}: no such {what} file")
+    hint = "; for a save_pretrained folder use encdec.from_pretrained" if kind == "a directory" else ""
+    raise WeightsError(f"{path}: is {kind}, not a {what} file{hint}")
+
+
+def _open(path: Path):
+    check_regular_file(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO swapped in meanwhile cannot block
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise WeightsError(f"{path}: is not a regular file")
+        return os.fdopen(fd, "rb")
     except OSError as e:
         raise WeightsError(f"{path}: cannot be opened ({e.strerror})") from None
+
+
+def tensor_crc32(tensor: torch.Tensor) -> int:
+    """CRC-32 of a tensor's bytes in memory order (what encdec records for every tensor it saves).
+
+    Example:
+        >>> tensor_crc32(torch.zeros(2, dtype=torch.uint8))
+        1104745215
+    """
+    data = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+    return zlib.crc32(memoryview(data))
+
+
+#: Metadata key of the per-tensor CRC-32 values that encdec writes into safetensors files.
+DIGEST_KEY = "encdec_crc32"
+
+
+def _verify_digests(path: Path, state: Dict[str, torch.Tensor], recorded: Any) -> None:
+    """Compare each tensor with the CRC-32 recorded when the file was written; name the first that differs."""
+    try:
+        digests = json.loads(recorded)
+    except (TypeError, ValueError, RecursionError):
+        raise WeightsError(f"{path}: corrupt safetensors file: its {DIGEST_KEY} metadata is not valid JSON") from None
+    if not isinstance(digests, dict) or set(digests) != set(state):
+        raise WeightsError(f"{path}: corrupt safetensors file: its {DIGEST_KEY} metadata does not list the tensors "
+                           "the file holds")
+    for key, value in state.items():
+        if digests[key] != tensor_crc32(value):
+            raise WeightsError(
+                f"{path}: tensor {shorten(repr(key))} does not match the checksum recorded when encdec wrote the file "
+                "(the bytes changed since: a damaged disk or an incomplete copy); restore the file from a good copy"
+            )
 
 
 def _read_file(path: Path) -> Any:
     with _open(path) as f:
         head = f.read(8)
         if _looks_like_safetensors(path, head):
-            _safetensors_header(path, f, head)
-            return _load_safetensors(path)
+            header = _safetensors_header(path, f, head)
+            state = _load_safetensors(path)
+            recorded = (header.get("__metadata__") or {}).get(DIGEST_KEY)
+            if recorded is not None:
+                _verify_digests(path, state, recorded)
+            return state
     if path.suffix == ".safetensors" and len(head) < 8:
         raise WeightsError(
             f"{path}: truncated safetensors file: {len(head)} bytes, shorter than the 8-byte header length field"
@@ -190,11 +283,19 @@ def _load_safetensors(path: Path) -> Dict[str, torch.Tensor]:
         raise WeightsError(f"{path}: corrupt safetensors file (the reader failed: {shorten(str(e), 300)})") from None
 
 
+# Compressed members may be small records (torch writes every record stored; other archivers deflate the small
+# ones): anything larger could be a deflate bomb, whose inflated size is only known after inflating it.
+_MAX_COMPRESSED_MEMBER = 1024 * 1024
+
+
 def _check_zip(path: Path) -> None:
-    """Refuse zip archives that are not torch checkpoints, or whose members claim more bytes than they can hold.
+    """Refuse zip archives that are not torch checkpoints, whose members claim more bytes than they can hold or
+    than a safe inflation allows, or whose bytes do not match their CRC-32.
 
     torch's reader allocates each record's declared uncompressed size before reading it, so a member that
-    claims terabytes must be refused here, before ``torch.load`` sees it.
+    claims terabytes must be refused here, before ``torch.load`` sees it. Every member's CRC-32 is then checked
+    by streaming it (memory stays at one chunk), so a flipped bit anywhere in the file is refused, naming the
+    member, before any tensor is built.
     """
     size = path.stat().st_size
     try:
@@ -209,14 +310,36 @@ def _check_zip(path: Path) -> None:
             f"(members: {listing([shorten(n) for n in names], 5) or 'none'})"
         )
     for info in infos:
-        # torch writes stored (uncompressed) records; deflate cannot expand data more than about 1032 times.
-        limit = size if info.compress_type == zipfile.ZIP_STORED else 1032 * info.compress_size + 1024
+        stored = info.compress_type == zipfile.ZIP_STORED
+        limit = size if stored else min(1032 * info.compress_size + 1024, _MAX_COMPRESSED_MEMBER)
         if info.file_size > limit or info.compress_size > size:
+            why = ("claims" if stored or info.file_size <= _MAX_COMPRESSED_MEMBER else
+                   "is compressed (torch.save writes records uncompressed; re-save the file with torch.save) and "
+                   "claims")
             raise WeightsError(
-                f"{path}: corrupt torch zip checkpoint: member {shorten(repr(info.filename))} claims "
+                f"{path}: corrupt torch zip checkpoint: member {shorten(repr(info.filename))} {why} "
                 f"{info.file_size} bytes ({info.compress_size} stored) in a {size}-byte file; refused before "
                 "allocating"
             )
+    _check_crcs(path)
+
+
+def _check_crcs(path: Path) -> None:
+    """Stream every member of a zip through its CRC-32 check; the first that fails is named."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                with z.open(info) as member:
+                    while member.read(1 << 22):
+                        pass
+    except zipfile.BadZipFile as e:
+        member = str(e).rsplit(" ", 1)[-1] if "CRC" in str(e) else ""
+        detail = (f"member {shorten(member)} does not match its CRC-32 (the bytes changed after the file was "
+                  "written: a damaged disk or an incomplete copy)" if member else shorten(str(e)))
+        raise WeightsError(f"{path}: corrupt torch zip checkpoint: {detail}; restore the file from a good "
+                           "copy") from None
+    except Exception as e:  # a damaged compressed stream, a truncated file
+        raise WeightsError(f"{path}: corrupt torch zip checkpoint ({type(e).__name__}: {shorten(str(e))})") from None
 
 
 class _Stub:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -201,7 +201,9 @@ def load_state_dict(
 ) -> LoadReport:
     """Check a state dict against ``model`` completely, then load it: all of it, or (``strict=False``) what fits.
 
-    Besides names and shapes it refuses non-floating values for floating parameters and non-finite values.
+    Besides names and shapes it refuses non-floating values for floating parameters, non-finite values, and values
+    no trained model holds (:data:`PLAUSIBILITY_CHECKS`: negative BatchNorm variances, negative or fractional
+    batch counters, and the model's own ``plausibility_checks``).
     BatchNorm ``num_batches_tracked`` counters absent from old checkpoints are not required.
 
     Example:
@@ -228,8 +230,9 @@ def load_state_dict(
                  if k in state and own[k].is_floating_point() and not state[k].is_floating_point()]
     nonfinite = [k for k in own if k in state and state[k].is_floating_point() and state[k].numel()
                  and not _all_finite(state[k], own[k].dtype)]
-    if bad_dtype or nonfinite:
-        parts = []
+    implausible = _implausible(model, state, own)
+    if bad_dtype or nonfinite or implausible:
+        parts = implausible
         if bad_dtype:
             parts.append(f"non-floating values for floating parameters: {listing(bad_dtype)}")
         if nonfinite:
@@ -248,6 +251,27 @@ def load_state_dict(
             stacklevel=2,
         )
     return report
+
+
+#: Values no trained model can hold, by key suffix: (suffix, test of the tensor, what a valid value is).
+PLAUSIBILITY_CHECKS = (
+    ("running_var", lambda t: not t.is_floating_point() or bool((t >= 0).all()),
+     "a BatchNorm running variance, which is never negative"),
+    ("num_batches_tracked", lambda t: not t.is_floating_point() and not t.is_complex() and bool((t >= 0).all()),
+     "a BatchNorm batch counter, a non-negative integer"),
+)
+
+
+def _implausible(model: nn.Module, state: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> List[str]:
+    """One message per check that some entries fail: the built-in checks and any the model declares in a
+    ``plausibility_checks`` attribute of the same form."""
+    checks = PLAUSIBILITY_CHECKS + tuple(getattr(model, "plausibility_checks", ()))
+    parts = []
+    for suffix, valid, meaning in checks:
+        bad = [k for k in own if k in state and k.endswith(suffix) and state[k].numel() and not valid(state[k])]
+        if bad:
+            parts.append(f"impossible values for {meaning}: {listing(bad)}")
+    return parts
 
 
 def _all_finite(value: Tensor, target: torch.dtype) -> bool:

@@ -11,7 +11,7 @@ from torch import nn
 
 from .._version import __version__
 from ..atomic import atomic_write
-from .formats import PathLike
+from .formats import DIGEST_KEY, PathLike, tensor_crc32
 
 __all__ = ["CONFIG_KEYS", "weights_metadata", "save_weights"]
 
@@ -52,7 +52,8 @@ def save_weights(
     """Save ``model``'s weights atomically, as safetensors with metadata (or ``torch.save`` for ``.pth/.pt/.ckpt``).
 
     The metadata records the architecture and builder arguments (for models from encdec builders), the encdec
-    version, and whatever you pass: ``class_names``, ``mean``, ``std`` or other JSON-able values.
+    version, and whatever you pass: ``class_names``, ``mean``, ``std`` or other JSON-able values. Safetensors files
+    also record each tensor's CRC-32, checked when the file is read, so bytes damaged on disk are refused.
 
     Args:
         model: The model.
@@ -73,11 +74,13 @@ def save_weights(
     """
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = weights_metadata(model, metadata)
-    if Path(path).suffix in _TORCH_SUFFIXES:
+    if Path(path).suffix in _TORCH_SUFFIXES:  # every zip member carries a CRC-32 checked on load
         def write(tmp: str) -> None:
             torch.save({"state_dict": state, "encdec": meta}, tmp)
     else:
         from safetensors.torch import save_file
+
+        meta[DIGEST_KEY] = json.dumps({k: tensor_crc32(v) for k, v in state.items()}, separators=(",", ":"))
 
         def write(tmp: str) -> None:
             save_file(state, tmp, metadata=meta)
