@@ -286,6 +286,25 @@ def test_sigkill_mid_epoch_and_mid_write_then_resume_matches_uninterrupted(tmp_p
     assert difference == 0.0, f"killed-and-resumed weights differ from the uninterrupted run by {difference}"
 
 
+@pytest.mark.slow
+def test_sigkill_with_two_persistent_workers_then_resume_matches_uninterrupted(tmp_path):
+    epochs, threads = 3, torch.get_num_threads()
+    run = tmp_path / "killed"
+    # killed in the main process at the first step of epoch 2, workers alive (loss calls per epoch: 2 training
+    # steps, then 1 validation batch)
+    code, output, _ = _run_script(run, tmp_path / "x.pt", epochs, threads, "--workers", 2, "--kill-at-step", 4,
+                                  poll_dir=run)
+    assert code == -9, f"expected SIGKILL, got {code}: {output}"
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
+    code, output, _ = _run_script(run, tmp_path / "resumed.pt", epochs, threads, "--workers", 2, poll_dir=run)
+    assert code == 0, output
+    reference = helpers.checkpointed_run(tmp_path / "uninterrupted", epochs, workers=2)
+    difference = helpers.max_difference(torch.load(tmp_path / "resumed.pt"), reference)
+    assert difference == 0.0, f"resumed weights differ from the uninterrupted run by {difference}"
+    no_workers = helpers.checkpointed_run(tmp_path / "no_workers", epochs)
+    assert helpers.max_difference(no_workers, reference) == 0.0  # the data do not depend on the workers either
+
+
 # ---------------------------------------------------------------------------------------------- optimisation details
 
 

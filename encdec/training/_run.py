@@ -44,6 +44,7 @@ class Run:
     checkpoint_dir: Optional[Path] = None
     epochs: int = 0
     early_stopping: Optional[int] = None
+    data_seed: int = 0  # the training data's order and augmentation follow (data_seed, epoch, index)
 
     history: History = field(default_factory=History)
     epoch: int = 0  # epochs completed

@@ -40,6 +40,7 @@ from ..runtime import resolve_channels_last, resolve_device, resolve_precision
 from ._defaults import dataset_attr, default_loss, default_optimizer, is_plateau, mode_for, pick_monitor
 from ._defaults import scheduler_interval as resolve_interval
 from ._progress import bar, format_record, log
+from ._data import reproducible_loader, set_data_epoch
 from ._run import Run
 from ._steps import evaluate_epoch, train_epoch
 from .history import History
@@ -116,12 +117,14 @@ def fit(
             epoch's weights are restored into ``model`` however training ends (finished, stopped, or an error).
         resume: ``True``: continue from ``checkpoint_dir/last.pt`` if it exists (start fresh otherwise); a path:
             continue from that checkpoint. Restores model, optimizer, scheduler, grad scaler, epoch and step,
-            history, early-stopping state and the Python / NumPy / torch / DataLoader-generator RNG states (of every
-            rank), so the result equals an uninterrupted run (with ``persistent_workers=False``, the default: a
-            persistent worker's own RNG state is not saved). A checkpoint of a different model or optimizer is
-            refused. In multi-node runs ``checkpoint_dir`` must be on a filesystem all nodes share.
-        seed: Calls :func:`encdec.seed_everything` (``seed + rank`` in distributed runs) before training. Build the
-            model after seeding too if initial weights should repeat.
+            history, early-stopping state and the Python / NumPy / torch RNG states (of every rank), so the result
+            equals an uninterrupted run, with or without DataLoader workers (persistent or not): the training data's
+            shuffle order follows ``(seed, epoch)`` and each sample is read with the global generators seeded from
+            ``(seed, epoch, index)``. A checkpoint of a different model or optimizer is refused. In multi-node runs
+            ``checkpoint_dir`` must be on a filesystem all nodes share.
+        seed: Calls :func:`encdec.seed_everything` (``seed + rank`` in distributed runs) before training, and seeds
+            the training data's order and augmentation (without it they are drawn once and saved in the
+            checkpoints). Build the model after seeding too if initial weights should repeat.
         progress: tqdm bars (epochs and batches, with loss and images/s) on a terminal, one plain line per epoch
             otherwise; ``False`` prints nothing. Only rank 0 prints.
 
@@ -169,9 +172,10 @@ def fit(
                          precision, use_channels_last, info, accumulate_steps, clip_grad_norm, folder, epochs,
                          early_stopping, progress)
         run.history = History(monitor, mode_for(monitor) if monitor else None)
-        data_seed = int(seed) if seed is not None else 0
-        train_loader = _distributed.shard_loader(train_loader, info, train=True, seed=data_seed)
-        val_loader = _distributed.shard_loader(val_loader, info, train=False, seed=data_seed)
+        run.data_seed = int(seed) if seed is not None else int(torch.randint(2**31, ()).item())
+        train_loader = _distributed.shard_loader(train_loader, info, train=True, seed=run.data_seed)
+        train_loader = reproducible_loader(train_loader, run.data_seed)
+        val_loader = _distributed.shard_loader(val_loader, info, train=False, seed=run.data_seed)
         loaders = [train_loader, val_loader]
         if resume_from is not None:
             resume_run(run, resume_from, loaders, monitor)
@@ -281,7 +285,7 @@ def _run_epoch(run: Run, train_loader: Any, val_loader: Any) -> Dict[str, Any]:
     """Train one epoch and validate; the epoch's record (losses, metrics, learning rate, time, images/s)."""
     started = time.perf_counter()
     lr = float(run.optimizer.param_groups[0]["lr"])  # type: ignore[union-attr]
-    _distributed.set_epoch(train_loader, run.epoch)
+    set_data_epoch(train_loader, run.epoch, run.data_seed)
     train_stats = train_epoch(run, train_loader, run.epoch)
     train_seconds = time.perf_counter() - started
     _distributed.broadcast_buffers(run.model, run.info)

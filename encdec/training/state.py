@@ -255,7 +255,7 @@ def save_run(run: Run, loaders: List[Any], improved: bool) -> None:
                 "optimizer": optimizer_fingerprint(run.optimizer),  # type: ignore[arg-type]
             },
             "settings": {"precision": run.precision, "accumulate_steps": run.accumulate_steps,
-                         "epochs": run.epochs},
+                         "epochs": run.epochs, "data_seed": run.data_seed},
         }
         atomic_save(payload, folder / LAST)
         if improved:
@@ -290,6 +290,7 @@ def resume_run(run: Run, path: Path, loaders: List[Any], monitor: Optional[str])
         run.scaler.load_state_dict(state["scaler"])
     run.history = History.from_dict(state["history"])
     run.epoch, run.global_step, run.bad_epochs = state["epoch"], state["global_step"], state["bad_epochs"]
+    run.data_seed = int(state.get("settings", {}).get("data_seed", run.data_seed))
     rng_states = state["rng"]
     restore_rng_state(rng_states[run.info.rank % len(rng_states)], loaders)
     if run.early_stopping is not None and run.history.best_epoch is not None:

@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("threads", type=int)
     parser.add_argument("--kill-at-item", type=int, default=0)
     parser.add_argument("--kill-in-write", type=int, default=0)
+    parser.add_argument("--kill-at-step", type=int, default=0, help="SIGKILL the main process at this loss call")
+    parser.add_argument("--workers", type=int, default=0, help="persistent DataLoader workers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -72,7 +74,18 @@ def main() -> None:
 
         atomic.atomic_write = atomic_write  # what atomic_save (last.pt, best.pt) calls
 
-    torch.save(helpers.checkpointed_run(args.checkpoint_dir, args.epochs), args.out)
+    loss = None
+    if args.kill_at_step:
+        calls = {"count": 0}
+        cross_entropy = torch.nn.CrossEntropyLoss()
+
+        def loss(logits, targets):
+            calls["count"] += 1
+            if calls["count"] == args.kill_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return cross_entropy(logits, targets)
+
+    torch.save(helpers.checkpointed_run(args.checkpoint_dir, args.epochs, args.workers, loss), args.out)
 
 
 if __name__ == "__main__":

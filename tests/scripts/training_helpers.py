@@ -54,17 +54,21 @@ def loaders(n: int = 8, size: int = 16, batch_size: int = 4, **kwargs: Any):
     return train, val
 
 
-def checkpointed_run(checkpoint_dir: Any, epochs: int) -> Dict[str, torch.Tensor]:
-    """The run of the SIGKILL test (also run in-process as the uninterrupted reference); returns final weights."""
+def checkpointed_run(checkpoint_dir: Any, epochs: int, workers: int = 0, loss: Any = None) -> Dict[str, torch.Tensor]:
+    """The run of the SIGKILL tests (also run in-process as the uninterrupted reference); returns final weights.
+
+    With ``workers``, the training loader reads through that many persistent worker processes.
+    """
     from encdec.training import fit
 
-    train, val = loaders()  # 8 items, 2 steps per epoch
+    extra = {"num_workers": workers, "persistent_workers": True} if workers else {}
+    train, val = loaders(**extra)  # 8 items, 2 steps per epoch
     model = tiny_unet(seed=123)  # not the run's seed: a resumed run must take the weights from the checkpoint
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     fit(
         model, train, val, epochs=epochs, optimizer=optimizer,
         scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5),
-        checkpoint_dir=checkpoint_dir, resume=True, seed=0, progress=False,
+        checkpoint_dir=checkpoint_dir, resume=True, seed=0, progress=False, loss=loss,
     )
     return state_of(model)
 
