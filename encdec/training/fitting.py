@@ -37,10 +37,10 @@ from .. import _distributed
 from .._distributed import DistInfo
 from ..atomic import ensure_writable_dir
 from ..runtime import resolve_channels_last, resolve_device, resolve_precision
+from ._data import reproducible_loader, set_data_epoch
 from ._defaults import dataset_attr, default_loss, default_optimizer, is_plateau, mode_for, pick_monitor
 from ._defaults import scheduler_interval as resolve_interval
 from ._progress import bar, format_record, log
-from ._data import reproducible_loader, set_data_epoch
 from ._run import Run
 from ._steps import evaluate_epoch, train_epoch
 from .history import History
