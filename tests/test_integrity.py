@@ -159,7 +159,7 @@ def test_impossible_batchnorm_statistics_are_refused(tmp_path):
         encdec.load_state_dict(encdec.custom_cnn(), state)
     state = encdec.custom_cnn().state_dict()
     state["features.0.1.num_batches_tracked"] = torch.tensor(1.5)
-    with pytest.raises(WeightsError, match="non-negative integer: features.0.1.num_batches_tracked"):
+    with pytest.raises(WeightsError, match="non-negative whole number: features.0.1.num_batches_tracked"):
         encdec.load_state_dict(encdec.custom_cnn(), state)
 
 

@@ -183,7 +183,7 @@ def _read_file(path: Path) -> Any:
         head = f.read(8)
         if _looks_like_safetensors(path, head):
             header = _safetensors_header(path, f, head)
-            state = _load_safetensors(path)
+            state = _load_safetensors(path, f, {**header, "__head__": head})
             recorded = (header.get("__metadata__") or {}).get(DIGEST_KEY)
             if recorded is not None:
                 _verify_digests(path, state, recorded)
@@ -237,12 +237,27 @@ def _safetensors_header(path: Path, f, head: bytes) -> Dict[str, Any]:
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: corrupt safetensors file: header is a {type(header).__name__}, not an object")
     data_len = size - 8 - n
+    spans = []
     for key, info in header.items():
         if key == "__metadata__":
             if info is not None and not isinstance(info, dict):
                 raise WeightsError(f"{path}: corrupt safetensors file: __metadata__ is not an object")
+            bad = next((k for k, v in (info or {}).items() if not isinstance(v, str)), None)
+            if bad is not None:
+                raise WeightsError(f"{path}: corrupt safetensors file: __metadata__ value of {shorten(repr(bad))} "
+                                   "is not a string")
             continue
         _check_tensor_entry(path, key, info, data_len)
+        spans.append((info["data_offsets"][0], info["data_offsets"][1], key))
+    spans.sort()
+    cursor = 0
+    for start, end, key in spans:  # the data section is the tensors' bytes, back to back, nothing else
+        if start != cursor:
+            what = "overlaps the tensor before it" if start < cursor else "leaves a gap before it"
+            raise WeightsError(f"{path}: corrupt safetensors file: tensor {shorten(repr(key))} {what}")
+        cursor = end
+    if cursor != data_len:
+        raise WeightsError(f"{path}: corrupt safetensors file: {data_len - cursor} bytes after the last tensor")
     return header
 
 
@@ -268,19 +283,38 @@ def _check_tensor_entry(path: Path, key: str, info: Any, data_len: int) -> None:
         raise bad(f"has {end - start} bytes of data for shape {shape} of {dtype}")
 
 
-def _load_safetensors(path: Path) -> Dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+_TORCH_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+    "U16": getattr(torch, "uint16", None), "U32": getattr(torch, "uint32", None), "U64": getattr(torch, "uint64", None),
+    "F8_E4M3": getattr(torch, "float8_e4m3fn", None), "F8_E5M2": getattr(torch, "float8_e5m2", None),
+}
 
-    try:
-        return load_file(str(path))
-    except (SafetensorError, RuntimeError, ValueError, OSError, MemoryError) as e:
-        raise WeightsError(f"{path}: corrupt safetensors file ({shorten(str(e), 300)})") from None
-    except BaseException as e:
-        # A Rust panic inside safetensors surfaces as pyo3's PanicException, a BaseException.
-        if type(e).__name__ != "PanicException":
-            raise
-        raise WeightsError(f"{path}: corrupt safetensors file (the reader failed: {shorten(str(e), 300)})") from None
+
+def _load_safetensors(path: Path, f: Any, header: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+    """The tensors of a safetensors file whose header was validated: one read of the data section, then a view
+    per tensor (a copy only for a tensor whose offset is not aligned to its element size). Linear in the number
+    of tensors, about a microsecond each."""
+    data = bytearray(os.fstat(f.fileno()).st_size - 8 - struct.unpack("<Q", header["__head__"])[0])
+    f.seek(os.fstat(f.fileno()).st_size - len(data))
+    if f.readinto(data) != len(data):
+        raise WeightsError(f"{path}: corrupt safetensors file: the data section could not be read whole")
+    base = torch.frombuffer(data, dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
+    state: Dict[str, torch.Tensor] = {}
+    for key, info in header.items():
+        if key in ("__metadata__", "__head__"):
+            continue
+        dtype = _TORCH_DTYPES[info["dtype"]]
+        if dtype is None:
+            raise WeightsError(f"{path}: tensor {shorten(repr(key))} has dtype {info['dtype']}, which this torch "
+                               "version does not have")
+        start, end = info["data_offsets"]
+        chunk = base[start:end]
+        if start % max(1, _SAFETENSORS_DTYPES[info["dtype"]]):
+            chunk = chunk.clone()
+        state[key] = chunk.view(dtype).reshape(info["shape"]) if end > start else torch.empty(info["shape"],
+                                                                                                 dtype=dtype)
+    return state
 
 
 # Compressed members may be small records (torch writes every record stored; other archivers deflate the small

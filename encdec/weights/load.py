@@ -255,10 +255,10 @@ def load_state_dict(
 
 #: Values no trained model can hold, by key suffix: (suffix, test of the tensor, what a valid value is).
 PLAUSIBILITY_CHECKS = (
-    ("running_var", lambda t: not t.is_floating_point() or bool((t >= 0).all()),
+    ("running_var", lambda t: not t.is_floating_point() or bool((t.float() >= 0).all()),
      "a BatchNorm running variance, which is never negative"),
-    ("num_batches_tracked", lambda t: not t.is_floating_point() and not t.is_complex() and bool((t >= 0).all()),
-     "a BatchNorm batch counter, a non-negative integer"),
+    ("num_batches_tracked", lambda t: not t.is_complex() and bool(((t.double() >= 0) & (t.double() % 1 == 0)).all()),
+     "a BatchNorm batch counter, a non-negative whole number"),
 )
 
 
