@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from . import _timing
 from ._config import GROUPS, Settings, settings_for
 from ._data import bench_colorize, bench_metrics, bench_voc
+from ._loading import bench_loading
 from ._models import bench_builders, bench_fast_path, bench_fit_overhead, bench_smp
 from ._timing import machine_info
 from .report import summarize, to_markdown
@@ -37,6 +38,7 @@ BENCHMARKS: Dict[str, Callable[[Settings], List[Dict[str, Any]]]] = {
     "metrics": bench_metrics,
     "colorize": bench_colorize,
     "voc": bench_voc,
+    "loading": bench_loading,
 }
 
 
