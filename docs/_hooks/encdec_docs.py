@@ -32,7 +32,7 @@ API_PAGES: Dict[str, List[str]] = {
     "api/losses.md": ["encdec.losses"],
     "api/datasets.md": ["encdec.datasets", "encdec.datasets.spec", "encdec.datasets.presets",
                         "encdec.datasets.transforms"],
-    "api/training.md": ["encdec.training", "encdec.training.fitting", "encdec.training.evaluation",
+    "api/training.md": ["encdec.training", "encdec.batches", "encdec.training.fitting", "encdec.training.evaluation",
                         "encdec.training.history", "encdec.training.state", "encdec.training.factories",
                         "encdec.training.seeding", "encdec.runtime"],
     "api/inference.md": ["encdec.inference", "encdec.export", "encdec.summary", "encdec.normalization"],
