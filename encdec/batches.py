@@ -25,8 +25,8 @@ from typing import Any, Mapping, Optional, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["NonFiniteError", "check_finite", "check_images", "check_labels", "check_targets", "logits_of",
-           "split_batch"]
+__all__ = ["NonFiniteError", "check_finite", "check_images", "check_labels", "check_target_shape", "check_targets",
+           "logits_of", "split_batch"]
 
 _IMAGE_KEYS = ("image", "images", "input", "inputs", "pixel_values")
 _TARGET_KEYS = ("mask", "masks", "label", "labels", "target", "targets")
@@ -137,6 +137,26 @@ def logits_of(output: Any, where: str = "batch") -> Tensor:
         return _plain(output[0])
     raise TypeError(f"{where}: the model returned {_describe(output)}; expected logits, a dict with the logits under "
                     '"out", or a tuple whose first element is the logits')
+
+
+def check_target_shape(targets: Tensor, logits: Tensor, where: str = "batch") -> Tensor:
+    """Targets shaped like the logits without their class axis: ``(N,)`` for ``(N, C)`` logits (an ``(N, 1)``
+    column is flattened), ``(N, H, W)`` for ``(N, C, H, W)``.
+
+    Raises:
+        ValueError: The shapes disagree (e.g. masks resized differently from their images), naming both.
+
+    Example:
+        >>> check_target_shape(torch.zeros(4, 1, dtype=torch.long), torch.zeros(4, 10)).shape
+        torch.Size([4])
+    """
+    if logits.dim() == 2 and targets.dim() == 2 and targets.shape[1] == 1:
+        targets = targets[:, 0]
+    expected = (logits.shape[0], *logits.shape[2:])
+    if tuple(targets.shape) != expected:
+        raise ValueError(f"{where}: targets of shape {tuple(targets.shape)} for logits of shape {tuple(logits.shape)}; "
+                         f"expected targets {expected} (were the masks resized differently from the images?)")
+    return targets
 
 
 def check_labels(targets: Tensor, num_classes: int, ignore_index: Optional[int], where: str = "batch") -> None:

@@ -64,3 +64,34 @@ def test_an_unwritable_directory_is_named_before_work_starts(tmp_path):
     blocker.write_text("x")
     with pytest.raises(PermissionError, match="checkpoint_dir=.*file/run.*not a writable directory"):
         atomic.ensure_writable_dir(blocker / "run", option="checkpoint_dir")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs (needs root and mount; skipped elsewhere)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def test_a_full_disk_is_named_and_the_previous_file_kept(full_disk):
+    import torch
+
+    import encdec
+
+    model = encdec.unet(num_classes=3, widths=(8, 16, 32, 64, 128))  # 1.9 MB of weights, the disk holds 1 MiB
+    previous = full_disk / "m.pth"
+    previous.write_bytes(b"old")
+    for name in ("m.pth", "m.safetensors"):
+        with pytest.raises(OSError, match=rf"cannot write .*{name}: No space left on device") as error:
+            encdec.save_weights(model, full_disk / name)
+        assert error.value.errno == errno.ENOSPC
+    assert previous.read_bytes() == b"old"
+    loader = torch.utils.data.DataLoader(encdec.SyntheticShapes(n=4, size=32), batch_size=4)
+    with pytest.raises(OSError, match=r"cannot write .*last\.pt: No space left on device"):
+        encdec.fit(model, loader, epochs=1, checkpoint_dir=full_disk / "run", progress=False, precision="fp32")
+    assert sorted(p.name for p in full_disk.iterdir()) == ["m.pth", "run"]

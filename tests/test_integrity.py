@@ -302,3 +302,13 @@ def test_ctrl_c_in_fit_names_the_checkpoint_to_resume_from(tmp_path, capsys):
     assert f"interrupted during epoch 2; resume from {tmp_path / 'last.pt'} (after epoch 1)" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "best.safetensors", "history.json", "last.pt"]
     encdec.training.state.load_checkpoint(tmp_path / "last.pt")  # complete and readable
+
+
+def test_targets_that_do_not_match_the_logits_are_named():
+    model = encdec.unet(num_classes=3, widths=TINY)
+    loader = _segmentation_loader(torch.zeros(4, 16, 16, dtype=torch.long))  # masks of another size
+    with pytest.raises(ValueError, match=r"targets of shape \(2, 16, 16\) for logits of shape \(2, 3, 32, 32\)"):
+        encdec.fit(model, loader, epochs=1, progress=False)
+    classifier = encdec.custom_cnn(num_classes=4)
+    column = DataLoader(TensorDataset(torch.randn(4, 3, 32, 32), torch.tensor([[0], [1], [2], [3]])), batch_size=2)
+    assert "accuracy" in encdec.evaluate(classifier, column)  # an (N, 1) column of labels is flattened

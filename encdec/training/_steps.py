@@ -12,7 +12,16 @@ import torch
 from torch import nn
 
 from .. import _distributed
-from ..batches import NonFiniteError, check_finite, check_images, check_labels, check_targets, logits_of, split_batch
+from ..batches import (
+    NonFiniteError,
+    check_finite,
+    check_images,
+    check_labels,
+    check_target_shape,
+    check_targets,
+    logits_of,
+    split_batch,
+)
 from ..runtime import autocast, to_model_input
 from ._defaults import default_metrics, scalarize
 from ._progress import bar
@@ -60,15 +69,17 @@ def _prepare(run: Run, batch: Any, where: str) -> Any:
     return to_model_input(images, run.device, run.channels_last), targets.to(run.device, non_blocking=True)
 
 
-def _forward(run: Run, net: nn.Module, images: torch.Tensor, targets: torch.Tensor, where: str) -> torch.Tensor:
-    """The model's logits for a batch, its targets checked against the number of outputs before any loss."""
+def _forward(run: Run, net: nn.Module, images: torch.Tensor, targets: torch.Tensor, where: str) -> Any:
+    """The model's logits for a batch and its targets, checked against the logits' shape and number of outputs
+    before any loss."""
     with autocast(run.precision, run.device):
         logits = logits_of(net(images), where)
-    classes = 2 if logits.dim() > 1 and logits.shape[1] == 1 else int(logits.shape[1]) if logits.dim() > 1 else 0
-    ignore = run.ignore_index if run.ignore_index is not None else getattr(run.loss_fn, "ignore_index", None)
-    if classes:
+    if logits.dim() > 1:
+        targets = check_target_shape(targets, logits, where)
+        classes = 2 if logits.shape[1] == 1 else int(logits.shape[1])
+        ignore = run.ignore_index if run.ignore_index is not None else getattr(run.loss_fn, "ignore_index", None)
         check_labels(targets, classes, ignore, where)
-    return logits
+    return logits, targets
 
 
 def _require_batches(seen: int, what: str) -> None:
@@ -145,7 +156,7 @@ def train_epoch(run: Run, loader: Iterable[Any], epoch: int) -> Dict[str, Any]:
         stepping = index - group_start + 1 == group_size
         no_sync = run.info.enabled and not stepping
         with run.net.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[operator]
-            logits = _forward(run, run.net, images, targets, where)
+            logits, targets = _forward(run, run.net, images, targets, where)
             loss = run.loss_fn(logits.float(), targets)  # type: ignore[misc]
             _stop_on_nonfinite(run, loss, epoch, index, n_batches)
             scaled = loss / group_size
@@ -191,7 +202,8 @@ def evaluate_epoch(run: Run, loader: Iterable[Any], desc: str = "validation") ->
             for index, batch in enumerate(loader):
                 where = f"{desc} batch {index + 1}"
                 images, targets = _prepare(run, batch, where)
-                logits = _forward(run, model, images, targets, where).float()
+                logits, targets = _forward(run, model, images, targets, where)
+                logits = logits.float()
                 check_finite(logits, where)
                 if run.loss_fn is not None:
                     loss_sum += run.loss_fn(logits, targets).double() * images.shape[0]
