@@ -53,10 +53,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
 
     seed_everything(0)
     # The reference feeds [0, 1] images without normalisation; keep that to match its checkpoint.
+    # Model selection on a seeded validation split of trainval; the test split is scored, never selected on.
     train = _head(OxfordPetSegmentation(args.data, "train", transforms=presets.pets_train(size)), limit)
+    val = _head(OxfordPetSegmentation(args.data, "val", transforms=presets.pets_eval(size)), limit)
     test = _head(OxfordPetSegmentation(args.data, "test", transforms=presets.pets_eval(size)), limit)
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, num_workers=workers,
                               drop_last=len(train) > args.batch_size)
+    val_loader = DataLoader(val, batch_size=args.batch_size, num_workers=workers)
     test_loader = DataLoader(test, batch_size=args.batch_size, num_workers=workers)
 
     model = encdec.resnet34_unet(num_classes=2, weights=args.weights)  # reference keys are converted on load
@@ -66,7 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     print(f"before: Dice {before['dice']:.4f}  mIoU {before['miou']:.4f}")
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    history = fit(model, train_loader, test_loader, epochs=epochs, optimizer=optimizer, loss=DiceCELoss(),
+    history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=optimizer, loss=DiceCELoss(),
                   device=args.device, checkpoint_dir=None if args.smoke else args.out, monitor="val_dice",
                   progress=not args.smoke)
     after = evaluate(model, test_loader, device=args.device)

@@ -54,14 +54,28 @@ def test_pet_spec_keeps_the_reference_0_1_range_unless_normalised(tmp_path):
     assert from_spec(f"pet:{pet}", "test", size=32, normalize=True).mean == IMAGENET_MEAN
 
 
-def test_cifar_and_dogs_specs(tmp_path):
-    trees.write_cifar_batches(tmp_path / "c", per_batch=2)
-    val = from_spec(f"cifar10:{tmp_path / 'c'}", "val")
-    assert isinstance(val, CIFAR10) and not val.train and val.mean == CIFAR10_MEAN
-    assert len(from_spec(f"cifar10:{tmp_path / 'c'}", "train")) == 10
+def test_cifar_validation_is_held_out_of_the_training_batches_never_the_test_batch(tmp_path):
+    trees.write_cifar_batches(tmp_path / "c", per_batch=20)
+    spec = f"cifar10:{tmp_path / 'c'}"
+    train, val, test = from_spec(spec, "train"), from_spec(spec, "val"), from_spec(spec, "test")
+    assert isinstance(test, CIFAR10) and not test.train and len(test) == 20
+    assert len(train) + len(val) == 100 and 0 < len(val) < 20 and val.mean == CIFAR10_MEAN
+    assert not set(train.indices) & set(val.indices) and val.dataset.train and train.dataset.train
+    assert val.num_classes == 10 and val.class_names == test.class_names
+
+
+def test_dogs_spec(tmp_path):
     dogs = trees.write_dog_tree(tmp_path / "d")
     train = from_spec(f"dogs:{dogs}", "train", size=32)
     assert isinstance(train, DogImages) and tuple(train[0][0].shape) == (3, 32, 32)
+
+
+def test_no_default_validation_split_reads_a_test_split(tmp_path):
+    pet = trees.write_pet_tree(tmp_path / "p")
+    val = from_spec(f"pet:{pet}", "val", size=32)
+    trainval = {line.split()[0] for line in (pet / "annotations" / "trainval.txt").read_text().splitlines()}
+    assert len(val) > 0 and set(val.ids) <= trainval
+    assert {k: ("val" in d.splits) for k, d in DATA_KINDS.items()} == dict.fromkeys(DATA_KINDS, True)
 
 
 def test_shapes_serves_both_tasks_and_take_keeps_the_description():

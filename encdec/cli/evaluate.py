@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive(), default=16)
     p.add_argument("--limit", type=positive(), metavar="N", help="score only the first N images")
     p.add_argument("--json", action="store_true", help="print JSON")
-    add_runtime_args(p)
+    add_runtime_args(p, precision="fp32")  # scores to compare with others: the same on every machine
     p.set_defaults(func=run)
 
 

@@ -43,11 +43,11 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="other builder argument, JSON value (repeatable), e.g. --arg widths=[16,32,64,128,256]")
 
 
-def add_runtime_args(p: argparse.ArgumentParser) -> None:
-    """``--device``, ``--precision`` and ``--workers`` (shared with eval)."""
+def add_runtime_args(p: argparse.ArgumentParser, precision: str = "auto") -> None:
+    """``--device``, ``--precision`` and ``--workers`` (shared with eval, whose precision defaults to fp32)."""
     p.add_argument("--device", type=device, default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto picks bf16 on GPUs and on CPUs with native bfloat16, else fp32")
+    p.add_argument("--precision", default=precision, choices=["auto", "fp32", "bf16", "fp16"],
+                   help=f"(default {precision}) auto picks bf16 on GPUs and on CPUs with native bfloat16, else fp32")
     p.add_argument("--workers", type=at_least(0), metavar="N", help="DataLoader worker processes")
 
 

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, Subset
 from ._checks import CorruptImageError, LabelMap, read_mask, read_rgb
 from .transforms import apply_paired
 
-__all__ = ["ImageLabelDataset", "ImageMaskDataset", "read_split_file", "resolve_root", "take"]
+__all__ = ["ImageLabelDataset", "ImageMaskDataset", "read_split_file", "resolve_root", "subset", "take"]
 
 
 def resolve_root(root: Any, candidates: Sequence[str], marker: str, expected: str) -> Path:
@@ -32,6 +32,23 @@ def resolve_root(root: Any, candidates: Sequence[str], marker: str, expected: st
 DESCRIPTIVE_ATTRIBUTES = ("num_classes", "ignore_index", "class_names", "mean", "std", "palette")
 
 
+def subset(dataset: Any, indices: Sequence[int]) -> Any:
+    """A ``Subset`` of ``dataset`` that keeps its ``num_classes``, ``ignore_index``, ``class_names``, ``mean``,
+    ``std`` and ``palette``.
+
+    Example:
+        >>> from encdec.datasets import SyntheticShapes
+        >>> part = subset(SyntheticShapes(n=10, size=16), [0, 3])
+        >>> len(part), part.num_classes
+        (2, 3)
+    """
+    part = Subset(dataset, list(indices))
+    for attr in DESCRIPTIVE_ATTRIBUTES:
+        if hasattr(dataset, attr):
+            setattr(part, attr, getattr(dataset, attr))
+    return part
+
+
 def take(dataset: Any, n: Optional[int]) -> Any:
     """The first ``n`` samples of ``dataset`` (all of them for ``None`` or ``n >= len``), as a ``Subset`` that keeps
     the dataset's ``num_classes``, ``ignore_index``, ``class_names``, ``mean``, ``std`` and ``palette``.
@@ -44,11 +61,7 @@ def take(dataset: Any, n: Optional[int]) -> Any:
     """
     if n is None or n >= len(dataset):
         return dataset
-    subset = Subset(dataset, range(n))
-    for attr in DESCRIPTIVE_ATTRIBUTES:
-        if hasattr(dataset, attr):
-            setattr(subset, attr, getattr(dataset, attr))
-    return subset
+    return subset(dataset, range(n))
 
 
 def read_split_file(path: Path, available: Optional[Sequence[str]] = None) -> List[str]:

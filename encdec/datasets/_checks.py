@@ -233,7 +233,8 @@ def stratified_split(labels: Sequence[int], val_fraction: float, seed: int) -> T
     """Seeded split of sample indices into train and validation, keeping each label's share.
 
     Each label's samples are shuffled with ``np.random.default_rng(seed)`` and ``round(n * val_fraction)`` of
-    them go to validation (none for a label with a single sample).
+    them go to validation (none for a label with a single sample). When that rounds to no validation sample at
+    all, one sample of the largest label is held out, so a non-zero fraction never gives an empty split.
 
     Args:
         labels: One label per sample.
@@ -253,13 +254,18 @@ def stratified_split(labels: Sequence[int], val_fraction: float, seed: int) -> T
     groups: Dict[int, List[int]] = {}
     for i, y in enumerate(labels):
         groups.setdefault(int(y), []).append(i)
-    train: List[int] = []
-    val: List[int] = []
+    shuffled: Dict[int, List[int]] = {}
+    counts: Dict[int, int] = {}
     for y in sorted(groups):
         idx = np.array(groups[y])
         rng.shuffle(idx)
+        shuffled[y] = idx.tolist()
         n_val = int(round(len(idx) * val_fraction)) if len(idx) > 1 else 0
-        n_val = min(n_val, len(idx) - 1)
-        val.extend(idx[:n_val].tolist())
-        train.extend(idx[n_val:].tolist())
+        counts[y] = min(n_val, len(idx) - 1)
+    if val_fraction > 0 and not any(counts.values()):
+        largest = max(sorted(groups), key=lambda y: len(groups[y]))
+        if len(groups[largest]) > 1:
+            counts[largest] = 1
+    train = [i for y in shuffled for i in shuffled[y][counts[y]:]]
+    val = [i for y in shuffled for i in shuffled[y][:counts[y]]]
     return sorted(train), sorted(val)

@@ -10,9 +10,13 @@ Inputs are image tensors ``(3, H, W)``, uint8 (as the datasets return them) or f
 
 Reference presets (what the reference checkpoints were trained and evaluated with):
 
-* VOC (seed 000): resize to 256x256 with **nearest** interpolation for the image too, ImageNet normalisation.
-* Oxford Pet (seed 003): resize to 256x256 (bilinear), values in ``[0, 1]`` without normalisation; random
-  horizontal and vertical flips for training.
+* VOC (seed 000): resize to 256x256 with PIL's **nearest** filter for the image too, ImageNet normalisation.
+* Oxford Pet (seed 003): resize to 256x256 with PIL's bilinear filter (masks: nearest), values in ``[0, 1]``
+  without normalisation; random horizontal and vertical flips for training.
+
+The reference resizes go through Pillow itself (:class:`PILResize`), so their pixels equal the course code's
+``Image.resize`` exactly; torch's own ``"nearest"`` picks other source pixels than PIL's, and its bilinear
+filter rounds differently.
 * CIFAR-10 (seed 002): RandomCrop(32, padding=4) + RandomHorizontalFlip for training, normalisation with
   mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.2010).
 
@@ -30,15 +34,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
+from PIL import Image
+from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
 from ..input_spec import size_pair
 from ..normalization import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
+    "PILResize",
     "CIFAR10_MEAN",
     "CIFAR10_STD",
     "IMAGENET_MEAN",
@@ -76,6 +84,49 @@ def _finish(mean: Stats, std: Stats) -> List[Any]:
     return steps
 
 
+class PILResize(v2.Transform):
+    """Resize images and masks with Pillow, exactly as course code calling ``Image.resize`` does.
+
+    Images (uint8 tensors, or floats in ``[0, 1]`` converted like ``ToPILImage``: ``x.mul(255).byte()``) are
+    resized with ``image_filter``; ``tv_tensors.Mask`` masks always with ``NEAREST``. The outputs are uint8
+    image tensors and int64 masks, for the rest of a v2 pipeline.
+
+    Args:
+        size: Output ``(H, W)`` or side.
+        image_filter: ``"nearest"`` or ``"bilinear"`` (Pillow's filters; bilinear antialiases when shrinking).
+
+    Example:
+        >>> from torchvision import tv_tensors
+        >>> image = tv_tensors.Image(torch.randint(0, 256, (3, 30, 40), dtype=torch.uint8))
+        >>> PILResize((16, 20), "bilinear")(image).shape
+        torch.Size([3, 16, 20])
+    """
+
+    _FILTERS = {"nearest": 0, "bilinear": 2}  # PIL.Image.NEAREST, PIL.Image.BILINEAR
+
+    def __init__(self, size: Size, image_filter: str = "bilinear") -> None:
+        super().__init__()
+        if image_filter not in self._FILTERS:
+            raise ValueError(f"image_filter must be one of {sorted(self._FILTERS)}, got {image_filter!r}")
+        self.height, self.width = size_pair(size)
+        self.image_filter = self._FILTERS[image_filter]
+
+    def _resize(self, array: np.ndarray, resample: int) -> np.ndarray:
+        return np.array(Image.fromarray(array).resize((self.width, self.height), resample))  # a writable copy
+
+    def transform(self, inpt: Any, params: Dict[str, Any]) -> Any:
+        if isinstance(inpt, tv_tensors.Mask):
+            resized = self._resize(inpt.numpy().astype(np.int32), 0)
+            return tv_tensors.wrap(torch.from_numpy(resized.astype(np.int64)), like=inpt)
+        if isinstance(inpt, torch.Tensor) and inpt.dim() == 3:
+            data = inpt if inpt.dtype == torch.uint8 else inpt.mul(255).byte()
+            array = data.permute(1, 2, 0).numpy()
+            resized = self._resize(array[..., 0] if array.shape[-1] == 1 else array, self.image_filter)
+            out = torch.from_numpy(np.ascontiguousarray(resized.reshape(self.height, self.width, -1))).permute(2, 0, 1)
+            return tv_tensors.Image(out) if isinstance(inpt, tv_tensors.Image) else out
+        return inpt
+
+
 def segmentation_eval(
     size: Optional[Size] = 256,
     mean: Stats = IMAGENET_MEAN,
@@ -88,7 +139,9 @@ def segmentation_eval(
         size: Output ``(H, W)`` or side; ``None`` keeps the input size.
         mean: Normalisation mean, or ``None`` to keep values in ``[0, 1]``.
         std: Normalisation std, or ``None``.
-        interpolation: Image interpolation (``"bilinear"``, ``"nearest"``, ...); masks always use nearest.
+        interpolation: Image interpolation: ``"nearest"`` and ``"pil_bilinear"`` resize with Pillow exactly as the
+            reference code does (:class:`PILResize`); ``"bilinear"``, ``"bicubic"``, ... use torch. Masks always
+            use nearest.
 
     Returns:
         A joint ``v2.Compose`` to call as ``t(image, mask)``.
@@ -98,8 +151,17 @@ def segmentation_eval(
     """
     steps: List[Any] = []
     if size is not None:
-        steps.append(v2.Resize(size_pair(size), interpolation=_interp(interpolation), antialias=True))
+        steps.append(_resize(size, interpolation))
     return v2.Compose(steps + _finish(mean, std))
+
+
+def _resize(size: Size, interpolation: Union[str, InterpolationMode]) -> Any:
+    """Pillow's resize for the reference filters (``"nearest"``, ``"pil_bilinear"``), torch's otherwise."""
+    if interpolation == "nearest":
+        return PILResize(size, "nearest")
+    if interpolation == "pil_bilinear":
+        return PILResize(size, "bilinear")
+    return v2.Resize(size_pair(size), interpolation=_interp(interpolation), antialias=True)
 
 
 def segmentation_train(
@@ -207,7 +269,8 @@ def voc_eval(size: Size = 256, interpolation: Union[str, InterpolationMode] = "n
 
     Args:
         size: Output side or ``(H, W)``.
-        interpolation: Image interpolation; ``"nearest"`` reproduces the reference, ``"bilinear"`` is smoother.
+        interpolation: Image interpolation; ``"nearest"`` reproduces the reference pixel for pixel (Pillow's
+            filter), ``"bilinear"`` is smoother.
 
     Returns:
         A joint ``v2.Compose``.
@@ -253,7 +316,7 @@ def pets_eval(size: Size = 256, normalize: bool = False) -> v2.Compose:
         >>> t = pets_eval()
     """
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalize else (None, None)
-    return segmentation_eval(size, mean, std, "bilinear")
+    return segmentation_eval(size, mean, std, "pil_bilinear")
 
 
 def pets_train(size: Size = 256, normalize: bool = False, augment: bool = True) -> v2.Compose:
@@ -271,10 +334,9 @@ def pets_train(size: Size = 256, normalize: bool = False, augment: bool = True) 
         >>> t = pets_train()
     """
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalize else (None, None)
-    if not augment:  # exactly the reference: resize + flips
+    if not augment:  # exactly the reference: Pillow's bilinear resize + flips
         return v2.Compose(
-            [v2.Resize(size_pair(size), antialias=True), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
-            + _finish(mean, std)
+            [PILResize(size, "bilinear"), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()] + _finish(mean, std)
         )
     return segmentation_train(size, mean, std, (0.6, 1.0), 0.5, 0.5, 0.0, "bilinear")
 

@@ -20,6 +20,8 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 from ..normalization import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 from . import presets
+from ._base import subset
+from ._checks import stratified_split
 from .cifar import CIFAR10
 from .dogs import DogImages
 from .pets import OxfordPetSegmentation
@@ -84,7 +86,7 @@ DATA_KINDS: Dict[str, DataKind] = {
                     ("trainval", "test", "train", "val"), "val", "binary"),
     "cifar10": DataKind("cifar10", ("classification",),
                         "the cifar-10-batches-py folder (or its parent) with data_batch_1..5 and test_batch",
-                        ("train", "test"), "test", "voc"),
+                        ("train", "val", "test"), "test", "voc"),
     "dogs": DataKind("dogs", ("classification",),
                      "a folder with one sub-folder of images per class, e.g. Images/n02085620-Chihuahua/*.jpg",
                      ("train", "val", "all"), "val", "voc"),
@@ -92,6 +94,9 @@ DATA_KINDS: Dict[str, DataKind] = {
                        "nothing: synthetic shapes drawn on the fly; shapes:N sets the number of training images",
                        ("val",), "val", "shapes"),
 }
+#: Share of each class of the CIFAR-10 training batches held out as its validation split.
+CIFAR10_VAL_FRACTION = 0.1
+
 _ALIASES = {"pets": "pet", "oxford-pet": "pet", "cifar": "cifar10", "cifar-10": "cifar10", "dog": "dogs",
             "synthetic": "shapes"}
 
@@ -167,8 +172,9 @@ def from_spec(
     Args:
         spec: ``"voc:PATH"``, ``"pet:PATH"``, ``"cifar10:PATH"``, ``"dogs:PATH"``, ``"shapes[:N]"`` or a
             :class:`DataSpec`.
-        split: ``"train"`` or a split of the kind (``DATA_KINDS[kind].splits``); ``"val"`` of CIFAR-10 is its
-            test set.
+        split: ``"train"`` or a split of the kind (``DATA_KINDS[kind].splits``). Validation splits never touch a
+            test set: Pet's and the dog folders' ``"val"`` are seeded splits of their training data, and CIFAR-10's
+            ``"val"`` holds out 10% of each class of the training batches (its ``"train"`` is the other 90%).
         size: Image side for the kinds that resize (VOC, Pet, dogs, shapes).
         task: ``"segmentation"`` or ``"classification"`` for ``shapes``, which serves both; checked against the
             kind for the others.
@@ -194,7 +200,7 @@ def from_spec(
         other = [k for k, d in DATA_KINDS.items() if task in d.tasks]
         raise DataSpecError(f"{spec.kind} is a {kind.tasks[0]} dataset, not a {task} one; use "
                             f"{' or '.join(other)}")
-    if split != "train" and split not in kind.splits and not (spec.kind == "cifar10" and split == "val"):
+    if split != "train" and split not in kind.splits:
         raise DataSpecError(f"split {split!r} is not a split of {spec.kind}; choose from {', '.join(kind.splits)}")
     train = split == "train"
     mean, std = IMAGENET_MEAN, IMAGENET_STD
@@ -208,14 +214,15 @@ def from_spec(
             dataset = VOCSegmentation(spec.path, split, preset, boundary="class" if num_classes == 22 else "ignore")
         elif spec.kind == "pet":
             preset = presets.pets_train(size, normalize) if train else presets.pets_eval(size, normalize)
-            dataset = OxfordPetSegmentation(spec.path, split, transforms=preset)
-            if len(dataset) == 0 and split == "val":  # too few images per breed to hold any out: use test
-                dataset = OxfordPetSegmentation(spec.path, "test", transforms=preset)
+            dataset = OxfordPetSegmentation(spec.path, split, transforms=preset)  # "val": held out of trainval
             if not normalize:  # the reference feeds [0, 1] images
                 mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
         elif spec.kind == "cifar10":
             transform = presets.cifar_train() if train else presets.cifar_eval()
-            dataset = CIFAR10(spec.path, train=train, transform=transform)
+            dataset = CIFAR10(spec.path, train=split != "test", transform=transform)
+            if split != "test":  # a validation split held out of the training batches, never the test batch
+                kept, held_out = stratified_split(dataset.targets, CIFAR10_VAL_FRACTION, seed=0)
+                dataset = subset(dataset, kept if train else held_out)
             mean, std = CIFAR10_MEAN, CIFAR10_STD
         else:
             dataset = DogImages(spec.path, split, presets.dogs_train(size) if train else presets.dogs_eval(size))

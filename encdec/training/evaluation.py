@@ -25,7 +25,7 @@ def evaluate(
     *,
     loss: Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor], None] = "default",
     device: Union[str, torch.device] = "auto",
-    precision: str = "auto",
+    precision: str = "fp32",
     channels_last: Union[bool, str] = "auto",
     progress: bool = False,
 ) -> Dict[str, Any]:
@@ -42,7 +42,9 @@ def evaluate(
         loss: ``loss(logits, targets)``; ``"default"``: cross entropy ignoring the dataset's ``ignore_index``;
             ``None``: no loss.
         device: ``"auto"`` or a torch device; the model is moved there.
-        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :func:`encdec.runtime.resolve_precision`).
+        precision: ``"fp32"`` (default: reported numbers must be reproducible on any machine), or ``"auto"``,
+            ``"bf16"``, ``"fp16"`` to opt in to faster, slightly different scores (see
+            :func:`encdec.runtime.resolve_precision`).
         channels_last: Channels-last memory format (``"auto"``: see :func:`resolve_channels_last`).
         progress: Show a tqdm bar.
 
