@@ -1,4 +1,4 @@
-"""The ``encdec`` command: ``list``, ``info``, ``convert``, ``train``, ``eval``, ``predict``, ``demo``.
+"""The ``encdec`` command: ``list``, ``info``, ``convert``, ``train``, ``recipes``, ``eval``, ``predict``, ``demo``.
 
 One small module per verb parses its arguments, calls the library and prints; the logic lives in the library
 (:mod:`encdec.summary`, :func:`encdec.datasets.from_spec`, :func:`encdec.convert_checkpoint`, :func:`encdec.fit`,
@@ -30,13 +30,13 @@ from typing import Optional, Sequence
 from .._version import __version__
 from ..demo import DemoError
 from ..training import NonFiniteLossError
-from . import convert, demo, evaluate, info, listing, predict, train
+from . import convert, demo, evaluate, info, listing, predict, recipes, train
 from ._common import FORMAT, CLIError, UsageError, parse_data
 
 __all__ = ["main", "build_parser", "CLIError", "UsageError", "parse_data"]
 
 PROG = "encdec"
-_VERBS = (listing, info, convert, train, evaluate, predict, demo)
+_VERBS = (listing, info, convert, train, recipes, evaluate, predict, demo)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from .._json import jsonable
 from .._registry import model_info
+from ..course_metrics import CourseMetrics
 from ..datasets import DATA_KINDS, DataSpecError, from_spec, take
 from ..input_spec import input_spec_of
 from ..training import evaluate
@@ -38,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive(), default=16)
     p.add_argument("--limit", type=positive(), metavar="N", help="score only the first N images")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--convention", choices=["standard", "course"], default="standard",
+                   help="course: also the course reports' own pixel accuracy (boundary counted, per image then per "
+                        "batch) and Dice (intersection over all pixels), beside the standard metrics")
     add_runtime_args(p, precision="fp32")  # scores to compare with others: the same on every machine
     p.set_defaults(func=run)
 
@@ -74,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
     loader = DataLoader(dataset, batch_size=args.batch_size,
                         num_workers=args.workers if args.workers is not None else 0)
     started = time.perf_counter()
-    scores = evaluate(model, loader, device=args.device, precision=args.precision)
+    metrics = None
+    if args.convention == "course":
+        if info.task != "segmentation":
+            raise UsageError("--convention course applies to segmentation models (the reports' pixel accuracy and "
+                             "Dice)")
+        metrics = CourseMetrics(dataset.num_classes, ignore_index=dataset.ignore_index)
+    scores = evaluate(model, loader, metrics, device=args.device, precision=args.precision)
     seconds = time.perf_counter() - started
     if args.json:
         document = {"model": name, "data": args.data, "images": len(dataset), **scores}
@@ -92,4 +102,7 @@ def run(args: argparse.Namespace) -> int:
         print(table(rows, ["class"] + keys, "l" + "r" * len(keys)))
         if any("n/a" in row for row in rows):
             print("n/a: a class absent from targets and predictions, or the ignored class; left out of the means")
+    if args.convention == "course":
+        print("\ncourse_*: the reports' own formulas (encdec.course_metrics), for comparison with their numbers; the "
+              "other rows are the standard metrics")
     return 0

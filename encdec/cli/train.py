@@ -14,8 +14,9 @@ from torch.utils.data import DataLoader
 from ..datasets import DATA_KINDS, DataSpec, DataSpecError, from_spec, take
 from ..inference import predict
 from ..pretrained import save_pretrained
-from ..training import fit, seed_everything
+from ..training import fit, recipes, seed_everything
 from ..training.factories import LOSSES, OPTIMIZERS, SCHEDULERS, make_loss, make_optimizer, make_scheduler
+from ..training.recipes import Recipe
 from ..viz import save_classification_grid, save_prediction_grid
 from ._common import (
     FORMAT,
@@ -72,23 +73,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "  encdec train --model vgg16_cifar --data cifar10:data --weights vgg16_epoch250.ckpt --lr 1e-4\n"
         "  encdec train --model resnet18_classifier --data dogs:data/Images "
         "--encoder-weights resnet18-f37072fd.pth\n"
-        "  encdec train --model unet --data shapes --out runs/shapes --resume   # continue an interrupted run"))
-    add_model_args(p)
+        "  encdec train --model unet --data shapes --out runs/shapes --resume   # continue an interrupted run\n"
+        "  encdec train --recipe pet_unet_course --data pet:data/oxford-iiit-pet   # a course report's workflow\n"
+        "  encdec train --recipe voc_unet_course --data voc:data/VOC2012 --epochs 1   # flags override the recipe\n"
+        "\n`encdec recipes` lists the recipes and what each holds."))
+    add_model_args(p, required=False)
+    p.add_argument("--recipe", metavar="NAME", help="a recipe from `encdec recipes`: model, preprocessing, optimizer, "
+                   "schedule, batch, epochs, loss and monitor of a course report (flags given here override it)")
     p.add_argument("--data", default="shapes", metavar="KIND:PATH", help="dataset (default: shapes, no files)")
     p.add_argument("--weights", metavar="FILE", help="start from this checkpoint (any supported format)")
     p.add_argument("--partial", action="store_true",
                    help="load only the --weights entries that fit (e.g. a checkpoint with another head)")
     p.add_argument("--encoder-weights", metavar="FILE", help="torchvision ImageNet file for the encoder")
-    p.add_argument("--epochs", type=positive(), default=10, help="epochs to train (default 10)")
-    p.add_argument("--batch-size", type=positive(), default=8, help="images per step (default 8)")
-    p.add_argument("--lr", type=positive(float), default=1e-3, help="learning rate (default 1e-3)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="(default 1e-4)")
-    p.add_argument("--optimizer", choices=[o for o in OPTIMIZERS if o != "adam"], default="adamw",
-                   help="(default adamw; sgd: momentum 0.9)")
-    p.add_argument("--scheduler", choices=list(SCHEDULERS), default="cosine",
-                   help="learning-rate schedule (default cosine)")
-    p.add_argument("--loss", choices=list(LOSSES), default="ce",
-                   help="segmentation loss: cross-entropy (default), soft Dice, or both")
+    p.add_argument("--epochs", type=positive(), help=f"epochs to train (default {DEFAULTS.epochs})")
+    p.add_argument("--batch-size", type=positive(), help=f"images per step (default {DEFAULTS.batch_size})")
+    p.add_argument("--lr", type=positive(float), help=f"learning rate (default {DEFAULTS.lr})")
+    p.add_argument("--weight-decay", type=float, help=f"(default {DEFAULTS.weight_decay})")
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), help="(default adamw; sgd: momentum 0.9)")
+    p.add_argument("--scheduler", choices=list(SCHEDULERS), help="learning-rate schedule (default cosine)")
+    p.add_argument("--scheduler-interval", choices=["epoch", "step"],
+                   help="step the schedule after every epoch (default) or every batch")
+    p.add_argument("--step-size", type=positive(), help="step: epochs (or batches) between decays")
+    p.add_argument("--gamma", type=positive(float), help="step / multistep / plateau: decay factor")
+    p.add_argument("--milestones", metavar="E1,E2,...", help="multistep: the epochs at which to decay")
+    p.add_argument("--patience", type=at_least(0), help="plateau: epochs without improvement before a decay")
+    p.add_argument("--loss", choices=list(LOSSES), help="segmentation loss: cross-entropy (default), Dice, or both")
+    p.add_argument("--monitor", metavar="KEY", help="history key that picks the best epoch, e.g. val_dice, val_loss")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random crops and flips beyond the reference preprocessing (default on; recipes say)")
     p.add_argument("--size", type=positive(), help="image side (default: 256 for VOC/Pet, 32 for CIFAR-10, ...)")
     p.add_argument("--limit", type=positive(), metavar="N", help="use only the first N images of each split")
     p.add_argument("--early-stopping", type=positive(), metavar="EPOCHS", help="patience in epochs")
@@ -102,6 +114,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: What `encdec train` does without a recipe.
+DEFAULTS = Recipe(name="command line", report="", model="", data="", num_classes=None, size=0, augment=True,
+                  optimizer="adamw", lr=1e-3, weight_decay=1e-4, batch_size=8, epochs=10, scheduler="cosine",
+                  monitor="")
+
+
+def _settings(args: argparse.Namespace, spec: DataSpec) -> Recipe:
+    """The recipe asked for (or the defaults) with every flag given on the command line laid over it."""
+    if args.recipe is not None:
+        try:
+            base = recipes.get(args.recipe)
+        except ValueError as error:
+            raise UsageError(f"--recipe: {error}") from None
+        if spec.kind != base.data:
+            raise UsageError(f"recipe {base.name} trains on {base.data} data; pass --data {base.data}:PATH")
+    else:
+        if args.model is None:
+            raise UsageError("pass --model NAME (see `encdec list`) or --recipe NAME (see `encdec recipes`)")
+        base = DEFAULTS.with_overrides(model=args.model, data=spec.kind)
+    scheduler_args = dict(base.scheduler_args)
+    scheduler_args.update({k: v for k, v in (("step_size", args.step_size), ("gamma", args.gamma),
+                                             ("patience", args.patience)) if v is not None})
+    if args.milestones:
+        try:
+            scheduler_args["milestones"] = [int(m) for m in args.milestones.split(",")]
+        except ValueError:
+            raise UsageError(f"--milestones {args.milestones!r}: expected epochs like 10,20") from None
+    return base.with_overrides(
+        model=args.model, num_classes=args.num_classes, size=args.size, augment=args.augment,
+        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
+        epochs=args.epochs, scheduler=args.scheduler, scheduler_interval=args.scheduler_interval, loss=args.loss,
+        monitor=args.monitor, scheduler_args=scheduler_args,
+    )
+
+
 def _num_classes(spec: DataSpec, builder: Any, requested: Optional[int]) -> Optional[int]:
     """The number of outputs: asked for, else the 22-output reference convention on VOC, else the dataset's."""
     if requested is not None:
@@ -112,10 +159,12 @@ def _num_classes(spec: DataSpec, builder: Any, requested: Optional[int]) -> Opti
     return None
 
 
-def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], normalize: bool, limit: Any):
+def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], normalize: bool, limit: Any,
+              augment: bool):
     try:
         val = from_spec(spec, "val", size=size, task=task, num_classes=num_classes, normalize=normalize)
-        train = from_spec(spec, "train", size=size, task=task, num_classes=num_classes, normalize=normalize)
+        train = from_spec(spec, "train", size=size, task=task, num_classes=num_classes, normalize=normalize,
+                          augment=augment)
     except DataSpecError as error:
         raise UsageError(f"--data {error}") from None
     except FileNotFoundError as error:
@@ -124,15 +173,18 @@ def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], 
 
 
 def run(args: argparse.Namespace) -> int:
-    info = lookup_model(args.model)
     spec = parse_data(args.data)
+    settings = _settings(args, spec)
+    args.model = settings.model
+    info = lookup_model(settings.model)
     check_precision(args)
-    kwargs = parse_model_args(args.model, args.arg)
-    size = args.size or spec.info.default_size(info.task, info.input_size)
+    kwargs = parse_model_args(settings.model, args.arg)
+    size = settings.size or spec.info.default_size(info.task, info.input_size)
     if "input_size" in inspect.signature(info.builder).parameters:
         kwargs.setdefault("input_size", size)
-    num_classes = _num_classes(spec, info.builder, args.num_classes)
-    train_set, val_set = _datasets(spec, info.task, size, num_classes, args.encoder_weights is not None, args.limit)
+    num_classes = _num_classes(spec, info.builder, settings.num_classes)
+    train_set, val_set = _datasets(spec, info.task, size, num_classes, args.encoder_weights is not None, args.limit,
+                                   settings.augment)
     kwargs["num_classes"] = val_set.num_classes if num_classes is None else num_classes
     if kwargs["num_classes"] != val_set.num_classes:
         raise UsageError(f"--num-classes {kwargs['num_classes']} does not match the {val_set.num_classes} classes "
@@ -153,23 +205,37 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers
     if workers is None:
         workers = 0 if spec.kind == "shapes" else min(4, os.cpu_count() or 1)
-    batch_size = min(args.batch_size, len(train_set))
+    batch_size = min(settings.batch_size, len(train_set))
     train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, num_workers=workers,
                               drop_last=len(train_set) > batch_size, persistent_workers=workers > 0)
     val_loader = DataLoader(val_set, batch_size=batch_size, num_workers=workers)
 
     out = Path(args.out or f"runs/{args.model}-{spec.kind}")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(args.optimizer, params, lr=args.lr, weight_decay=args.weight_decay)
-    scheduler = make_scheduler(args.scheduler, optimizer, epochs=args.epochs, steps_per_epoch=len(train_loader))
-    if args.loss != "ce" and info.task != "segmentation":
-        raise UsageError(f"--loss {args.loss} is for segmentation models; {args.model} is a classifier")
-    loss = make_loss(args.loss, ignore_index=val_set.ignore_index)
-    stderr(f"training {args.model} ({sum(p.numel() for p in params):,} trainable parameters) on {spec.kind}: "
-           f"{len(train_set)} training / {len(val_set)} validation images at {size}x{size}, {args.epochs} epochs, "
-           f"batch {batch_size} -> {out}/")
-    history = fit(model, train_loader, val_loader, epochs=args.epochs, optimizer=optimizer, scheduler=scheduler,
-                  loss=loss, device=args.device, precision=args.precision, checkpoint_dir=out, resume=args.resume,
+    optimizer = make_optimizer(settings.optimizer, params, lr=settings.lr, weight_decay=settings.weight_decay)
+    monitor = settings.monitor or None
+    schedule_args = dict(settings.scheduler_args)
+    if settings.scheduler == "plateau":
+        schedule_args.setdefault("mode", "min" if "loss" in (monitor or "val_loss") else "max")
+    try:
+        scheduler = make_scheduler(settings.scheduler, optimizer, epochs=settings.epochs,
+                                   steps_per_epoch=len(train_loader), **schedule_args)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--scheduler {settings.scheduler}: {error}") from None
+    if settings.loss != "ce" and info.task != "segmentation":
+        raise UsageError(f"--loss {settings.loss} is for segmentation models; {settings.model} is a classifier")
+    ignore = settings.ignore_index if settings.ignore_index is not None else val_set.ignore_index
+    loss = make_loss(settings.loss, ignore_index=ignore)
+    if loss is None and settings.ignore_index is not None:
+        loss = torch.nn.CrossEntropyLoss(ignore_index=settings.ignore_index)
+    for defect in settings.defects:
+        stderr(f"note: recipe {settings.name} reproduces a defect of {settings.report}: {defect}")
+    stderr(f"training {settings.model} ({sum(p.numel() for p in params):,} trainable parameters) on {spec.kind}: "
+           f"{len(train_set)} training / {len(val_set)} validation images at {size}x{size}, {settings.epochs} "
+           f"epochs, batch {batch_size} -> {out}/")
+    history = fit(model, train_loader, val_loader, epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
+                  scheduler_interval=settings.scheduler_interval, loss=loss, device=args.device,
+                  precision=args.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
                   early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet)
     save_pretrained(model, out, class_names=val_set.class_names, mean=list(val_set.mean), std=list(val_set.std))
     written = ["config.json", "model.safetensors", "best.safetensors", "last.pt", "history.json"]

@@ -161,6 +161,7 @@ def from_spec(
     task: Optional[str] = None,
     num_classes: Optional[int] = None,
     normalize: bool = False,
+    augment: bool = True,
 ) -> Any:
     """The dataset a spec names, for one split, with the matching preset.
 
@@ -181,6 +182,8 @@ def from_spec(
         num_classes: VOC: 22 maps the boundary to class 21 (the reference), anything else ignores it (255).
             Shapes: the number of classes (default 3).
         normalize: Pet: ImageNet normalisation (for pretrained encoders); the reference feeds ``[0, 1]`` images.
+        augment: VOC and Pet training splits: random crops and flips beyond the reports' own preprocessing;
+            ``False`` gives exactly the reports' (VOC: resize only; Pet: resize and random flips).
 
     Raises:
         FileNotFoundError: The folder, or a file its layout needs, is missing (the message names the layout).
@@ -210,10 +213,10 @@ def from_spec(
                                            num_classes=num_classes or 3, task=task, seed=0 if train else 1000)
             mean, std = SyntheticShapes.mean, SyntheticShapes.std
         elif spec.kind == "voc":
-            preset = presets.voc_train(size) if train else presets.voc_eval(size)
+            preset = presets.voc_train(size, augment) if train else presets.voc_eval(size)
             dataset = VOCSegmentation(spec.path, split, preset, boundary="class" if num_classes == 22 else "ignore")
         elif spec.kind == "pet":
-            preset = presets.pets_train(size, normalize) if train else presets.pets_eval(size, normalize)
+            preset = presets.pets_train(size, normalize, augment) if train else presets.pets_eval(size, normalize)
             dataset = OxfordPetSegmentation(spec.path, split, transforms=preset)  # "val": held out of trainval
             if not normalize:  # the reference feeds [0, 1] images
                 mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)

@@ -21,7 +21,7 @@ from ..losses import DiceCELoss, DiceLoss
 __all__ = ["LOSSES", "OPTIMIZERS", "SCHEDULERS", "make_loss", "make_optimizer", "make_scheduler"]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULERS = ("none", "cosine", "onecycle")
+SCHEDULERS = ("none", "step", "multistep", "plateau", "cosine", "onecycle")
 LOSSES = ("ce", "dice", "dice_ce")
 
 
@@ -48,10 +48,11 @@ def make_optimizer(
 
 
 def make_scheduler(
-    name: str, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int
+    name: str, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, **args: Any
 ) -> Optional[Any]:
-    """A learning-rate schedule over the whole run: ``"none"``, ``"cosine"`` (per epoch) or ``"onecycle"``
-    (per optimizer step, peaking at the optimizer's learning rate).
+    """A learning-rate schedule by name: ``"none"``, ``"step"`` (``step_size``, ``gamma``), ``"multistep"``
+    (``milestones``, ``gamma``), ``"plateau"`` (``patience``, ``factor``, ``mode``), ``"cosine"`` (over ``epochs``)
+    or ``"onecycle"`` (over every optimizer step, peaking at the optimizer's learning rate).
 
     Raises:
         ValueError: An unknown name.
@@ -60,14 +61,26 @@ def make_scheduler(
         >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
         >>> make_scheduler("none", opt, epochs=3, steps_per_epoch=2) is None
         True
+        >>> type(make_scheduler("multistep", opt, epochs=5, steps_per_epoch=3, milestones=[2, 4])).__name__
+        'MultiStepLR'
     """
+    schedules = torch.optim.lr_scheduler
     if name == "none":
         return None
+    if name == "step":
+        return schedules.StepLR(optimizer, step_size=int(args.get("step_size", 1)),
+                                gamma=float(args.get("gamma", 0.1)))
+    if name == "multistep":
+        return schedules.MultiStepLR(optimizer, milestones=[int(m) for m in args.get("milestones", [])],
+                                     gamma=float(args.get("gamma", 0.1)))
+    if name == "plateau":
+        return schedules.ReduceLROnPlateau(optimizer, mode=args.get("mode", "min"),
+                                           factor=float(args.get("factor", 0.1)), patience=int(args.get("patience", 2)))
     if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        return schedules.CosineAnnealingLR(optimizer, T_max=epochs)
     if name == "onecycle":
         peak = optimizer.param_groups[0]["lr"]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=epochs * steps_per_epoch)
+        return schedules.OneCycleLR(optimizer, max_lr=peak, total_steps=epochs * steps_per_epoch)
     raise ValueError(f"scheduler {name!r} is not one of {', '.join(SCHEDULERS)}")
 
 
