@@ -43,6 +43,7 @@ def _tensor_members(path):
         return [i.filename for i in z.infolist() if "/data/" in i.filename and i.file_size]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".pth", ".pt"])
 def test_every_bit_flip_in_tensor_bytes_of_a_torch_file_is_refused(tmp_path, suffix):
     path = tmp_path / f"model{suffix}"
@@ -61,6 +62,7 @@ def test_every_bit_flip_in_tensor_bytes_of_a_torch_file_is_refused(tmp_path, suf
             read_state_dict(flipped)
 
 
+@pytest.mark.slow
 def test_every_bit_flip_in_tensor_bytes_of_an_encdec_safetensors_file_is_refused(tmp_path):
     path = tmp_path / "model.safetensors"
     encdec.save_weights(encdec.custom_cnn(num_classes=3), path)

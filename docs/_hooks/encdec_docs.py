@@ -34,6 +34,7 @@ API_PAGES: Dict[str, List[str]] = {
                         "encdec.datasets.transforms"],
     "api/training.md": ["encdec.training", "encdec.batches", "encdec.training.fitting", "encdec.training.evaluation",
                         "encdec.training.history", "encdec.training.state", "encdec.training.factories",
+                        "encdec.training.recipes",
                         "encdec.training.seeding", "encdec.runtime"],
     "api/inference.md": ["encdec.inference", "encdec.export", "encdec.summary", "encdec.normalization"],
     "api/viz.md": ["encdec.viz", "encdec.viz.palettes", "encdec.viz.images", "encdec.viz.figures"],
