@@ -21,8 +21,9 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 import encdec
+from encdec.cli import main as encdec_command
 from encdec.datasets import CIFAR10, presets
-from encdec.training import evaluate, fit, seed_everything
+from encdec.training import evaluate, fit, recipes, seed_everything
 
 MODELS = {"vgg16_cifar": "vgg_weights", "resnet50_cifar": "resnet_weights"}
 
@@ -39,7 +40,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="which to run")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--smoke", action="store_true", help="16 images: a fast check of every step")
+    parser.add_argument("--recipe", choices=[r for r in recipes.names() if recipes.get(r).data == "cifar10"],
+                        help="run a course report's recipe instead (encdec train --recipe; see encdec recipes)")
     args = parser.parse_args(argv)
+    if args.recipe:
+        smoke = ["--epochs", "1", "--size", "32", "--limit", "4", "--batch-size", "2", "--workers", "0",
+                 "--quiet", "--no-plots"] if args.smoke else []
+        code = encdec_command(["train", "--recipe", args.recipe, "--data", f"cifar10:{args.data}", "--out",
+                               str(args.out), *smoke])
+        if code:
+            raise SystemExit(code)
+        return {}
     workers = 0 if args.smoke else 2
 
     seed_everything(0)

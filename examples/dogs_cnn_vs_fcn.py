@@ -23,8 +23,9 @@ import torch
 from torch.utils.data import DataLoader
 
 import encdec
+from encdec.cli import main as encdec_command
 from encdec.datasets import DogImages, presets
-from encdec.training import evaluate, fit, seed_everything
+from encdec.training import evaluate, fit, recipes, seed_everything
 
 
 def loaders(root: Path, size: int, batch_size: int, workers: int):
@@ -49,7 +50,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one epoch: a fast check of every step")
+    parser.add_argument("--recipe", choices=[r for r in recipes.names() if recipes.get(r).data == "dogs"],
+                        help="run a course report's recipe instead (encdec train --recipe; see encdec recipes)")
     args = parser.parse_args(argv)
+    if args.recipe:
+        smoke = ["--epochs", "1", "--size", "32", "--limit", "4", "--batch-size", "2", "--workers", "0",
+                 "--quiet", "--no-plots"] if args.smoke else []
+        code = encdec_command(["train", "--recipe", args.recipe, "--data", f"dogs:{args.data}", "--out",
+                               str(args.out), *smoke])
+        if code:
+            raise SystemExit(code)
+        return {}
     if args.smoke:
         args.epochs, args.cnn_size, args.fcn_size, args.resnet_size = 1, 32, 16, 32
     workers = 0 if args.smoke else 2

@@ -23,10 +23,11 @@ from torch.utils.data import DataLoader, Subset
 
 import encdec
 from encdec import viz
+from encdec.cli import main as encdec_command
 from encdec.datasets import OxfordPetSegmentation, presets
 from encdec.inference import predict
 from encdec.losses import DiceCELoss
-from encdec.training import evaluate, fit, seed_everything
+from encdec.training import evaluate, fit, recipes, seed_everything
 
 
 def _head(dataset: Any, n: Optional[int]) -> Any:
@@ -48,7 +49,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--smoke", action="store_true", help="a few 64x64 images: a fast check of every step")
+    parser.add_argument("--recipe", choices=[r for r in recipes.names() if recipes.get(r).data == "pet"],
+                        help="run a course report's recipe instead (encdec train --recipe; see encdec recipes)")
     args = parser.parse_args(argv)
+    if args.recipe:
+        smoke = ["--epochs", "1", "--size", "64", "--limit", "4", "--batch-size", "2", "--workers", "0",
+                 "--quiet", "--no-plots"] if args.smoke else []
+        code = encdec_command(["train", "--recipe", args.recipe, "--data", f"pet:{args.data}", "--out",
+                               str(args.out), *smoke])
+        if code:
+            raise SystemExit(code)
+        return {}
     size, limit, workers, epochs = (64, 4, 0, 1) if args.smoke else (args.size, None, 2, args.epochs)
 
     seed_everything(0)

@@ -25,9 +25,10 @@ from torch.utils.data import DataLoader, Subset
 
 import encdec
 from encdec import viz
+from encdec.cli import main as encdec_command
 from encdec.datasets import VOCSegmentation, presets
 from encdec.inference import predict
-from encdec.training import evaluate, fit, seed_everything
+from encdec.training import evaluate, fit, recipes, seed_everything
 
 MODELS = {"unet": "unet_weights", "resnet50_unet": "resnet_weights"}
 
@@ -75,7 +76,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="which to run")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--smoke", action="store_true", help="4 images at 32x32: a fast check of every step")
+    parser.add_argument("--recipe", choices=[r for r in recipes.names() if recipes.get(r).data == "voc"],
+                        help="run a course report's recipe instead (encdec train --recipe; see encdec recipes)")
     args = parser.parse_args(argv)
+    if args.recipe:
+        smoke = ["--epochs", "1", "--size", "64", "--limit", "4", "--batch-size", "2", "--workers", "0",
+                 "--quiet", "--no-plots"] if args.smoke else []
+        code = encdec_command(["train", "--recipe", args.recipe, "--data", f"voc:{args.data}", "--out",
+                               str(args.out), *smoke])
+        if code:
+            raise SystemExit(code)
+        return {}
     limit, workers = (4, 0) if args.smoke else (None, 2)
     size, batch_size = (32, 2) if args.smoke else (args.size, args.batch_size)
 

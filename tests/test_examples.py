@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import json
 import math
 import subprocess
 import sys
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from encdec.training import recipes
 
 pytestmark = pytest.mark.slow  # part of make test; make check leaves it out
 
@@ -104,3 +108,32 @@ def test_examples_need_data(name, capsys):
     with pytest.raises(SystemExit) as exit_:
         load(name).main([])
     assert exit_.value.code == 2 and "--data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("example, recipe, kind", [
+    ("pets_resnet34_unet", "pet_unet_course", "pet"), ("voc_unet", "voc_unet_course", "voc"),
+    ("cifar10_classifiers", "cifar_vgg16_course", "cifar10"), ("dogs_cnn_vs_fcn", "dogs_cnn_course", "dogs"),
+])
+def test_examples_run_their_reports_recipes(tmp_path, example, recipe, kind):
+    if kind == "pet":
+        root = trees.write_pet_tree(tmp_path / "data")
+    elif kind == "voc":
+        root = trees.write_voc_tree(tmp_path / "data", splits={"train": [f"2007_{i:06d}" for i in range(4)],
+                                                               "val": ["2009_000001", "2009_000002"]})
+    elif kind == "cifar10":
+        root = tmp_path / "data"
+        trees.write_cifar_batches(root, per_batch=20)
+    else:
+        root = trees.write_dog_tree(tmp_path / "data")
+    load(example).main(["--data", str(root), "--out", str(tmp_path / "run"), "--recipe", recipe, "--smoke"])
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["epochs"]) == 1 and history["monitor"] == recipes.get(recipe).monitor
+
+
+def test_no_example_validates_on_a_test_split():
+    """Every ``fit(model, train, val, ...)`` in the examples gets a validation loader that is not the test one."""
+    for path in EXAMPLES.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "fit" and len(node.args) >= 3:
+                val = ast.unparse(node.args[2])
+                assert "test" not in val.lower(), f"{path.name}: fit validates on {val}"
