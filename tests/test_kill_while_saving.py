@@ -10,6 +10,7 @@ must produce torn files, which shows that the kills do land in the middle of wri
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -117,11 +118,15 @@ def kill_writers(server: Server, target: Path, mode: str, kills: int, window: fl
         found.append(v)
         if v is not None and target.suffix == ".safetensors":
             assert read_metadata(target)["version"] == str(v)
-        pattern = re.compile(rf"^\.{re.escape(target.name)}\..+\.tmp$")
-        strays = [p.name for p in target.parent.iterdir() if p != target and not pattern.match(p.name)]
+        pattern = re.compile(rf"^\.({re.escape(target.name)}|config\.json)\..+\.tmp$")
+        allowed = {target.name} | ({"config.json"} if mode == "pretrained" else set())
+        strays = [p.name for p in target.parent.iterdir() if p.name not in allowed and not pattern.match(p.name)]
         assert not strays, f"unexpected files next to the checkpoint: {strays}"
-        mid_write += any(p != target for p in target.parent.iterdir())
-    leftovers = [p for p in target.parent.iterdir() if p != target]
+        mid_write += any(p.name not in allowed for p in target.parent.iterdir())
+        if mode == "pretrained" and (target.parent / "config.json").exists():
+            config = json.loads((target.parent / "config.json").read_text())  # complete JSON, never torn
+            assert config["architecture"] == "custom_cnn"
+    leftovers = [p for p in target.parent.iterdir() if p.name not in allowed]
     return {"found": found, "leftovers": len(leftovers), "mid_write": mid_write}
 
 
@@ -158,6 +163,21 @@ def test_killed_writer_leaves_a_complete_checkpoint(tmp_path, server, versions, 
     assert len(set(found)) >= 2, "the writers never replaced the checkpoint: the kills came too early"
     assert result["mid_write"] >= 1, "no kill landed in the middle of a write"
     assert result["leftovers"] <= 1, "the folders of dead writers pile up: each write should remove them"
+
+
+def test_killed_save_pretrained_leaves_a_complete_folder(tmp_path, server, versions):
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    target = folder / "model.safetensors"
+    window = 3 * start_file(target)
+    rng = random.Random(SEED + 2)
+    result = kill_writers(server, target, "pretrained", 20, window, rng, versions)
+    found = result["found"]
+    assert None not in found, f"torn or unreadable weights after kill {found.index(None) + 1}"
+    assert result["mid_write"] >= 1, "no kill landed in the middle of a write"
+    assert len(set(found)) >= 2, "the writers never replaced the weights: the kills came too early"
+    assert result["leftovers"] <= 2, "the folders of dead writers pile up"  # one per file at most
+    assert encdec.from_pretrained(folder).encdec_config["architecture"] == "custom_cnn"
 
 
 def test_kill_counts_meet_the_issue():

@@ -58,6 +58,8 @@ def writer(mode: str, target: str, versions: list, blobs: list) -> None:
     while time.monotonic() < deadline:
         if mode == "atomic":
             encdec.save_weights(versions[v], target, version=str(v))
+        elif mode == "pretrained":  # TARGET is the folder's model.safetensors
+            encdec.save_pretrained(versions[v], os.path.dirname(target), version=str(v))
         else:
             with open(target, "wb") as f:
                 for i in range(0, len(blobs[v]), 1 << 16):
