@@ -49,6 +49,11 @@ class Recipe:
         eval_split: The split the recipe's final numbers are scored on.
         defects: What the report did wrong that the recipe keeps, said plainly.
         notes: Where the facts come from.
+
+    Example:
+        >>> r = get("pet_unet_course")
+        >>> r.model, r.data, r.monitor, r.eval_split
+        ('unet_pet', 'pet', 'val_dice', 'test')
     """
 
     name: str

@@ -234,7 +234,18 @@ def compare_fingerprints(
 
 def save_run(run: Run, loaders: List[Any], improved: bool) -> None:
     """Write ``last.pt`` (and ``best.pt`` + ``best.safetensors`` when the monitored value improved) and
-    ``history.json`` into the run's checkpoint folder; rank 0 writes, every rank contributes its RNG state."""
+    ``history.json`` into the run's checkpoint folder; rank 0 writes, every rank contributes its RNG state.
+
+    Example:
+        >>> import tempfile, pathlib, encdec
+        >>> from torch.utils.data import DataLoader
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> loader = DataLoader(encdec.SyntheticShapes(n=4, size=32), batch_size=4)
+        >>> _ = encdec.fit(encdec.unet(num_classes=3, widths=(4, 8, 16, 32, 64)), loader, epochs=1,
+        ...                checkpoint_dir=folder, progress=False)  # fit calls save_run after every epoch
+        >>> load_checkpoint(folder / LAST)["epoch"]
+        1
+    """
     rng_states = _distributed.gather_objects(capture_rng_state(loaders), run.info)
     folder = run.checkpoint_dir
     if folder is not None and run.info.is_main:
@@ -272,6 +283,16 @@ def resume_run(run: Run, path: Path, loaders: List[Any], monitor: Optional[str])
 
     Raises:
         ValueError: The checkpoint was written for a different model, optimizer or monitored key.
+
+    Example:
+        >>> import tempfile, pathlib, encdec
+        >>> from torch.utils.data import DataLoader
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> loader = DataLoader(encdec.SyntheticShapes(n=4, size=32), batch_size=4)
+        >>> model = encdec.unet(num_classes=3, widths=(4, 8, 16, 32, 64))
+        >>> _ = encdec.fit(model, loader, epochs=1, checkpoint_dir=folder, progress=False)
+        >>> len(encdec.fit(model, loader, epochs=2, checkpoint_dir=folder, resume=True, progress=False))
+        2
     """
     state = load_checkpoint(path)
     compare_fingerprints(state["fingerprint"]["model"], run.model, state["fingerprint"]["optimizer"],

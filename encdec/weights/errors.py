@@ -12,7 +12,12 @@ SHOWN_CHARS = 120  # longest key or value quoted in a message; hostile files car
 
 
 class WeightsError(ValueError):
-    """A checkpoint that cannot be read safely or does not fit the model; the message says what and why."""
+    """A checkpoint that cannot be read safely or does not fit the model; the message says what and why.
+
+    Example:
+        >>> issubclass(WeightsError, ValueError)
+        True
+    """
 
 
 @dataclass
@@ -27,6 +32,10 @@ class LoadReport:
             (only with ``strict=False``).
         dropped: Reference keys removed on purpose by the model's key map (e.g. weights the reference
             defines but never uses).
+
+    Example:
+        >>> LoadReport(loaded=["w"], missing=["b"]).complete
+        False
     """
 
     loaded: List[str] = field(default_factory=list)
