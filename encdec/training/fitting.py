@@ -172,7 +172,8 @@ def fit(
                          precision, use_channels_last, info, accumulate_steps, clip_grad_norm, folder, epochs,
                          early_stopping, progress)
         run.history = History(monitor, mode_for(monitor) if monitor else None)
-        run.data_seed = int(seed) if seed is not None else int(torch.randint(2**31, ()).item())
+        drawn = int(seed) if seed is not None else int(torch.randint(2**31, ()).item())
+        run.data_seed = _distributed.gather_objects(drawn, info)[0]  # every rank shards and shuffles alike
         train_loader = _distributed.shard_loader(train_loader, info, train=True, seed=run.data_seed)
         train_loader = reproducible_loader(train_loader, run.data_seed)
         val_loader = _distributed.shard_loader(val_loader, info, train=False, seed=run.data_seed)
