@@ -75,7 +75,7 @@ def full_disk(tmp_path):
     if done.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     yield folder
-    subprocess.run(["umount", str(folder)], capture_output=True)
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)  # lazy: detached even while a handle is open
 
 
 def test_a_full_disk_is_named_and_the_previous_file_kept(full_disk):
