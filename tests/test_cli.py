@@ -395,3 +395,27 @@ def test_debug_after_the_verb_and_random_bytes_named_as_such(capsys, tmp_path):
     assert code == 1 and "junk.bin" in one_error_line(err) and "--model" not in one_error_line(err)
     with pytest.raises(encdec.WeightsError):
         main(["eval", "--weights", str(junk), "--data", "shapes:4", "--debug"])
+
+
+def test_a_second_train_into_the_same_out_needs_resume_or_overwrite(capsys, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--model", "unet", TINY, "--data", "shapes:8", "--size", "32", "--epochs", "1", "--batch-size",
+            "4", "--out", out, *FAST]
+    assert run(capsys, *args)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, _, err = run(capsys, *args)
+    assert code == 1 and "holds an earlier run" in one_error_line(err) and "--overwrite" in one_error_line(err)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing of the earlier run lost
+    (out / "notes.txt").write_text("mine")
+    assert run(capsys, *args, "--overwrite")[0] == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "history.json").read_bytes() != before["history.json"]
+
+
+def test_metrics_csv_matches_history_json(shapes_run):
+    history = json.loads((shapes_run / "history.json").read_text())["epochs"]
+    rows = (shapes_run / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert len(rows) == 1 + len(history)
+    for line, record in zip(rows[1:], history):
+        for key, value in zip(header, line.split(",")):
+            assert float(value) == pytest.approx(record[key]), key

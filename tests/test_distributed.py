@@ -75,10 +75,10 @@ def test_only_rank0_prints_and_writes(ddp_run):
     out, result = ddp_run
     assert json.loads((out / "writes1.json").read_text()) == []
     writes0 = json.loads((out / "writes0.json").read_text())
-    assert writes0.count("last.pt") == 2 and writes0.count("history.json") == 2
+    assert writes0.count("last.pt") == 2 and writes0.count("history.json") == 2 and writes0.count("metrics.csv") == 2
     assert 1 <= writes0.count("best.pt") == writes0.count("best.safetensors") <= 2
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "best.pt", "best.safetensors", "history.json", "last.pt"
+        "best.pt", "best.safetensors", "history.json", "last.pt", "metrics.csv"
     ]
     epoch_lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]

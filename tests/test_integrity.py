@@ -302,7 +302,8 @@ def test_ctrl_c_in_fit_names_the_checkpoint_to_resume_from(tmp_path, capsys):
                    progress=False, precision="fp32")
     err = capsys.readouterr().err
     assert f"interrupted during epoch 2; resume from {tmp_path / 'last.pt'} (after epoch 1)" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "best.safetensors", "history.json", "last.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "best.safetensors", "history.json", "last.pt",
+                                                          "metrics.csv"]
     encdec.training.state.load_checkpoint(tmp_path / "last.pt")  # complete and readable
 
 

@@ -128,7 +128,8 @@ def test_checkpoint_files_hold_the_best_and_last_weights(trained):
     from encdec.weights import read_metadata
 
     directory, history, model = trained["dir"], trained["history"], trained["model"]
-    assert sorted(p.name for p in directory.iterdir()) == ["best.pt", "best.safetensors", "history.json", "last.pt"]
+    assert sorted(p.name for p in directory.iterdir()) == ["best.pt", "best.safetensors", "history.json", "last.pt",
+                                                          "metrics.csv"]
     last = torch.load(directory / "last.pt", weights_only=True)
     assert last["epoch"] == EPOCHS
     final = helpers.state_of(model)
@@ -252,6 +253,8 @@ def _load_all_checkpoints(directory: Path) -> int:
                 load_file(path)
             elif path.suffix == ".json":
                 json.loads(path.read_text())
+            elif path.suffix == ".csv":
+                assert path.read_text().endswith("\n")  # whole rows only
         except FileNotFoundError:
             continue  # replaced between glob and open
         count += 1
@@ -271,7 +274,7 @@ def test_sigkill_mid_epoch_and_mid_write_then_resume_matches_uninterrupted(tmp_p
     assert code == -9, f"expected SIGKILL, got {code}: {output}"
     leftovers = [p.name for p in run.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
     assert leftovers, "the kill should have left a half-written temporary file"
-    assert _load_all_checkpoints(run) == 4  # last.pt, best.pt, best.safetensors, history.json all readable
+    assert _load_all_checkpoints(run) == 5  # last.pt, best.pt, best.safetensors, history.json, metrics.csv
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
     # 3) resumed to the end
     code, output, loads3 = _run_script(run, tmp_path / "resumed.pt", epochs, threads, poll_dir=run)

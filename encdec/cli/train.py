@@ -105,7 +105,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=positive(), metavar="N", help="use only the first N images of each split")
     p.add_argument("--early-stopping", type=positive(), metavar="EPOCHS", help="patience in epochs")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/MODEL-KIND)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT (from OUT/last.pt)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in OUT (its checkpoints, history and pictures; other files are kept)")
     p.add_argument("--seed", type=at_least(0), default=0,
                    help="seed of weights, data order and augmentation (default 0)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -172,10 +174,30 @@ def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], 
     return take(train, limit), take(val, limit)
 
 
+#: The files a run writes into --out; --overwrite removes exactly these.
+RUN_FILES = ("last.pt", "best.pt", "best.safetensors", "history.json", "metrics.csv", "config.json",
+             "model.safetensors", "curves.png", "predictions.png")
+
+
+def _claim_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to write into a folder holding an earlier run unless told to continue or replace it."""
+    if resume and overwrite:
+        raise UsageError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
+    earlier = sorted(name for name in RUN_FILES if (out / name).exists()) if out.is_dir() else []
+    if not earlier or resume:
+        return
+    if not overwrite:
+        raise CLIError(f"--out {out} holds an earlier run ({', '.join(earlier)}); pass --resume to continue it, "
+                       "--overwrite to replace it, or another --out")
+    for name in earlier:
+        (out / name).unlink()
+
+
 def run(args: argparse.Namespace) -> int:
     spec = parse_data(args.data)
     settings = _settings(args, spec)
     args.model = settings.model
+    _claim_out(Path(args.out or f"runs/{settings.model}-{spec.kind}"), args.resume, args.overwrite)
     info = lookup_model(settings.model)
     check_precision(args)
     kwargs = parse_model_args(settings.model, args.arg)
@@ -238,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
                   precision=args.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
                   early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet)
     save_pretrained(model, out, class_names=val_set.class_names, mean=list(val_set.mean), std=list(val_set.std))
-    written = ["config.json", "model.safetensors", "best.safetensors", "last.pt", "history.json"]
+    written = ["config.json", "model.safetensors", "best.safetensors", "best.pt", "last.pt", "history.json",
+               "metrics.csv"]
     if not args.no_plots:
         written += _write_pictures(model, history, val_set, out, info.task, args.device)
     last = history.epochs[-1] if history.epochs else {}

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from .._json import jsonable
-from ..atomic import atomic_write_json
+from ..atomic import atomic_write_json, atomic_write_text
 from ..viz import plot_history
 
 __all__ = ["History", "BOOKKEEPING"]
@@ -120,6 +120,34 @@ class History:
             0.3
         """
         return atomic_write_json(jsonable(self.to_dict()), path)
+
+    def to_csv(self) -> str:
+        """One row per epoch, one column per number (per-class lists left out), as CSV text.
+
+        Example:
+            >>> h = History(); h.append({"epoch": 1, "train_loss": 0.5, "val_iou": [0.1, 0.2]})
+            >>> print(h.to_csv().strip())
+            epoch,train_loss
+            1,0.5
+        """
+        columns = [k for k in self.keys()
+                   if all(isinstance(r.get(k), (int, float, type(None))) and not isinstance(r.get(k), bool)
+                          for r in self.epochs)]
+        lines = [",".join(columns)]
+        for record in self.epochs:
+            lines.append(",".join("" if record.get(k) is None else repr(record[k]) for k in columns))
+        return "\n".join(lines) + "\n"
+
+    def save_csv(self, path: PathLike) -> Path:
+        """Write :meth:`to_csv` atomically (``fit`` writes ``metrics.csv`` beside ``history.json``).
+
+        Example:
+            >>> import tempfile
+            >>> h = History(); h.append({"epoch": 1, "train_loss": 0.25})
+            >>> h.save_csv(tempfile.mkdtemp() + "/metrics.csv").read_text().splitlines()[1]
+            '1,0.25'
+        """
+        return atomic_write_text(self.to_csv(), path)
 
     def plot(self, path: PathLike, *, dpi: int = 100) -> Path:
         """Draw the loss and metric curves (train and validation together) into one image file.

@@ -20,7 +20,7 @@ from ._run import Run
 from .history import History
 
 __all__ = [
-    "BEST", "BEST_WEIGHTS", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "HISTORY_JSON", "LAST",
+    "BEST", "BEST_WEIGHTS", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "HISTORY_JSON", "LAST", "METRICS_CSV",
     "capture_rng_state", "compare_fingerprints", "load_checkpoint", "model_fingerprint", "optimizer_fingerprint",
     "restore_rng_state", "resume_run", "save_run",
 ]
@@ -31,6 +31,7 @@ LAST = "last.pt"
 BEST = "best.pt"
 BEST_WEIGHTS = "best.safetensors"
 HISTORY_JSON = "history.json"
+METRICS_CSV = "metrics.csv"
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -275,6 +276,7 @@ def save_run(run: Run, loaders: List[Any], improved: bool) -> None:
             save_weights(run.model, folder / BEST_WEIGHTS, epoch=history.best_epoch, monitor=history.monitor,
                          value=history.best_value)
         run.history.save_json(folder / HISTORY_JSON)
+        run.history.save_csv(folder / METRICS_CSV)
     _distributed.barrier(run.info)
 
 
