@@ -183,7 +183,7 @@ def _read_file(path: Path) -> Any:
         head = f.read(8)
         if _looks_like_safetensors(path, head):
             header = _safetensors_header(path, f, head)
-            state = _load_safetensors(path, f, {**header, "__head__": head})
+            state = _load_safetensors(path, f, header, data_start=8 + struct.unpack("<Q", head)[0])
             recorded = (header.get("__metadata__") or {}).get(DIGEST_KEY)
             if recorded is not None:
                 _verify_digests(path, state, recorded)
@@ -297,18 +297,18 @@ _TORCH_DTYPES = {
 }
 
 
-def _load_safetensors(path: Path, f: Any, header: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+def _load_safetensors(path: Path, f: Any, header: Dict[str, Any], data_start: int) -> Dict[str, torch.Tensor]:
     """The tensors of a safetensors file whose header was validated: one read of the data section, then a view
     per tensor (a copy only for a tensor whose offset is not aligned to its element size). Linear in the number
     of tensors, about a microsecond each."""
-    data = bytearray(os.fstat(f.fileno()).st_size - 8 - struct.unpack("<Q", header["__head__"])[0])
-    f.seek(os.fstat(f.fileno()).st_size - len(data))
+    data = bytearray(os.fstat(f.fileno()).st_size - data_start)
+    f.seek(data_start)
     if f.readinto(data) != len(data):
         raise WeightsError(f"{path}: corrupt safetensors file: the data section could not be read whole")
     base = torch.frombuffer(data, dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
     state: Dict[str, torch.Tensor] = {}
     for key, info in header.items():
-        if key in ("__metadata__", "__head__"):
+        if key == "__metadata__":
             continue
         dtype = _TORCH_DTYPES[info["dtype"]]
         if dtype is None:
