@@ -12,9 +12,12 @@ channels-last memory format, with the same outputs up to float rounding.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
+import weakref
+from collections import Counter
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,8 +26,9 @@ from torch import nn
 
 from .batches import check_finite, logits_of
 from .input_spec import input_spec_of
+from .layout import LayoutProbe, known_channels_last
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
-from .runtime import autocast, is_conv_net, resolve_channels_last, resolve_device, resolve_precision
+from .runtime import autocast, compile_module, is_conv_net, resolve_device, resolve_precision
 
 __all__ = ["predict", "optimize_for_inference", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -96,26 +100,77 @@ def _pad(batch: torch.Tensor, model: nn.Module) -> torch.Tensor:
     return F.pad(batch, (0, pw, 0, ph), mode=mode)
 
 
-def _run(
-    model: nn.Module,
-    batch: torch.Tensor,
-    first: int,
-    device: torch.device,
-    precision: str,
-    channels_last: bool,
-    probabilities: bool,
-) -> torch.Tensor:
-    h, w = batch.shape[-2:]
-    x = _pad(batch.to(device), model)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with autocast(precision, device):
-        logits = logits_of(model(x), "predict").float()
-    check_finite(logits, f"predict, images {first + 1}-{first + len(batch)}")
-    if logits.dim() == 4:
-        logits = logits[..., :h, :w]
-    out = logits.softmax(dim=1) if probabilities else logits.argmax(dim=1)
-    return out.cpu().contiguous()
+class _FastModel:
+    """The folded copy of one model, remembered until the model's weights change."""
+
+    def __init__(self, fingerprint: tuple, module: nn.Module) -> None:
+        self.fingerprint, self.module = fingerprint, module
+        self.compiled: Dict[bool, Callable[..., Any]] = {}
+
+
+_FAST_MODELS: weakref.WeakKeyDictionary[nn.Module, _FastModel] = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    """Changes whenever a parameter or buffer is replaced, moved or modified in place (optimizer steps,
+    ``load_state_dict`` and ``.to()`` all do one of these)."""
+    return tuple((t.data_ptr(), t._version, t.dtype, t.device)
+                 for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+def _folded(model: nn.Module) -> nn.Module:
+    """The model with Conv+BatchNorm folded, built once and reused while its weights stay the same."""
+    fingerprint = _fingerprint(model)
+    cached = _FAST_MODELS.get(model)
+    if cached is None or cached.fingerprint != fingerprint:
+        with torch.inference_mode(False):
+            cached = _FastModel(fingerprint, optimize_for_inference(model, channels_last=False))
+        _FAST_MODELS[model] = cached
+    return cached.module
+
+
+class _Runner:
+    """Runs batches through the (folded) model in the layout chosen for their shape, compiled when asked."""
+
+    def __init__(self, model: nn.Module, device: torch.device, precision: str, channels_last: Union[bool, str],
+                 optimize: bool, compile: bool) -> None:
+        self.model, self.device, self.precision = model, device, precision
+        self.module = _folded(model) if optimize else model
+        self.probe = LayoutProbe(channels_last, model, device, precision)
+        self.compile = compile
+        self.compiled_layout: Optional[bool] = None
+
+    def _callable(self, channels_last: bool) -> Callable[..., Any]:
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        if not self.compile:
+            self.module.to(memory_format=layout)
+            return self.module
+        cache = _FAST_MODELS[self.model].compiled if self.module is not self.model else {}
+        if channels_last not in cache:
+            self.module.to(memory_format=layout)
+            cache[channels_last] = compile_module(self.module, inference=True, device=self.device)
+        return cache[channels_last]
+
+    def __call__(self, batch: torch.Tensor, first: int, probabilities: bool, measurable: bool) -> torch.Tensor:
+        h, w = batch.shape[-2:]
+        x = _pad(batch.to(self.device), self.model)
+
+        def forward(channels_last: bool) -> torch.Tensor:
+            xi = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+            with autocast(self.precision, self.device):
+                return logits_of(self._callable(channels_last)(xi), "predict").float()
+
+        if self.compile:  # one layout for every batch: each layout would be compiled separately
+            if self.compiled_layout is None:
+                self.compiled_layout = self.probe.fallback(tuple(x.shape))
+            logits = forward(self.compiled_layout)
+        else:
+            logits = self.probe.run(tuple(x.shape), forward, measurable=measurable)  # type: ignore[assignment]
+        check_finite(logits, f"predict, images {first + 1}-{first + len(batch)}")
+        if logits.dim() == 4:
+            logits = logits[..., :h, :w]
+        out = logits.softmax(dim=1) if probabilities else logits.argmax(dim=1)
+        return out.cpu().contiguous()
 
 
 def predict(
@@ -129,6 +184,8 @@ def predict(
     device: Union[str, torch.device] = "auto",
     precision: str = "auto",
     channels_last: Union[bool, str] = "auto",
+    optimize: bool = True,
+    compile: bool = False,
 ) -> Union[torch.Tensor, List[torch.Tensor]]:
     """Label maps (or class probabilities) for images of any size.
 
@@ -137,6 +194,12 @@ def predict(
     is scaled to ``[0, 1]`` and normalised with ``mean`` / ``std``. Each image is padded at the bottom and right
     up to the next size its ``input_spec`` accepts, and the output is cropped back to the image size. The
     model is moved to ``device`` and put in eval mode (its previous mode is restored afterwards).
+
+    By default the batches run through a copy of the model with every Convolution -> BatchNorm pair folded
+    (:func:`optimize_for_inference`), built on the first call and reused until the model's weights change (an
+    optimizer step, ``load_state_dict`` or ``.to()``), in the memory layout measured to be faster for this machine
+    and input size (``channels_last="auto"``). The model itself is not modified. Labels equal those of
+    ``model(x).argmax(1)`` up to float rounding.
 
     Args:
         model: Segmentation model (logits ``(N, C, H, W)``) or classifier (``(N, C)``).
@@ -148,7 +211,15 @@ def predict(
         device: ``"auto"`` or a torch device.
         precision: ``"auto"`` (bf16 on CPUs with native bfloat16 and on CUDA, else fp32), ``"fp32"``, ``"bf16"``
             or ``"fp16"`` (CUDA).
-        channels_last: Channels-last inputs and model (``"auto"``: see :func:`encdec.runtime.resolve_channels_last`).
+        channels_last: Channels-last inputs and model. ``"auto"``: on for conv nets on CUDA and in bf16 on the CPU;
+            in fp32 on the CPU, chosen per input shape by timing the first four batches of that shape in
+            alternating layouts (their outputs are kept), else on from 128x128 pixels up (see
+            :class:`encdec.layout.LayoutProbe`).
+        optimize: Run the folded copy (``False``: the model itself, e.g. to compare against another runtime
+            bit for bit).
+        compile: Run the folded copy through ``torch.compile`` with frozen weights (inductor), cached with it:
+            faster per batch after a first call that compiles for several seconds (minutes on a cold cache) and
+            recompiles for new sizes. Without a C++ compiler it warns and runs uncompiled.
 
     Returns:
         For a batched tensor: an int64 tensor ``(N, H, W)`` of labels (``(N,)`` for classifiers), or float32
@@ -171,7 +242,7 @@ def predict(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    use_channels_last = resolve_channels_last(channels_last, model, device, precision)
+    known_channels_last(channels_last, model, device, precision)  # a bad value is refused before any work
     norm_mean, norm_std = _normalization(model, mean, std)
 
     single = False
@@ -207,14 +278,14 @@ def predict(
 
     was_training = model.training
     model.to(device)
-    if use_channels_last:
-        model.to(memory_format=torch.channels_last)
     model.eval()
     results: List[Optional[torch.Tensor]] = [None] * count
+    shapes = Counter(tuple(batch.shape) for _, batch in groups)
     try:
+        runner = _Runner(model, device, precision, channels_last, optimize, compile)
         with torch.inference_mode():
             for indices, batch in groups:
-                out = _run(model, batch, indices[0], device, precision, use_channels_last, probabilities)
+                out = runner(batch, indices[0], probabilities, measurable=shapes[tuple(batch.shape)] >= 4)
                 for position, index in enumerate(indices):
                     results[index] = out[position]
     finally:

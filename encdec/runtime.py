@@ -15,7 +15,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from typing import Union
+import warnings
+from typing import Any, Union
 
 import torch
 from torch import nn
@@ -23,6 +24,7 @@ from torch import nn
 __all__ = [
     "PRECISIONS",
     "autocast",
+    "compile_module",
     "cpu_supports_bf16",
     "is_conv_net",
     "resolve_channels_last",
@@ -132,11 +134,13 @@ def is_conv_net(model: nn.Module) -> bool:
 def resolve_channels_last(
     channels_last: Union[bool, str], model: nn.Module, device: torch.device, precision: str
 ) -> bool:
-    """Whether to use the channels-last memory format; ``"auto"`` decides from measurements.
+    """Whether to use the channels-last memory format, by a fixed rule (no timing).
 
-    ``"auto"`` is on for conv nets on CUDA (cuDNN's mixed-precision kernels are NHWC) and for conv nets running in
-    ``bf16`` on the CPU (oneDNN's bfloat16 convolutions are fastest in NHWC: 1.75x over fp32 for resnet34_unet
-    inference against 1.46x for NCHW bf16); off for fp32 on the CPU, where NHWC trains slower than NCHW.
+    :func:`encdec.fit` and :func:`encdec.predict` time both layouts where this rule is unsure (fp32 on the CPU;
+    see :mod:`encdec.layout`); :func:`encdec.evaluate` and the exporters use the rule. ``"auto"`` is on for
+    conv nets on CUDA (cuDNN's mixed-precision kernels are NHWC) and for conv nets running in ``bf16`` on the
+    CPU (oneDNN's bfloat16 convolutions are fastest in NHWC: 1.75x over fp32 for resnet34_unet inference against
+    1.46x for NCHW bf16); off for fp32 on the CPU.
 
     Raises:
         ValueError: ``channels_last`` is not ``True``, ``False`` or ``"auto"``.
@@ -165,3 +169,76 @@ def to_model_input(x: torch.Tensor, device: torch.device, channels_last: bool) -
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def _compile_errors() -> tuple:
+    errors = []
+    for module, name in (("torch._dynamo.exc", "TorchDynamoException"), ("torch._inductor.exc", "InductorError")):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+class _CompiledOrEager(nn.Module):
+    """A compiled module that falls back to the eager one, with one warning, if compiling fails; other
+    attributes (``no_sync``, ``num_classes``, ...) are the wrapped module's."""
+
+    def __init__(self, module: nn.Module, compiled: Any) -> None:
+        super().__init__()
+        self.module = module
+        object.__setattr__(self, "compiled", compiled)  # not a submodule: it wraps the same module
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.compiled is None:
+            return self.module(*args, **kwargs)
+        try:
+            return self.compiled(*args, **kwargs)
+        except _compile_errors() as error:
+            message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            warnings.warn(f"torch.compile failed ({type(error).__name__}: {message}); running the model "
+                          "uncompiled", RuntimeWarning, stacklevel=2)
+            object.__setattr__(self, "compiled", None)
+            return self.module(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["module"], name)
+
+
+def compile_module(module: nn.Module, *, inference: bool, device: torch.device) -> nn.Module:
+    """``torch.compile`` (inductor) with a fallback: the eager module, with a warning, where it cannot compile.
+
+    For inference the weights are frozen into the compiled graph (inductor's ``freezing``: constant folding and
+    oneDNN weight prepacking), so the module must not change while the result is used. On the CPU inductor
+    needs a C++ compiler; without one (or if compiling fails for any other reason) the module runs uncompiled
+    and a ``RuntimeWarning`` says why.
+
+    Args:
+        module: The module to compile.
+        inference: Compile for inference (with freezing) rather than training.
+        device: Where it runs.
+
+    Returns:
+        A module with ``module``'s call signature (and attributes) that runs the compiled code.
+
+    Example:
+        >>> import torch
+        >>> run = compile_module(torch.nn.Linear(2, 2), inference=True, device=torch.device("cpu"))
+        >>> callable(run)
+        True
+    """
+    if device.type == "cpu":
+        try:
+            from torch._inductor.cpp_builder import get_cpp_compiler
+
+            get_cpp_compiler()
+        except Exception as error:  # noqa: BLE001 - no compiler found, or the probe itself is missing
+            warnings.warn(f"torch.compile needs a C++ compiler on the CPU and none was found ({error}); running the "
+                          "model uncompiled (install g++ or clang, or set CXX)", RuntimeWarning, stacklevel=2)
+            return _CompiledOrEager(module, None)  # type: ignore[arg-type]
+    options = {"freezing": True} if inference else None
+    return _CompiledOrEager(module, torch.compile(module, options=options))

@@ -299,7 +299,7 @@ def test_ctrl_c_in_fit_names_the_checkpoint_to_resume_from(tmp_path, capsys):
     model = encdec.unet(num_classes=3, widths=TINY)
     with pytest.raises(KeyboardInterrupt):
         encdec.fit(model, DataLoader(_Interrupting(), batch_size=2), epochs=3, checkpoint_dir=tmp_path,
-                   progress=False, precision="fp32")
+                   progress=False, precision="fp32", channels_last=False)
     err = capsys.readouterr().err
     assert f"interrupted during epoch 2; resume from {tmp_path / 'last.pt'} (after epoch 1)" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "best.safetensors", "history.json", "last.pt",

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, RandomSampler, Sampler
 
-__all__ = ["reproducible_loader", "set_data_epoch"]
+from ..batches import split_batch
+
+__all__ = ["reproducible_loader", "set_data_epoch", "batch_shape"]
 
 
 def _sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -121,3 +123,21 @@ def set_data_epoch(loader: Any, epoch: int, seed: int) -> None:
         if isinstance(inner, DistributedSampler):
             inner.seed = seed
             inner.set_epoch(epoch)
+
+
+def batch_shape(loader: Any) -> Optional[Tuple[int, ...]]:
+    """The shape of one full image batch of ``loader`` from its first sample (read with the global generators
+    seeded and put back), or ``None`` when that cannot be known without iterating."""
+    dataset = getattr(loader, "dataset", None)
+    batch_size = getattr(loader, "batch_size", None) or getattr(getattr(loader, "batch_sampler", None),
+                                                                "batch_size", None)
+    if dataset is None or isinstance(dataset, IterableDataset) or not batch_size:
+        return None
+    try:
+        if len(dataset) == 0:
+            return None
+        sample = _SeededItems(dataset)[(0, 0, 0)]
+        image = split_batch(sample)[0]
+        return (min(int(batch_size), len(dataset)),) + tuple(image.shape)
+    except Exception:  # noqa: BLE001 - the first step will report a bad sample with context
+        return None

@@ -36,8 +36,9 @@ from torch.utils.data import DataLoader
 from .. import _distributed
 from .._distributed import DistInfo
 from ..atomic import ensure_writable_dir
-from ..runtime import resolve_channels_last, resolve_device, resolve_precision
-from ._data import reproducible_loader, set_data_epoch
+from ..layout import choose_channels_last, known_channels_last
+from ..runtime import compile_module, resolve_device, resolve_precision
+from ._data import batch_shape, reproducible_loader, set_data_epoch
 from ._defaults import dataset_attr, default_loss, default_optimizer, is_plateau, mode_for, pick_monitor
 from ._defaults import scheduler_interval as resolve_interval
 from ._progress import bar, format_record, log
@@ -45,7 +46,7 @@ from ._run import Run
 from ._steps import evaluate_epoch, train_epoch
 from .history import History
 from .seeding import seed_everything
-from .state import LAST, resume_run, save_run
+from .state import LAST, load_checkpoint, resume_run, save_run
 
 __all__ = ["fit"]
 
@@ -74,6 +75,7 @@ def fit(
     resume: Union[bool, PathLike, None] = None,
     seed: Optional[int] = None,
     progress: bool = True,
+    compile: bool = False,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs, validating after each, and return the :class:`History`.
 
@@ -103,8 +105,12 @@ def fit(
         device: ``"auto"`` (CUDA, then MPS, then CPU), or any torch device.
         precision: ``"fp32"``, ``"bf16"`` (autocast; CPUs with native bfloat16, or CUDA), ``"fp16"`` (CUDA, with a
             gradient scaler), or ``"auto"``: the fastest safe one (see :func:`encdec.runtime.resolve_precision`).
-        channels_last: Channels-last memory format for model and inputs; ``"auto"``: on for conv nets in bf16 on
-            the CPU and on CUDA (see :func:`encdec.runtime.resolve_channels_last`).
+        channels_last: Channels-last memory format for model and inputs. ``"auto"``: on for conv nets in bf16 on
+            the CPU and on CUDA; in fp32 on the CPU, a forward and backward step of a copy of the model is timed in
+            each layout on a batch of the training data's shape and the faster is kept (remembered for the
+            process; see :func:`encdec.layout.choose_channels_last`). The choice is saved in the checkpoint and a
+            resumed run uses it again, so resuming stays exact. Pass ``True`` / ``False`` for bit-identical runs
+            across machines.
         accumulate_steps: Batches whose gradients are summed (each loss divided by the group size) before one
             optimizer step; a trailing partial group at the end of an epoch is stepped too.
         clip_grad_norm: Clip the global gradient norm to this value before each optimizer step.
@@ -127,6 +133,8 @@ def fit(
             checkpoints). Build the model after seeding too if initial weights should repeat.
         progress: tqdm bars (epochs and batches, with loss and images/s) on a terminal, one plain line per epoch
             otherwise; ``False`` prints nothing. Only rank 0 prints.
+        compile: Train through ``torch.compile`` (inductor); the first steps compile for seconds to minutes.
+            Without a C++ compiler, or if compiling fails, it warns and trains uncompiled.
 
     Returns:
         The History (also written to ``checkpoint_dir/history.json``).
@@ -151,7 +159,7 @@ def fit(
                      val_loader)
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    use_channels_last = resolve_channels_last(channels_last, model, device, precision)
+    known_channels_last(channels_last, model, device, precision)  # a bad value is refused before any work
     info = _distributed.setup(device.type)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
@@ -166,11 +174,14 @@ def fit(
         resume_from = _resume_point(resume, folder)
         if seed is not None:
             seed_everything(int(seed) + info.rank)
+        use_channels_last = _layout(channels_last, model, device, precision, train_loader, resume_from, info)
 
         # the model on its device, optimizer, scheduler, loss and scaler, sharded data
         run = _start_run(model, optimizer, scheduler, scheduler_interval, loss, metrics, train_loader, device,
                          precision, use_channels_last, info, accumulate_steps, clip_grad_norm, folder, epochs,
                          early_stopping, progress)
+        if compile:
+            run.net = compile_module(run.net, inference=False, device=device)
         run.history = History(monitor, mode_for(monitor) if monitor else None)
         drawn = int(seed) if seed is not None else int(torch.randint(2**31, ()).item())
         run.data_seed = _distributed.gather_objects(drawn, info)[0]  # every rank shards and shuffles alike
@@ -245,6 +256,21 @@ def _resume_point(resume: Union[bool, PathLike, None], folder: Optional[Path]) -
     if not path.is_file():
         raise FileNotFoundError(f"resume={str(resume)!r}: no such checkpoint file")
     return path
+
+
+def _layout(channels_last: Union[bool, str], model: nn.Module, device: torch.device, precision: str,
+            train_loader: Any, resume_from: Optional[Path], info: DistInfo) -> bool:
+    """The memory layout of this run: as asked, as recorded in the checkpoint resumed from, or measured (the
+    rank-0 measurement for every rank)."""
+    known = known_channels_last(channels_last, model, device, precision)
+    if known is not None:
+        return known
+    if resume_from is not None:
+        recorded = load_checkpoint(resume_from).get("settings", {}).get("channels_last")
+        if isinstance(recorded, bool):
+            return recorded
+    chosen = choose_channels_last(channels_last, model, device, precision, batch_shape(train_loader), train=True)
+    return bool(_distributed.gather_objects(chosen, info)[0])
 
 
 def _start_run(model: nn.Module, optimizer: Optional[torch.optim.Optimizer], scheduler: Any, interval: str,

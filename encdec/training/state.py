@@ -267,7 +267,7 @@ def save_run(run: Run, loaders: List[Any], improved: bool) -> None:
                 "optimizer": optimizer_fingerprint(run.optimizer),  # type: ignore[arg-type]
             },
             "settings": {"precision": run.precision, "accumulate_steps": run.accumulate_steps,
-                         "epochs": run.epochs, "data_seed": run.data_seed},
+                         "epochs": run.epochs, "data_seed": run.data_seed, "channels_last": run.channels_last},
         }
         atomic_save(payload, folder / LAST)
         if improved:
