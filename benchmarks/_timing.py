@@ -28,6 +28,7 @@ __all__ = [
     "goal_status",
     "quantiles",
     "machine_info",
+    "cpu_class",
     "matmul_gflops",
     "onednn_matmul_gflops",
     "announce",
@@ -362,6 +363,21 @@ def _version(module: str) -> Optional[str]:
         return None
 
 
+def cpu_class(native_bf16: bool, flags: List[str], cuda: bool = False) -> str:
+    """The machine class a result belongs to: native bf16 or not, and the vector extensions that matter.
+
+    Example:
+        >>> cpu_class(False, ["avx2", "avx512f", "avx512_vnni"])
+        'CPU without native bf16 (AVX-512, VNNI)'
+    """
+    extras = [name for flag, name in (("amx_tile", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
+                                      ("avx512_vnni", "VNNI")) if flag in flags]
+    if not extras and "avx2" in flags:
+        extras = ["AVX2"]
+    text = f"CPU {'with' if native_bf16 else 'without'} native bf16 ({', '.join(extras) or 'no AVX2'})"
+    return text + (" + CUDA" if cuda else "")
+
+
 def machine_info() -> Dict[str, Any]:
     """What the numbers were measured on: CPU, cores, threads, ISA, bf16 support, library versions, load.
 
@@ -382,12 +398,15 @@ def machine_info() -> Dict[str, Any]:
         load = os.getloadavg()
     except OSError:
         load = None
+    flags = _cpu_flags()
+    native_bf16 = bool(probe("_is_avx512_bf16_supported") or probe("_is_amx_tile_supported"))
     info: Dict[str, Any] = {
         "cpu": _cpu_model(),
+        "cpu_class": cpu_class(native_bf16, flags, torch.cuda.is_available()),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_flags": _cpu_flags(),
+        "cpu_flags": flags,
         "avx512_bf16": probe("_is_avx512_bf16_supported"),
         "amx": probe("_is_amx_tile_supported"),
         "mkldnn": torch.backends.mkldnn.is_available(),

@@ -112,6 +112,7 @@ def to_markdown(result: Dict[str, Any]) -> str:
         load = machine.get("loadavg_start")
         load_end = machine.get("loadavg_end")
         lines += [
+            f"Machine class: {machine.get('cpu_class', '?')}.",
             f"Machine: {machine.get('cpu', '?')}, {machine.get('logical_cpus', '?')} logical CPUs, "
             f"{machine.get('torch_threads', '?')} torch threads, ISA {machine.get('cpu_capability', '?')} "
             f"(flags: {', '.join(machine.get('cpu_flags') or []) or '?'}), native bf16: "

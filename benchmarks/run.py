@@ -24,6 +24,7 @@ from ._config import GROUPS, Settings, settings_for
 from ._data import bench_colorize, bench_metrics, bench_voc
 from ._loading import bench_loading
 from ._models import bench_builders, bench_fast_path, bench_fit_overhead, bench_smp
+from ._paths import bench_paths
 from ._timing import machine_info
 from .report import summarize, to_markdown
 
@@ -33,6 +34,7 @@ __all__ = ["run_benchmarks", "main", "BENCHMARKS"]
 BENCHMARKS: Dict[str, Callable[[Settings], List[Dict[str, Any]]]] = {
     "builders": bench_builders,
     "fast_path": bench_fast_path,
+    "paths": bench_paths,
     "smp": bench_smp,
     "fit": bench_fit_overhead,
     "metrics": bench_metrics,
@@ -87,7 +89,8 @@ def run_benchmarks(
         json_path: Write the result (machine, settings, every row) as JSON here.
         markdown_path: Write the markdown report here.
         tiny: Minimal sizes and one repetition: checks that everything runs (the numbers mean nothing).
-        only: Group names to run (default all): ``builders`` (with ``flops``), ``fast_path``, ``smp``, ``fit``,
+        only: Group names to run (default all): ``builders`` (with ``flops``), ``fast_path``, ``paths``, ``smp``,
+            ``fit``,
             ``metrics``, ``colorize``, ``voc``; items may be comma-separated.
         settings: Explicit settings instead of the mode's defaults.
         command: The command line recorded in the report.
@@ -111,7 +114,8 @@ def run_benchmarks(
     t0 = time.perf_counter()
     machine = machine_info()
     print(f"encdec benchmarks, {settings.mode} run: {', '.join(groups)}", flush=True)
-    print(f"  {machine['cpu']}, {machine['logical_cpus']} logical CPUs, torch {machine['torch']} "
+    print(f"  {machine['cpu_class']}: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, "
+          f"torch {machine['torch']} "
           f"({machine['torch_threads']} threads), load average {machine.get('loadavg_start')}", flush=True)
     rows: List[Dict[str, Any]] = []
     verbose, _timing.VERBOSE = _timing.VERBOSE, True

@@ -9,6 +9,8 @@ before it is moved into place: a file that is there is a file that matched.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import warnings
 from pathlib import Path
@@ -19,14 +21,17 @@ from torch import Tensor, nn
 
 from .atomic import atomic_write
 from .input_spec import InputSpec, input_spec_of, size_pair
+from .normalization import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["ExportError", "export_onnx", "onnx_input_sizes"]
+__all__ = ["ExportError", "export_onnx", "export_metadata", "onnx_input_sizes"]
 
 PathLike = Union[str, os.PathLike]
 SizeLike = Union[int, Sequence[int]]
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
+METADATA_KEY = "encdec"
+METADATA_FORMAT = 1
 
 
 class ExportError(RuntimeError):
@@ -48,7 +53,9 @@ def export_onnx(
 
     The model is traced in eval mode (its training flag is restored afterwards) on random images of
     ``input_size``; the input is named ``images`` (``N, C, H, W``, float32) and the output ``logits``
-    (``N, num_classes, H, W`` for segmentation, ``N, num_classes`` for classification). With ``dynamic=True``
+    (``N, num_classes, H, W`` for segmentation, ``N, num_classes`` for classification); the file's ``encdec``
+    metadata entry records the size rule, normalisation and classes (:func:`export_metadata`), which
+    :class:`encdec.OnnxPredictor` reads. With ``dynamic=True``
     any batch size and any height and width the model accepts work (``resfcn18`` flattens a fixed-size image,
     so only its batch is dynamic). Models whose decoder pads odd sizes (``unet_pet``) are traced at an odd size
     so the padding is part of the graph for every size.
@@ -100,6 +107,7 @@ def export_onnx(
 
         def write(tmp: str) -> None:
             _export(model, example, tmp, dynamic=dynamic, spatial=spatial, opset=opset)
+            _write_metadata(model, tmp)
             if check:
                 _check(model, tmp, cases, atol)
 
@@ -190,6 +198,37 @@ def _export(model: nn.Module, example: Tensor, path: str, *, dynamic: bool, spat
             )
     except Exception as e:
         raise ExportError(f"ONNX export of {_name(model)} failed: {type(e).__name__}: {e}") from e
+
+
+def export_metadata(model: nn.Module) -> Dict[str, Any]:
+    """What :func:`export_onnx` stores in the file's ``encdec`` metadata entry (JSON): what ``predict`` needs to
+    prepare images for the model and read its output, so a predictor given only the file does the same.
+
+    Example:
+        >>> import encdec
+        >>> meta = export_metadata(encdec.unet(num_classes=3, widths=(8, 16, 32, 64, 128)))
+        >>> meta["num_classes"], meta["input_spec"]["multiple"]
+        (3, 16)
+    """
+    config = getattr(model, "encdec_config", None) or {}
+    spec = input_spec_of(model)
+    return {
+        "format": METADATA_FORMAT,
+        "architecture": _name(model),
+        "num_classes": getattr(model, "num_classes", None),
+        "input_spec": dataclasses.asdict(spec) if spec is not None else None,
+        "mean": list(config.get("mean", IMAGENET_MEAN)),
+        "std": list(config.get("std", IMAGENET_STD)),
+    }
+
+
+def _write_metadata(model: nn.Module, path: str) -> None:
+    import onnx
+
+    proto = onnx.load(path)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(export_metadata(model))
+    onnx.save(proto, path)
 
 
 def _output(model: nn.Module, x: Tensor) -> Tensor:

@@ -86,6 +86,46 @@ def _image_to_tensor(image: Any, mean: torch.Tensor, std: torch.Tensor) -> torch
     return (tensor - mean) / std
 
 
+def _training_size(model: nn.Module, size: Union[str, int, None]) -> Optional[int]:
+    if size is None:
+        return None
+    if size == "auto":
+        record = (getattr(model, "encdec_config", None) or {}).get("preprocessing") or {}
+        recorded = record.get("size") if isinstance(record, dict) else None
+        if isinstance(recorded, (list, tuple)) and recorded and isinstance(recorded[0], int) and recorded[0] > 0:
+            return int(recorded[0])
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be 'auto', None or a positive integer, got {size!r}")
+    return size
+
+
+def _resize_policy(model: nn.Module) -> str:
+    record = (getattr(model, "encdec_config", None) or {}).get("preprocessing") or {}
+    return record.get("resize", "stretch") if isinstance(record, dict) else "stretch"
+
+
+def _resize_like_training(image: torch.Tensor, side: int, policy: str) -> torch.Tensor:
+    """A normalised ``(C, H, W)`` image brought to ``side x side`` the way training did."""
+    h, w = image.shape[-2:]
+    if policy == "shorter-side+center-crop":
+        scale = side / min(h, w)
+        nh, nw = max(side, round(h * scale)), max(side, round(w * scale))
+        image = F.interpolate(image[None], size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)[0]
+        top, left = (nh - side) // 2, (nw - side) // 2
+        return image[:, top : top + side, left : left + side]
+    if (h, w) == (side, side):
+        return image
+    return F.interpolate(image[None], size=(side, side), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def _restore(output: torch.Tensor, size: Tuple[int, ...], probabilities: bool) -> torch.Tensor:
+    """Probabilities at the resized side brought back to the image's own size (segmentation), as asked for."""
+    if output.dim() == 3 and tuple(output.shape[-2:]) != tuple(size):
+        output = F.interpolate(output[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
+    return output if probabilities else output.argmax(0)
+
+
 def _pad(batch: torch.Tensor, model: nn.Module) -> torch.Tensor:
     """Pad a batch at the bottom and right up to the model's next valid size (models that take one fixed size
     are fed as they are: padding would not make an image of another size fit)."""
@@ -186,6 +226,7 @@ def predict(
     channels_last: Union[bool, str] = "auto",
     optimize: bool = True,
     compile: bool = False,
+    size: Union[str, int, None] = "auto",
 ) -> Union[torch.Tensor, List[torch.Tensor]]:
     """Label maps (or class probabilities) for images of any size.
 
@@ -202,7 +243,8 @@ def predict(
     ``model(x).argmax(1)`` up to float rounding.
 
     Args:
-        model: Segmentation model (logits ``(N, C, H, W)``) or classifier (``(N, C)``).
+        model: Segmentation model (logits ``(N, C, H, W)``) or classifier (``(N, C)``), or an
+            :class:`encdec.OnnxPredictor` (run in ONNX Runtime or OpenVINO, in fp32 on the CPU).
         images: A tensor ``(N, C, H, W)`` or ``(C, H, W)``; or one image or a list of images of any sizes.
         batch_size: Images per forward pass.
         probabilities: Return softmax probabilities instead of labels.
@@ -217,6 +259,12 @@ def predict(
             :class:`encdec.layout.LayoutProbe`).
         optimize: Run the folded copy (``False``: the model itself, e.g. to compare against another runtime
             bit for bit).
+        size: Side the images (not float tensors) are resized to before the model sees them; outputs of
+            segmentation models are resized back to each image's size (probabilities bilinearly, then the labels
+            from them). ``"auto"``: the training size recorded with the model
+            (``encdec_config["preprocessing"]``, written by ``encdec train`` / ``save_pretrained``), resized the
+            way training did (stretched, or the shorter side then a centre crop); nothing when none is recorded.
+            ``None``: each image's own size.
         compile: Run the folded copy through ``torch.compile`` with frozen weights (inductor), cached with it:
             faster per batch after a first call that compiles for several seconds (minutes on a cold cache) and
             recompiles for new sizes. Without a C++ compiler it warns and runs uncompiled.
@@ -243,9 +291,14 @@ def predict(
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     known_channels_last(channels_last, model, device, precision)  # a bad value is refused before any work
+    if getattr(model, "encdec_external", False):  # another runtime (OnnxPredictor) runs the model as it is
+        if compile:
+            raise ValueError(f"compile=True compiles PyTorch models; {type(model).__name__} runs in another runtime")
+        device, precision, channels_last, optimize = torch.device("cpu"), "fp32", False, False
     norm_mean, norm_std = _normalization(model, mean, std)
 
     single = False
+    originals: List[Tuple[int, ...]] = []
     if isinstance(images, torch.Tensor) and images.is_floating_point():
         if images.dim() == 3:
             images, single = images.unsqueeze(0), True
@@ -265,6 +318,10 @@ def predict(
         else:
             items, as_list, single = [images], False, True
         tensors = [_image_to_tensor(item, norm_mean, norm_std) for item in items]
+        target = _training_size(model, size)
+        if target is not None:
+            originals = [tuple(t.shape[-2:]) for t in tensors]
+            tensors = [_resize_like_training(t, target, _resize_policy(model)) for t in tensors]
         groups = []
         for index, tensor in enumerate(tensors):  # consecutive images of one size share a batch
             last = groups[-1] if groups else None
@@ -285,11 +342,14 @@ def predict(
         runner = _Runner(model, device, precision, channels_last, optimize, compile)
         with torch.inference_mode():
             for indices, batch in groups:
-                out = runner(batch, indices[0], probabilities, measurable=shapes[tuple(batch.shape)] >= 4)
+                out = runner(batch, indices[0], probabilities or bool(originals),
+                             measurable=shapes[tuple(batch.shape)] >= 4)
                 for position, index in enumerate(indices):
                     results[index] = out[position]
     finally:
         model.train(was_training)
+    if originals:
+        results = [_restore(r, hw, probabilities) for r, hw in zip(results, originals)]  # type: ignore[arg-type]
     if as_list:
         return results  # type: ignore[return-value]
     if single:

@@ -28,6 +28,7 @@ from .input_spec import input_spec_of
 from .weights import CONFIG_KEYS, LoadReport, WeightsError, load_weights, read_metadata, save_weights
 from .weights.errors import shorten
 from .weights.formats import PathLike
+from .weights.save import config_value
 
 __all__ = ["save_pretrained", "from_pretrained", "load_model", "convert_checkpoint", "saved_architecture"]
 
@@ -73,7 +74,7 @@ def save_pretrained(
     for key in CONFIG_KEYS:
         value = metadata.get(key, config.get(key))
         if value is not None:
-            document[key] = list(value)
+            document[key] = config_value(value)
     created = not directory.exists()
     try:
         save_weights(model, directory / WEIGHTS_FILE, verify=verify, **metadata)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -276,6 +277,94 @@ def test_predict_writes_masks_and_overlays(capsys, shapes_run, tmp_path):
     assert code == 1 and "no such image" in one_error_line(err)
     code, _, err = run(capsys, "predict", "--weights", tmp_path / "no.pth", folder / "img0.png", "--out", out)
     assert code == 1 and "no such file" in one_error_line(err)
+
+
+def _shape_images(folder: Path, count: int, size: int = 40) -> None:
+    from encdec.datasets import SyntheticShapes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = SyntheticShapes(n=count, size=size, normalize=False)
+    for i in range(count):
+        Image.fromarray((ds.draw(i)[0].transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"img{i}.png")
+
+
+def test_predict_carries_on_past_unreadable_images_and_says_so(capsys, shapes_run, tmp_path):
+    folder = tmp_path / "images"
+    _shape_images(folder, 2)
+    (folder / "b_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    good = (folder / "img0.png").read_bytes()
+    (folder / "c_truncated.png").write_bytes(good[: len(good) // 2])
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "preds"
+    code, stdout, err = run(capsys, "predict", "--weights", shapes_run, folder, "--out", out, "--device", "cpu")
+    assert code == 1
+    assert sorted(p.name for p in out.glob("*_mask.png")) == ["img0_mask.png", "img1_mask.png"]
+    assert len(json.loads((out / "predictions.json").read_text())) == 2
+    assert "2 of 4 images could not be predicted" in err
+    assert "b_broken.jpg: not a readable image" in err and "c_truncated.png: not a readable image" in err
+    assert "left out 1 file that are not images" in err and "notes.txt" in err
+
+
+def test_predict_checks_out_before_loading_the_model(capsys, tmp_path):
+    _shape_images(tmp_path / "images", 1)
+    (tmp_path / "taken").write_text("a file")
+    code, _, err = run(capsys, "predict", "--weights", tmp_path / "no.pth", tmp_path / "images", "--out",
+                       tmp_path / "taken")
+    assert code == 1 and "--out" in one_error_line(err) and "is a file" in one_error_line(err)
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        code, _, err = run(capsys, "predict", "--weights", tmp_path / "no.pth", tmp_path / "images", "--out",
+                           locked / "sub")
+        assert code == 1 and "not a writable directory" in one_error_line(err)
+
+
+def test_predict_in_onnxruntime_writes_the_same_masks(capsys, shapes_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    _shape_images(tmp_path / "images", 2, size=44)
+    for backend in ("torch", "onnxruntime"):
+        code, _, err = run(capsys, "predict", "--weights", shapes_run, tmp_path / "images", "--out",
+                           tmp_path / backend, "--device", "cpu", "--backend", backend)
+        assert code == 0, err
+    for name in ("img0_mask.png", "img1_mask.png"):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "torch" / name)),
+                              np.asarray(Image.open(tmp_path / "onnxruntime" / name)))
+    code, _, err = run(capsys, "predict", "--weights", shapes_run, tmp_path / "images", "--out", tmp_path / "x",
+                       "--backend", "onnxruntime", "--compile")
+    assert code == 1 and "--compile applies to the PyTorch backend" in one_error_line(err)
+
+
+def test_eval_and_predict_use_the_recorded_training_size(capsys, shapes_run, tmp_path):
+    config = json.loads((shapes_run / "config.json").read_text())
+    assert config["preprocessing"]["size"] == [32, 32] and config["preprocessing"]["resize"] == "stretch"
+    assert config["preprocessing"]["mean"] == config["mean"] and config["preprocessing"]["task"] == "segmentation"
+    scores = {}
+    for extra in ((), ("--size", "32"), ("--size", "64")):
+        code, out, err = run(capsys, "eval", "--weights", shapes_run, "--data", "shapes:16", "--device", "cpu",
+                             "--json", *extra)
+        assert code == 0, err
+        scores[extra] = json.loads(out)
+        if not extra:
+            assert "evaluating at 32x32, the training size recorded" in err
+    assert scores[()] == scores[("--size", "32")] != scores[("--size", "64")]
+
+    _shape_images(tmp_path / "images", 2, size=48)
+    for name, extra in (("auto", ()), ("explicit", ("--size", "32"))):
+        code, _, err = run(capsys, "predict", "--weights", shapes_run, tmp_path / "images", "--out", tmp_path / name,
+                           "--device", "cpu", *extra)
+        assert code == 0, err
+    for image in ("img0_mask.png", "img1_mask.png"):
+        auto = np.asarray(Image.open(tmp_path / "auto" / image))
+        assert auto.shape == (48, 48)
+        assert np.array_equal(auto, np.asarray(Image.open(tmp_path / "explicit" / image)))
+
+    model = encdec.from_pretrained(shapes_run)
+    assert model.encdec_config["preprocessing"]["size"] == [32, 32]
+    image = np.asarray(Image.open(tmp_path / "images" / "img0.png"))
+    labels = encdec.predict(model, image)
+    assert labels.shape == (48, 48)
+    assert torch.equal(labels, encdec.predict(model, image, size=32))
+    assert encdec.predict(model, image, size=None).shape == (48, 48)
 
 
 def test_predict_reference_checkpoint_needs_model(capsys, tmp_path):

@@ -55,6 +55,7 @@ def trained(tmp_path_factory):
     return {"model": model, "history": history, "before": before, "after": after, "dir": directory, "val": val}
 
 
+@pytest.mark.slow  # make test runs it; the quick loop leaves it out
 def test_fit_reaches_clearly_higher_miou(trained):
     before, after = trained["before"]["miou"], trained["after"]["miou"]
     margin = 0.25  # measured on this CPU: 0.12 before, 0.66 (fp32) / 0.68 (bf16) after
@@ -65,6 +66,7 @@ def test_fit_reaches_clearly_higher_miou(trained):
     assert trained["after"]["loss"] < trained["before"]["loss"]
 
 
+@pytest.mark.slow  # make test runs it; the quick loop leaves it out
 def test_history_records_every_epoch(trained):
     history: History = trained["history"]
     assert len(history) == EPOCHS
@@ -89,6 +91,7 @@ def _eval_in_precision(trained, history):
     return evaluate(trained["model"], trained["val"], precision=precision)["miou"]
 
 
+@pytest.mark.slow  # make test runs it; the quick loop leaves it out
 def test_history_json_roundtrip_and_plot(trained, tmp_path):
     history: History = trained["history"]
     saved = json.loads((trained["dir"] / "history.json").read_text())
@@ -122,6 +125,7 @@ def test_history_plot_without_matplotlib_names_the_extra(monkeypatch, tmp_path):
         history.plot(tmp_path / "x.png")
 
 
+@pytest.mark.slow  # make test runs it; the quick loop leaves it out
 def test_checkpoint_files_hold_the_best_and_last_weights(trained):
     from safetensors.torch import load_file
 
@@ -171,6 +175,7 @@ def _resumable_run(directory, epochs, *, resume=None, model_seed=0, early_stoppi
     return model, optimizer, history
 
 
+@pytest.mark.slow  # make test runs it; the quick loop leaves it out
 def test_resume_equals_uninterrupted_run(tmp_path):
     full_model, full_opt, full_history = _resumable_run(tmp_path / "full", 4)
     _resumable_run(tmp_path / "split", 2)

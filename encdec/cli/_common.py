@@ -22,8 +22,8 @@ from ..weights.formats import describe_non_file
 
 __all__ = [
     "CLIError", "UsageError", "FORMAT", "at_least", "build_model", "check_size", "device", "fraction", "human_bytes",
-    "human_count", "lookup_model", "model_for_inference", "parse_data", "parse_model_args", "positive", "stderr",
-    "table",
+    "human_count", "lookup_model", "model_for_inference", "parse_data", "parse_model_args", "positive",
+    "recorded_preprocessing", "recorded_size", "stderr", "table",
 ]
 
 FORMAT = argparse.RawDescriptionHelpFormatter
@@ -250,6 +250,20 @@ def model_for_inference(model_name: Optional[str], weights: Path, pairs: Sequenc
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     return build_model(architecture, kwargs, weights)
+
+
+def recorded_preprocessing(model: torch.nn.Module) -> Dict[str, Any]:
+    """How the model's training prepared images (``config.json``'s ``preprocessing``), or ``{}``."""
+    record = (getattr(model, "encdec_config", None) or {}).get("preprocessing")
+    return record if isinstance(record, dict) else {}
+
+
+def recorded_size(model: torch.nn.Module) -> Optional[int]:
+    """The square side the model was trained at, from its recorded preprocessing; ``None`` when unknown."""
+    size = recorded_preprocessing(model).get("size")
+    if isinstance(size, (list, tuple)) and size and isinstance(size[0], int) and size[0] > 0:
+        return int(size[0])
+    return None
 
 
 def check_size(model: torch.nn.Module, size: int, name: str) -> None:

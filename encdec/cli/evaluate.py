@@ -17,7 +17,18 @@ from ..course_metrics import CourseMetrics
 from ..datasets import DATA_KINDS, DataSpecError, from_spec, take
 from ..input_spec import input_spec_of
 from ..training import evaluate
-from ._common import FORMAT, CLIError, UsageError, check_size, model_for_inference, parse_data, positive, table
+from ._common import (
+    FORMAT,
+    CLIError,
+    UsageError,
+    check_size,
+    model_for_inference,
+    parse_data,
+    positive,
+    recorded_size,
+    stderr,
+    table,
+)
 from .train import add_model_args, add_runtime_args, check_precision
 
 __all__: list = []  # a verb module: parsing and printing, nothing to import
@@ -35,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", required=True, metavar="FILE", help="checkpoint, or a folder from encdec train")
     p.add_argument("--data", required=True, metavar="KIND:PATH")
     p.add_argument("--split", help="split to score (default: val; Pet: val; CIFAR-10: test)")
-    p.add_argument("--size", type=positive())
+    p.add_argument("--size", type=positive(), help="image side (default: the training size recorded with the "
+                                                    "weights, else the dataset's usual size)")
     p.add_argument("--batch-size", type=positive(), default=16)
     p.add_argument("--limit", type=positive(), metavar="N", help="score only the first N images")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -61,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     name = model.encdec_config["architecture"]
     info = model_info(name)
     fixed = input_spec_of(model).fixed if input_spec_of(model) is not None else None
-    size = args.size or fixed or spec.info.default_size(info.task, info.input_size)
+    size = args.size or fixed or recorded_size(model) or spec.info.default_size(info.task, info.input_size)
+    if args.size is None and not fixed and recorded_size(model):
+        stderr(f"note: evaluating at {size}x{size}, the training size recorded with the weights (--size overrides)")
     normalize = tuple(model.encdec_config.get("mean", ())) not in ((), (0.0, 0.0, 0.0))
     try:
         dataset = from_spec(spec, args.split or spec.info.eval_split, size=size, task=info.task,

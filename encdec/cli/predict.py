@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .._registry import model_info
-from ..atomic import atomic_write_json
+from ..atomic import atomic_write_json, ensure_writable_dir
+from ..deployment import BACKENDS, OnnxPredictor
 from ..inference import predict
 from ..input_spec import input_spec_of
 from ..viz import overlay, save_mask
-from ._common import FORMAT, CLIError, device, fraction, model_for_inference, positive
+from ._common import (
+    FORMAT,
+    CLIError,
+    device,
+    fraction,
+    model_for_inference,
+    positive,
+    recorded_preprocessing,
+    recorded_size,
+    stderr,
+)
 from .train import add_model_args
 
 __all__: list = []  # a verb module: parsing and printing, nothing to import
@@ -31,29 +43,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "are padded to what the model takes.\n\n"
         "examples:\n  encdec predict --model unet --weights UNet_best_model.pth photos/*.jpg --out masks/\n"
         "  encdec predict --weights runs/unet-shapes shapes/ --out preds/\n"
-        "  encdec predict --model resnet34_unet --weights pets.pth cat.jpg --size 256 --out preds/"))
+        "  encdec predict --model resnet34_unet --weights pets.pth cat.jpg --size 256 --out preds/\n"
+        "  encdec predict --weights runs/unet-shapes shapes/ --out preds/ --backend onnxruntime\n\n"
+        "Images that cannot be read are listed at the end with the reason and the exit status is 1; the\n"
+        "others are still written."))
     add_model_args(p, required=False)
     p.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders")
     p.add_argument("--weights", required=True, metavar="FILE")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--size", type=positive(), help="resize to SIZE x SIZE first (masks are resized back)")
+    p.add_argument("--size", type=positive(), help="resize to SIZE x SIZE first, masks resized back (default: the "
+                   "training size recorded with the weights; else each image's own size, classifiers their input "
+                   "size)")
     p.add_argument("--alpha", type=fraction, default=0.5, help="overlay opacity from 0 to 1 (default 0.5)")
     p.add_argument("--palette", choices=["voc", "voc22", "binary", "shapes", "tab10"],
                    help="mask colours (default by number of classes)")
     p.add_argument("--device", type=device, default="auto")
+    p.add_argument("--backend", choices=["torch", *BACKENDS], default="torch",
+                   help="run the model in PyTorch (default), or export it to ONNX and run it in ONNX Runtime or "
+                        "OpenVINO (same outputs)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model first (PyTorch backend)")
     p.set_defaults(func=run)
 
 
-def expand_images(items: Sequence[str]) -> List[Path]:
-    """Files as given and the images inside folders (sorted, hidden files left out)."""
+def expand_images(items: Sequence[str], skipped: Optional[List[Path]] = None) -> List[Path]:
+    """Files as given and the images inside folders (sorted, hidden files left out); other files found in the
+    folders are appended to ``skipped``."""
     paths: List[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and not q.name.startswith("."))
+            visible = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
+            found = [q for q in visible if q.suffix.lower() in IMAGE_SUFFIXES]
             if not found:
                 raise CLIError(f"{p}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
             paths.extend(found)
+            if skipped is not None:
+                skipped.extend(q for q in visible if q.suffix.lower() not in IMAGE_SUFFIXES)
         elif p.is_file():
             paths.append(p)
         else:
@@ -74,36 +99,83 @@ def output_stems(paths: Sequence[Path]) -> Dict[Path, str]:
             for p in paths}
 
 
+def _prediction_size(model: Any, task: str, requested: Optional[int]) -> Tuple[Optional[int], bool]:
+    """The side images are resized to (``None``: their own size) and whether to centre-crop after resizing the
+    shorter side. ``--size`` wins; else the training size and policy recorded with the weights (a model trained
+    on images stretched to 64x64 has learned objects at that scale, so it sees photos the same way); else
+    classifiers use their reference input size and segmentation models each image's own size."""
+    record = recorded_preprocessing(model)
+    crop = record.get("resize") == "shorter-side+center-crop"
+    if requested is not None:
+        return requested, crop
+    size = recorded_size(model)
+    if size is not None:
+        stderr(f"note: predicting at {size}x{size}, the training size recorded with the weights (--size overrides)")
+        return size, crop
+    if task == "classification":
+        spec = input_spec_of(model)
+        return ((spec.fixed or spec.reference) if spec is not None else None), False
+    return None, False
+
+
+def _prepare(image: Image.Image, size: Optional[int], crop: bool) -> Image.Image:
+    if not size:
+        return image
+    if not crop:
+        return image.resize((size, size), Image.BILINEAR)
+    scale = size / min(image.size)
+    resized = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))),
+                           Image.BILINEAR)
+    left, top = (resized.width - size) // 2, (resized.height - size) // 2
+    return resized.crop((left, top, left + size, top + size))
+
+
+def _runner(model: Any, args: argparse.Namespace) -> Any:
+    """The model, or an ONNX export of it run in the chosen runtime."""
+    if args.backend == "torch":
+        return model
+    if args.compile:
+        raise CLIError(f"--compile applies to the PyTorch backend, not --backend {args.backend}")
+    return OnnxPredictor.from_model(model, backend=args.backend)
+
+
 def run(args: argparse.Namespace) -> int:
-    paths = expand_images(args.images)
+    skipped: List[Path] = []
+    paths = expand_images(args.images, skipped)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out}: is a file; pass a folder for the masks and overlays")
+    try:
+        ensure_writable_dir(out, option="--out")
+    except PermissionError as error:
+        raise CLIError(str(error)) from None
     model = model_for_inference(args.model, Path(args.weights), args.arg, args.num_classes)
     info = model_info(model.encdec_config["architecture"])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    runner = _runner(model, args)
     names = model.encdec_config.get("class_names")
     num_classes = getattr(model, "num_classes", 0)
     palette = args.palette or ("voc22" if num_classes == 22 else "binary" if num_classes == 2 else "voc")
-    size = args.size
-    if info.task == "classification" and size is None:
-        spec = input_spec_of(model)
-        size = (spec.fixed or spec.reference) if spec is not None else None
-    records = []
+    size, crop = _prediction_size(model, info.task, args.size)
+    options = {"device": args.device, "compile": args.compile} if args.backend == "torch" else {}
+    records, failed = [], []
     stems = output_stems(paths)
     for path in paths:
         try:
             with Image.open(path) as handle:
                 original = handle.convert("RGB")
-        except (UnidentifiedImageError, OSError) as error:
-            raise CLIError(f"{path}: not a readable image ({error})") from None
-        image = original.resize((size, size), Image.BILINEAR) if size else original
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            failed.append((path, f"not a readable image ({error})"))
+            print(f"{path}: skipped, not a readable image", file=sys.stderr)
+            continue
+        image = _prepare(original, size, crop)
         if info.task == "classification":
-            probs = predict(model, image, probabilities=True, device=args.device)
+            probs = predict(runner, image, probabilities=True, **options)
             top = int(probs.argmax())
             label = names[top] if names else str(top)
             records.append({"image": str(path), "label": label, "index": top, "probability": float(probs[top])})
             print(f"{path}: {label} ({float(probs[top]):.3f})")
             continue
-        labels = predict(model, image, device=args.device)
+        labels = predict(runner, image, **options)
         mask = labels.numpy().astype(np.uint8)
         if size:
             mask = np.asarray(Image.fromarray(mask).resize(original.size, Image.NEAREST))
@@ -119,4 +191,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}: {mask_path.name}, {overlay_path.name} ({shares})")
     atomic_write_json(records, out / "predictions.json")
     print(f"wrote {len(records)} predictions to {out}/ (predictions.json lists them)")
+    if skipped:
+        shown = ", ".join(str(p) for p in skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        print(f"left out {len(skipped)} file{'s' if len(skipped) != 1 else ''} that are not images "
+              f"({', '.join(IMAGE_SUFFIXES)}): {shown}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(paths)} images could not be predicted:", file=sys.stderr)
+        for path, reason in failed:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        return 1
     return 0

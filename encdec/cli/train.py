@@ -259,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
                   scheduler_interval=settings.scheduler_interval, loss=loss, device=args.device,
                   precision=args.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
                   early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet)
-    save_pretrained(model, out, class_names=val_set.class_names, mean=list(val_set.mean), std=list(val_set.std))
+    save_pretrained(model, out, class_names=val_set.class_names, mean=list(val_set.mean), std=list(val_set.std),
+                    preprocessing=preprocessing_record(spec, info.task, size, val_set))
     written = ["config.json", "model.safetensors", "best.safetensors", "best.pt", "last.pt", "history.json",
                "metrics.csv"]
     if not args.no_plots:
@@ -272,6 +273,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {out}/: {', '.join(written)}")
     print(f"use it: encdec eval --weights {out} --data {args.data}   |   encdec.from_pretrained(\"{out}\")")
     return 0
+
+
+def preprocessing_record(spec: DataSpec, task: str, size: int, dataset: Any) -> dict:
+    """How training prepared the images, saved in ``config.json`` so eval and predict prepare theirs the same way.
+
+    Example:
+        >>> from encdec.datasets import parse_spec, SyntheticShapes
+        >>> preprocessing_record(parse_spec("shapes:8"), "segmentation", 32, SyntheticShapes(n=1, size=32))["size"]
+        [32, 32]
+    """
+    return {"task": task, "size": [size, size], "resize": DATA_KINDS[spec.kind].resize, "data": spec.kind,
+            "mean": list(dataset.mean), "std": list(dataset.std), "class_names": list(dataset.class_names),
+            "palette": getattr(dataset, "palette", None), "ignore_index": getattr(dataset, "ignore_index", None)}
 
 
 def _write_pictures(model: Any, history: Any, dataset: Any, out: Path, task: str, device_name: str) -> List[str]:

@@ -45,7 +45,9 @@ class DataSpecError(ValueError):
 
 @dataclass(frozen=True)
 class DataKind:
-    """One dataset kind: its task(s), the on-disk layout it expects, its splits and its default image side.
+    """One dataset kind: its task(s), the on-disk layout it expects, its splits, its default image side and how
+    its images are brought to that side (``resize``: ``"stretch"`` to ``size x size`` whatever the aspect ratio,
+    ``"shorter-side+center-crop"``, or ``"none"`` for data that comes at its size).
 
     Example:
         >>> DATA_KINDS["voc"].splits
@@ -58,6 +60,7 @@ class DataKind:
     splits: Tuple[str, ...]
     eval_split: str
     palette: str
+    resize: str = "stretch"
 
     def default_size(self, task: str, reference: int) -> int:
         """The image side used when none is asked for: the data's natural size, or the model's reference.
@@ -86,10 +89,10 @@ DATA_KINDS: Dict[str, DataKind] = {
                     ("trainval", "test", "train", "val"), "val", "binary"),
     "cifar10": DataKind("cifar10", ("classification",),
                         "the cifar-10-batches-py folder (or its parent) with data_batch_1..5 and test_batch",
-                        ("train", "val", "test"), "test", "voc"),
+                        ("train", "val", "test"), "test", "voc", "none"),
     "dogs": DataKind("dogs", ("classification",),
                      "a folder with one sub-folder of images per class, e.g. Images/n02085620-Chihuahua/*.jpg",
-                     ("train", "val", "all"), "val", "voc"),
+                     ("train", "val", "all"), "val", "voc", "shorter-side+center-crop"),
     "shapes": DataKind("shapes", ("segmentation", "classification"),
                        "nothing: synthetic shapes drawn on the fly; shapes:N sets the number of training images",
                        ("val",), "val", "shapes"),

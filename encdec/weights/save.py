@@ -13,10 +13,22 @@ from .._version import __version__
 from ..atomic import atomic_write
 from .formats import DIGEST_KEY, PathLike, tensor_crc32
 
-__all__ = ["CONFIG_KEYS", "weights_metadata", "save_weights"]
+__all__ = ["CONFIG_KEYS", "config_value", "weights_metadata", "save_weights"]
 
-#: What a model's ``encdec_config`` may carry besides its architecture, saved with its weights.
-CONFIG_KEYS = ("class_names", "mean", "std")
+#: What a model's ``encdec_config`` may carry besides its architecture, saved with its weights: the class names, the
+#: normalisation, and ``preprocessing`` (how training prepared the images: ``size`` ``[H, W]``, ``resize``
+#: ``"stretch"`` or ``"none"``, ``task``, ``ignore_index``, ``palette``), which ``predict`` and the command line use.
+CONFIG_KEYS = ("class_names", "mean", "std", "preprocessing")
+
+
+def config_value(value: Any) -> Any:
+    """A config entry as JSON-able data: mappings as dicts, other collections as lists.
+
+    Example:
+        >>> config_value((0.5, 0.5)), config_value({"size": [64, 64]})
+        ([0.5, 0.5], {'size': [64, 64]})
+    """
+    return dict(value) if isinstance(value, Mapping) else list(value)
 
 _TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 
@@ -39,7 +51,7 @@ def weights_metadata(model: nn.Module, extra: Mapping[str, Any]) -> Dict[str, st
     for key in CONFIG_KEYS:
         value = extra.get(key, config.get(key))
         if value is not None:
-            meta[key] = json.dumps(list(value))
+            meta[key] = json.dumps(config_value(value))
     for key, value in extra.items():
         if key not in CONFIG_KEYS and value is not None:
             meta[key] = value if isinstance(value, str) else json.dumps(value)

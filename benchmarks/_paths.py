@@ -1,0 +1,183 @@
+"""The ``paths`` group: every inference path encdec offers and the layout ``fit`` picks, on whatever CPU runs it.
+
+Inference: a briefly trained resnet34_unet at the fast-path size, batch 2 and 8 (quick: 2), timed as fp32 eager
+NCHW ``model(x).argmax(1)`` (what a user writes), ``predict(model, x)`` with its defaults, ``predict(...,
+compile=True)``, :class:`encdec.OnnxPredictor` in ONNX Runtime and in OpenVINO, and OpenVINO called directly on
+the exported file (the runtime a user would pick instead, without encdec's padding and cropping). Each path's
+labels are compared with the fp32 eager labels.
+
+Training layout: one ``fit`` epoch with ``channels_last="auto"`` against the two fixed layouts, at two sizes; the
+row is auto's time over the faster fixed layout's (goal: at most 1.03). The measurement that picks the layout
+runs once per process and shape, in the untimed warm-up; its own cost is reported beside.
+
+Example:
+    >>> from benchmarks._config import TINY
+    >>> rows = bench_paths(TINY)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import statistics
+import time
+import warnings
+from typing import Any, Callable, Dict, List
+
+import torch
+from torch import Tensor, nn
+
+from ._config import Settings
+from ._models import _fit_epoch, _free, _loader, _synthetic_batches, infer_call
+from ._timing import guard, interleave, quantiles, ratio_row, skip_row, value_row
+
+__all__ = ["bench_paths"]
+
+Row = Dict[str, Any]
+MODEL = "resnet34_unet"
+
+
+def bench_paths(settings: Settings) -> List[Row]:
+    """Inference paths and the training layout choice (see the module docstring)."""
+    rows: List[Row] = []
+    rows.extend(guard("paths", f"{MODEL} inference paths", lambda: _inference(settings)))
+    gc.collect()
+    rows.extend(guard("paths", f"{MODEL} training layout", lambda: _layouts(settings)))
+    return rows
+
+
+def _trained_model(settings: Settings) -> nn.Module:
+    import encdec
+
+    torch.manual_seed(0)
+    model = encdec.create_model(MODEL, num_classes=6)
+    side = model.valid_size(max(settings.fast_size // 2, 32))
+    batch = 4
+    xs, ys = _synthetic_batches(model, batch * settings.pretrain_steps, side, seed=11)
+    encdec.fit(model, _loader(xs, ys, batch), epochs=1, device="cpu", progress=False, precision="fp32", seed=0,
+               optimizer=torch.optim.Adam(model.parameters(), lr=1e-3))
+    return model.eval()
+
+
+def _openvino_direct(path: str, x: Tensor) -> Callable[[], Any]:
+    import openvino
+
+    compiled = openvino.Core().compile_model(path, "CPU", {
+        "INFERENCE_NUM_THREADS": torch.get_num_threads(), "INFERENCE_PRECISION_HINT": "f32",
+        "PERFORMANCE_HINT": "LATENCY"})
+    array = x.numpy()
+    output = compiled.output(0)
+    return lambda: compiled(array)[output].argmax(1)
+
+
+def _inference(settings: Settings) -> List[Row]:
+    import encdec
+
+    model = _trained_model(settings)
+    side = settings.fast_size
+    batches = (2,) if settings.quick else (2, 8)
+    rows: List[Row] = []
+    predictors: Dict[str, Any] = {}
+    for backend, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino")):
+        if importlib.util.find_spec(module) is None:
+            rows.append(skip_row("paths", f"{backend} predictor", f"{module} is not installed"))
+            continue
+        predictors[backend] = encdec.OnnxPredictor.from_model(model, backend=backend, input_size=side)
+    count = max(max(batches), settings.agreement_images)
+    xa, _ = _synthetic_batches(model, count, side, seed=12)
+    with torch.inference_mode():
+        fp32 = torch.cat([model(xa[i : i + 2]).argmax(1) for i in range(0, count, 2)])
+    compile_seconds = None
+    for batch in batches:
+        x = xa[:batch]
+        shape = f"{batch}x3x{side}x{side}"
+        variants: Dict[str, Callable[[], Any]] = {
+            "fp32 eager": infer_call(model, x, argmax=True),
+            "predict": lambda x=x, b=batch: encdec.predict(model, x, batch_size=b),
+        }
+        if not settings.quick or settings.mode == "tiny":
+            if compile_seconds is None:
+                started = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    encdec.predict(model, x, batch_size=batch, compile=True)
+                compile_seconds = time.perf_counter() - started
+            variants["predict compile=True"] = lambda x=x, b=batch: encdec.predict(model, x, batch_size=b,
+                                                                                  compile=True)
+        for backend, predictor in predictors.items():
+            variants[f"OnnxPredictor {backend}"] = lambda x=x, b=batch, p=predictor: p.predict(x, batch_size=b)
+        if "openvino" in predictors:
+            variants["OpenVINO direct"] = _openvino_direct(str(predictors["openvino"].path), x)
+        times = interleave(variants, **settings.timing())
+        for name in variants:
+            if name == "fp32 eager":
+                continue
+            goal = 1.5 if name == "predict" and not encdec.runtime.cpu_supports_bf16() else None
+            rows.append(ratio_row("paths", f"{MODEL} {name} vs fp32 eager, batch {batch}", times, "fp32 eager",
+                                  name, goal=goal, shape=shape,
+                                  notes=f"{shape}; labels of the variant vs the fp32 eager labels below"))
+        if "OpenVINO direct" in times:
+            best = max((n for n in times if n not in ("fp32 eager", "OpenVINO direct")),
+                       key=lambda n: quantiles([a / b for a, b in zip(times["fp32 eager"], times[n])])["median"])
+            ratios = [a / b for a, b in zip(times["OpenVINO direct"], times[best])]
+            rows.append(value_row("paths", f"{MODEL} best encdec path vs OpenVINO direct, batch {batch}",
+                                  quantiles(ratios)["median"], goal=1.0, kind="ratio",
+                                  notes=f"best: {best}; >= 1 means it is at least as fast as OpenVINO fp32 "
+                                        "called on the exported file"))
+    rows.extend(_agreements(model, xa, fp32, predictors, settings))
+    if compile_seconds is not None:
+        rows.append(value_row("paths", "predict compile=True: first call (compiling)", compile_seconds,
+                              kind="seconds", notes="inductor with frozen weights, warm or cold cache"))
+    _free(model, *predictors.values())
+    return rows
+
+
+def _agreements(model: nn.Module, xa: Tensor, fp32: Tensor, predictors: Dict[str, Any],
+                settings: Settings) -> List[Row]:
+    import encdec
+
+    paths: Dict[str, Callable[[], Tensor]] = {"predict": lambda: encdec.predict(model, xa, batch_size=2)}
+    for backend, predictor in predictors.items():
+        paths[f"OnnxPredictor {backend}"] = lambda p=predictor: p.predict(xa, batch_size=2)
+    rows = []
+    for name, run in paths.items():
+        agreement = float((run() == fp32).float().mean())
+        rows.append(value_row("paths", f"{MODEL} {name}: pixels equal to fp32 eager", agreement, goal=0.999,
+                              kind="fraction", notes=f"{fp32.numel()} pixels of SyntheticShapes images, model "
+                                                     f"trained {settings.pretrain_steps} steps first"))
+    return rows
+
+
+def _layouts(settings: Settings) -> List[Row]:
+    import encdec
+    from encdec import layout
+
+    rows: List[Row] = []
+    sides = (32, 64) if settings.mode == "tiny" else (64, settings.fast_size)
+    batch = 2
+    for side in sides:
+        torch.manual_seed(0)
+        models = {name: encdec.create_model(MODEL, num_classes=6) for name in ("auto", "nchw", "nhwc")}
+        xs, ys = _synthetic_batches(models["auto"], batch * settings.fit_batches, side, seed=13)
+        loader = _loader(xs, ys, batch)
+        started = time.perf_counter()
+        chosen = layout.choose_channels_last("auto", models["auto"], torch.device("cpu"), "fp32",
+                                             (batch, 3, side, side), train=True)
+        measure_seconds = time.perf_counter() - started
+        variants = {}
+        for name, flag in (("auto", "auto"), ("nchw", False), ("nhwc", True)):
+            optimizer = torch.optim.Adam(models[name].parameters(), lr=1e-4)
+            variants[name] = _fit_epoch(models[name], loader, optimizer, precision="fp32", channels_last=flag)
+        times = interleave(variants, **settings.timing())
+        best = min(("nchw", "nhwc"), key=lambda n: statistics.median(times[n]))
+        ratios = [a / b for a, b in zip(times["auto"], times[best])]
+        q = quantiles(ratios)
+        rows.append(value_row(
+            "paths", f"fit channels_last='auto' time / faster fixed layout, {side}x{side}", q["median"],
+            goal=1.03, higher_is_better=False, kind="ratio", q25=q["q25"], q75=q["q75"],
+            notes=f"auto chose {'channels_last' if chosen else 'NCHW'}; faster fixed: {best} "
+                  f"(NCHW/NHWC time {statistics.median(times['nchw']) / statistics.median(times['nhwc']):.2f}); "
+                  f"{settings.fit_batches} batches of {batch}x3x{side}x{side} per epoch; the measurement took "
+                  f"{measure_seconds:.1f} s once"))
+        _free(*models.values())
+    return rows
