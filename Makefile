@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e '.[test,plot,onnx,openvino,docs]'
+	$(PY) -m pip install --quiet -e '.[test,plot,onnx,openvino,tensorboard,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -417,6 +418,46 @@ def test_train_and_eval_on_dataset_layouts(capsys, tmp_path, kind):
     assert ("miou" in scores) if kind in ("voc", "pet") else ("accuracy" in scores)
     if kind == "voc":  # the 22-output reference convention: the boundary is class 21, ignored
         assert encdec.from_pretrained(out).num_classes == 22 and scores["iou"][21] is None
+
+
+def test_unusable_samples_stop_training_or_are_left_out_and_listed(capsys, tmp_path):
+    root = trees.write_pet_tree(tmp_path / "data", per_breed=3, test_per_breed=1)
+    pet = root / "oxford-iiit-pet" if (root / "oxford-iiit-pet").is_dir() else root
+    ids = [line.split()[0] for line in (pet / "annotations" / "trainval.txt").read_text().splitlines() if line]
+    broken_jpeg = pet / "images" / f"{ids[0]}.jpg"
+    broken_jpeg.write_bytes(broken_jpeg.read_bytes()[:40])
+    rgb_mask = pet / "annotations" / "trimaps" / f"{ids[1]}.png"
+    Image.open(rgb_mask).convert("RGB").save(rgb_mask)
+    args = ["train", "--model", "unet_pet", TINY, "--data", f"pet:{root}", "--size", "32", "--epochs", "1",
+            "--batch-size", "4", *FAST]
+
+    code, _, err = run(capsys, *args, "--out", tmp_path / "run")
+    assert code == 1
+    assert "cannot be used" in err and "--skip-corrupt" in one_error_line(err)
+    assert not (tmp_path / "run" / "last.pt").exists()  # stopped before the first step
+
+    code, out, err = run(capsys, *args, "--out", tmp_path / "run", "--skip-corrupt")
+    assert code == 0, err
+    tail = err[err.index("left out 2 unusable samples"):]
+    assert f"{broken_jpeg}:" in tail and f"{rgb_mask}: mode 'RGB' holds colours" in tail
+
+    code, out, err = run(capsys, "eval", "--weights", tmp_path / "run", "--data", f"pet:{root}", "--split",
+                         "trainval", "--device", "cpu", "--json", "--skip-corrupt")
+    assert code == 0, err
+    assert sorted(item["file"] for item in json.loads(out)["skipped"]) == sorted([str(broken_jpeg), str(rgb_mask)])
+    code, _, err = run(capsys, "eval", "--weights", tmp_path / "run", "--data", f"pet:{root}", "--split",
+                       "trainval", "--device", "cpu")
+    assert code == 1 and (ids[0] in one_error_line(err) or ids[1] in one_error_line(err))
+    assert "--skip-corrupt" in one_error_line(err)
+
+
+def test_check_data_reads_every_sample(capsys, tmp_path):
+    root = trees.write_pet_tree(tmp_path / "data", per_breed=3, test_per_breed=1)
+    code, _, err = run(capsys, "train", "--model", "unet_pet", TINY, "--data", f"pet:{root}", "--size", "32",
+                       "--epochs", "1", "--batch-size", "4", "--out", tmp_path / "run", "--check-data", *FAST)
+    assert code == 0, err
+    assert re.search(r"training data: checked (\d+) of \1 samples: all readable", err)
+    assert re.search(r"validation data: checked (\d+) of \1 samples: all readable", err)
 
 
 def test_train_with_reference_weights_and_partial_head(capsys, tmp_path):

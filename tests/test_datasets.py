@@ -132,12 +132,28 @@ def test_corrupt_png_and_jpeg_name_the_file_or_are_skipped_and_counted(voc_root,
     }
 
 
-def test_rgb_mask_is_rejected_with_a_clear_message(voc_root, tmp_path):
+def test_rgb_masks_are_read_through_the_voc_colours_or_refused(voc_root, tmp_path):
     voc = _copy_voc(voc_root, tmp_path / "VOC2012")
     path = voc / "SegmentationClass" / "2009_000012.png"
-    Image.open(path).convert("RGB").save(path)
+    expected = D.VOCSegmentation(voc, "val")[0][1]
+    Image.open(path).convert("RGB").save(path)  # colours from the fixture's own palette, boundary included
+    image, mask = D.VOCSegmentation(voc, "val")[0]
+    assert torch.equal(mask, expected) and bool((mask == 255).any())
     with pytest.raises(D.CorruptImageError, match=r"2009_000012\.png.*holds colours, not labels"):
+        D.VOCSegmentation(voc, "val", rgb_masks="refuse")[0]
+    with pytest.raises(ValueError, match="rgb_masks must be 'palette' or 'refuse', got 'auto'"):
+        D.VOCSegmentation(voc, "val", rgb_masks="auto")
+
+    rgb = np.asarray(Image.open(path)).copy()
+    rgb[0, 0] = (1, 2, 3)
+    rgb[1, 1] = (250, 0, 0)
+    Image.fromarray(rgb).save(path)
+    with pytest.raises(D.CorruptImageError, match=r"2009_000012\.png.*colours \(1, 2, 3\), \(250, 0, 0\) are not "):
         D.VOCSegmentation(voc, "val")[0]
+    skipping = D.VOCSegmentation(voc, "val", skip_corrupt=True)
+    with pytest.warns(RuntimeWarning), pytest.raises(RuntimeError, match="every sample is unreadable"):
+        skipping[0]  # the val split holds this one image only
+    assert [str(p) for p in skipping.skipped] == [str(path)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "scripts"))
 
 import training_helpers as helpers  # noqa: E402
 
+import encdec  # noqa: E402
 from encdec.datasets import SyntheticShapes  # noqa: E402
 from encdec.training import (  # noqa: E402
     History,
@@ -602,3 +604,45 @@ def test_progress_prints_one_line_per_epoch_off_a_terminal(capsys):
     fit(_NoBatchNorm(), DataLoader(data, batch_size=2), epochs=1, precision="fp32", progress=False)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+# ---------------------------------------------------------------------------------------------- logs
+
+
+def _shapes_loader(n: int = 8) -> DataLoader:
+    return DataLoader(SyntheticShapes(n=n, size=32, num_classes=3, seed=0), batch_size=2, shuffle=True)
+
+
+def test_outside_a_terminal_fit_prints_progress_lines_with_speed_and_time_left(capsys, monkeypatch):
+    from encdec.training import _progress
+
+    monkeypatch.setattr(_progress, "PROGRESS_SECONDS", 0.0)
+    model = encdec.unet(num_classes=3, widths=(4, 8, 16, 32, 64))
+    fit(model, _shapes_loader(), epochs=2, progress=True, precision="fp32", channels_last=False)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if " batch " in line]
+    assert [line.split("  ")[:2] for line in lines] == [[f"epoch {e}/2", f"batch {b}/4"] for e in (1, 2)
+                                                        for b in (1, 2, 3)]  # the last batch: the epoch line
+    assert all(re.search(r"loss \d+\.\d{4}  \d+\.\d img/s  ETA \d+s$", line) for line in lines)
+    assert sum(line.startswith("epoch ") and " batch " not in line for line in err.splitlines()) == 2
+
+    monkeypatch.setattr(_progress, "PROGRESS_SECONDS", 3600.0)
+    fit(model, _shapes_loader(), epochs=1, progress=True, precision="fp32", channels_last=False)
+    assert " batch " not in capsys.readouterr().err
+
+
+def test_tensorboard_gets_every_number_of_every_epoch(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model = encdec.unet(num_classes=3, widths=(4, 8, 16, 32, 64))
+    history = fit(model, _shapes_loader(), _shapes_loader(4), epochs=2, checkpoint_dir=tmp_path, progress=False,
+                  precision="fp32", tensorboard=True)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    for key in ("train_loss", "val_miou", "lr"):
+        logged = [(e.step, e.value) for e in events.Scalars(key)]
+        assert [step for step, _ in logged] == [1, 2]
+        assert [value for _, value in logged] == pytest.approx(history[key], rel=1e-6)
+    with pytest.raises(ValueError, match="tensorboard=True writes into checkpoint_dir/tensorboard"):
+        fit(model, _shapes_loader(), epochs=1, progress=False, tensorboard=True)

@@ -39,7 +39,7 @@ API_PAGES: Dict[str, List[str]] = {
                         "encdec.training.seeding", "encdec.runtime"],
     "api/inference.md": ["encdec.inference", "encdec.layout", "encdec.deployment", "encdec.export", "encdec.summary",
                          "encdec.normalization"],
-    "api/viz.md": ["encdec.viz", "encdec.viz.palettes", "encdec.viz.images", "encdec.viz.figures"],
+    "api/viz.md": ["encdec.viz", "encdec.colors", "encdec.viz.palettes", "encdec.viz.images", "encdec.viz.figures"],
     "api/cli.md": ["encdec.cli", "encdec.demo"],
 }
 

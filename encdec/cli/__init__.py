@@ -28,6 +28,7 @@ import sys
 from typing import Optional, Sequence
 
 from .._version import __version__
+from ..datasets import CorruptImageError
 from ..demo import DemoError
 from ..training import NonFiniteLossError
 from . import convert, demo, evaluate, info, listing, predict, recipes, train
@@ -114,5 +115,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except _KNOWN_ERRORS as error:
         if args.debug:
             raise
+        if isinstance(error, CorruptImageError):  # the library's advice names skip_corrupt=True; here it is a flag
+            error = f"cannot decode {error.path}: {error.reason}; replace the file, or pass --skip-corrupt to leave " \
+                    "unusable samples out"
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 1

@@ -9,19 +9,21 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from .._registry import ModelInfo, create_model, model_info
 from ..datasets import DATA_KINDS, DataSpec, DataSpecError, parse_spec
+from ..datasets.check import DataProblem, check_dataset, without_problems
 from ..input_spec import input_spec_of
 from ..pretrained import load_model, saved_architecture
 from ..weights import read_state_dict
 from ..weights.formats import describe_non_file
 
 __all__ = [
-    "CLIError", "UsageError", "FORMAT", "at_least", "build_model", "check_size", "device", "fraction", "human_bytes",
+    "CLIError", "UsageError", "FORMAT", "QUICK_CHECK_SAMPLES", "at_least", "build_model", "check_size",
+    "checked_data", "list_skipped", "device", "fraction", "human_bytes",
     "human_count", "lookup_model", "model_for_inference", "parse_data", "parse_model_args", "positive",
     "recorded_preprocessing", "recorded_size", "stderr", "table",
 ]
@@ -264,6 +266,35 @@ def recorded_size(model: torch.nn.Module) -> Optional[int]:
     if isinstance(size, (list, tuple)) and size and isinstance(size[0], int) and size[0] > 0:
         return int(size[0])
     return None
+
+
+#: Samples of each split read before training when the whole data is not checked.
+QUICK_CHECK_SAMPLES = 8
+
+
+def checked_data(dataset: Any, split: str, *, full: bool, skip: bool) -> Tuple[Any, List[DataProblem]]:
+    """``dataset`` after reading its samples (all of them with ``full`` or ``skip``, else a few): unusable ones
+    are an error naming each file, or with ``skip`` left out and returned to be listed again at the end."""
+    report = check_dataset(dataset, limit=None if full or skip else QUICK_CHECK_SAMPLES)
+    if full or report.problems:
+        stderr(f"{split} data: {report.summary()}")
+    if report.ok:
+        return dataset, []
+    if not skip:
+        more = "" if full or report.checked == report.total else " (a sample of the data; --check-data reads all)"
+        raise CLIError(f"{len(report.problems)} {split} samples cannot be used{more}, e.g. "
+                       f"{report.problems[0].file}: {report.problems[0].reason}; fix or remove those files, or pass "
+                       "--skip-corrupt to leave them out")
+    stderr(f"{split} data: leaving out {len(report.problems)} unusable samples (--skip-corrupt)")
+    return without_problems(dataset, report), report.problems
+
+
+def list_skipped(problems: Sequence[DataProblem]) -> None:
+    """Print the samples ``--skip-corrupt`` left out, with the reasons (after the work, where it is seen)."""
+    if problems:
+        stderr(f"left out {len(problems)} unusable samples (--skip-corrupt):")
+        for problem in problems:
+            stderr(f"  {problem.file}: {problem.reason}")
 
 
 def check_size(model: torch.nn.Module, size: int, name: str) -> None:

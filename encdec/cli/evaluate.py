@@ -22,6 +22,8 @@ from ._common import (
     CLIError,
     UsageError,
     check_size,
+    checked_data,
+    list_skipped,
     model_for_inference,
     parse_data,
     positive,
@@ -51,6 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive(), default=16)
     p.add_argument("--limit", type=positive(), metavar="N", help="score only the first N images")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="read every sample first, score without the unusable ones and list them")
     p.add_argument("--convention", choices=["standard", "course"], default="standard",
                    help="course: also the course reports' own pixel accuracy (boundary counted, per image then per "
                         "batch) and Dice (intersection over all pixels), beside the standard metrics")
@@ -79,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     normalize = tuple(model.encdec_config.get("mean", ())) not in ((), (0.0, 0.0, 0.0))
     try:
         dataset = from_spec(spec, args.split or spec.info.eval_split, size=size, task=info.task,
-                            num_classes=getattr(model, "num_classes", None), normalize=normalize)
+                            num_classes=getattr(model, "num_classes", None), normalize=normalize,
+                            skip_corrupt=args.skip_corrupt)
     except DataSpecError as error:
         raise UsageError(f"--data {error}") from None
     except FileNotFoundError as error:
@@ -89,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{name} has {model.num_classes} outputs but --data {spec.kind} has {dataset.num_classes} "
                        "classes; pass --num-classes or use matching weights")
     dataset = take(dataset, args.limit)
+    skipped: list = []
+    if args.skip_corrupt:
+        dataset, skipped = checked_data(dataset, "evaluation", full=True, skip=True)
     loader = DataLoader(dataset, batch_size=args.batch_size,
                         num_workers=args.workers if args.workers is not None else 0)
     started = time.perf_counter()
@@ -100,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
         metrics = CourseMetrics(dataset.num_classes, ignore_index=dataset.ignore_index)
     scores = evaluate(model, loader, metrics, device=args.device, precision=args.precision)
     seconds = time.perf_counter() - started
+    list_skipped(skipped)
     if args.json:
-        document = {"model": name, "data": args.data, "images": len(dataset), **scores}
+        document = {"model": name, "data": args.data, "images": len(dataset), **scores,
+                    "skipped": [{"file": p.file, "reason": p.reason} for p in skipped]}
         print(json.dumps(jsonable(document, finite=True), indent=2))
         return 0
     print(f"{name} on {spec.kind} ({len(dataset)} images, {seconds:.1f} s)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import shutil
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -20,12 +21,15 @@ from ..training.recipes import Recipe
 from ..viz import save_classification_grid, save_prediction_grid
 from ._common import (
     FORMAT,
+    QUICK_CHECK_SAMPLES,
     CLIError,
     UsageError,
     at_least,
     build_model,
     check_size,
+    checked_data,
     device,
+    list_skipped,
     lookup_model,
     parse_data,
     parse_model_args,
@@ -103,6 +107,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="random crops and flips beyond the reference preprocessing (default on; recipes say)")
     p.add_argument("--size", type=positive(), help="image side (default: 256 for VOC/Pet, 32 for CIFAR-10, ...)")
     p.add_argument("--limit", type=positive(), metavar="N", help="use only the first N images of each split")
+    p.add_argument("--check-data", action="store_true",
+                   help=f"read every sample before training and list the unusable ones (by default "
+                        f"{QUICK_CHECK_SAMPLES} of each split are read)")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="read every sample first, leave out unreadable images and masks with wrong labels, and "
+                        "list them at the end")
     p.add_argument("--early-stopping", type=positive(), metavar="EPOCHS", help="patience in epochs")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/MODEL-KIND)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT (from OUT/last.pt)")
@@ -111,6 +121,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=at_least(0), default=0,
                    help="seed of weights, data order and augmentation (default 0)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log every epoch's numbers to OUT/tensorboard (needs: pip install 'encdec[tensorboard]')")
     p.add_argument("--no-plots", action="store_true", help="skip curves.png and predictions.png")
     add_runtime_args(p)
     p.set_defaults(func=run)
@@ -162,11 +174,12 @@ def _num_classes(spec: DataSpec, builder: Any, requested: Optional[int]) -> Opti
 
 
 def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], normalize: bool, limit: Any,
-              augment: bool):
+              augment: bool, skip_corrupt: bool):
     try:
-        val = from_spec(spec, "val", size=size, task=task, num_classes=num_classes, normalize=normalize)
+        val = from_spec(spec, "val", size=size, task=task, num_classes=num_classes, normalize=normalize,
+                        skip_corrupt=skip_corrupt)
         train = from_spec(spec, "train", size=size, task=task, num_classes=num_classes, normalize=normalize,
-                          augment=augment)
+                          augment=augment, skip_corrupt=skip_corrupt)
     except DataSpecError as error:
         raise UsageError(f"--data {error}") from None
     except FileNotFoundError as error:
@@ -174,23 +187,27 @@ def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], 
     return take(train, limit), take(val, limit)
 
 
-#: The files a run writes into --out; --overwrite removes exactly these.
+#: The files a run writes into --out; --overwrite removes exactly these (and the tensorboard folder).
 RUN_FILES = ("last.pt", "best.pt", "best.safetensors", "history.json", "metrics.csv", "config.json",
              "model.safetensors", "curves.png", "predictions.png")
+RUN_FOLDERS = ("tensorboard",)
 
 
 def _claim_out(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to write into a folder holding an earlier run unless told to continue or replace it."""
     if resume and overwrite:
         raise UsageError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
-    earlier = sorted(name for name in RUN_FILES if (out / name).exists()) if out.is_dir() else []
+    earlier = sorted(name for name in RUN_FILES + RUN_FOLDERS if (out / name).exists()) if out.is_dir() else []
     if not earlier or resume:
         return
     if not overwrite:
         raise CLIError(f"--out {out} holds an earlier run ({', '.join(earlier)}); pass --resume to continue it, "
                        "--overwrite to replace it, or another --out")
     for name in earlier:
-        (out / name).unlink()
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+        else:
+            (out / name).unlink()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -206,7 +223,9 @@ def run(args: argparse.Namespace) -> int:
         kwargs.setdefault("input_size", size)
     num_classes = _num_classes(spec, info.builder, settings.num_classes)
     train_set, val_set = _datasets(spec, info.task, size, num_classes, args.encoder_weights is not None, args.limit,
-                                   settings.augment)
+                                   settings.augment, args.skip_corrupt)
+    train_set, skipped = checked_data(train_set, "training", full=args.check_data, skip=args.skip_corrupt)
+    val_set, skipped_val = checked_data(val_set, "validation", full=args.check_data, skip=args.skip_corrupt)
     kwargs["num_classes"] = val_set.num_classes if num_classes is None else num_classes
     if kwargs["num_classes"] != val_set.num_classes:
         raise UsageError(f"--num-classes {kwargs['num_classes']} does not match the {val_set.num_classes} classes "
@@ -258,7 +277,8 @@ def run(args: argparse.Namespace) -> int:
     history = fit(model, train_loader, val_loader, epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
                   scheduler_interval=settings.scheduler_interval, loss=loss, device=args.device,
                   precision=args.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
-                  early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet)
+                  early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet,
+                  tensorboard=args.tensorboard)
     save_pretrained(model, out, class_names=val_set.class_names, mean=list(val_set.mean), std=list(val_set.std),
                     preprocessing=preprocessing_record(spec, info.task, size, val_set))
     written = ["config.json", "model.safetensors", "best.safetensors", "best.pt", "last.pt", "history.json",
@@ -271,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
     if history.best_epoch is not None:
         print(f"best {history.monitor} {history.best_value:.4f} at epoch {history.best_epoch} (best.safetensors)")
     print(f"wrote {out}/: {', '.join(written)}")
+    list_skipped(skipped + skipped_val)
     print(f"use it: encdec eval --weights {out} --data {args.data}   |   encdec.from_pretrained(\"{out}\")")
     return 0
 

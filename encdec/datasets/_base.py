@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -106,6 +106,10 @@ class _SkippingDataset(Dataset):
                     warnings.warn(f"skipping unreadable file {e.path}", RuntimeWarning, stacklevel=2)
         raise RuntimeError(f"{type(self).__name__}: every sample is unreadable ({len(self.skipped)} files)")
 
+    def read_unskipped(self, index: int) -> Any:
+        """Sample ``index`` read as it is, raising for an unreadable file even with ``skip_corrupt=True``."""
+        return self._load(index % len(self))
+
     @property
     def num_skipped(self) -> int:
         """Number of unreadable files skipped so far in this process."""
@@ -122,6 +126,8 @@ class ImageMaskDataset(_SkippingDataset):
     num_classes: int
     ignore_index: Optional[int]
     class_names: List[str]
+    #: ``(r, g, b) -> label`` for masks saved as RGB colours; ``None``: such masks are refused.
+    mask_colours: Optional[Dict[Tuple[int, int, int], int]] = None
 
     def __init__(
         self,
@@ -141,7 +147,7 @@ class ImageMaskDataset(_SkippingDataset):
     def _load(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
         image_path, mask_path = self.samples[index]
         image = read_rgb(image_path)
-        raw = read_mask(mask_path)
+        raw = read_mask(mask_path, self.mask_colours)
         if raw.shape != tuple(image.shape[1:]):
             raise ValueError(
                 f"mask {mask_path} is {raw.shape[1]}x{raw.shape[0]} but image {image_path} is "

@@ -15,6 +15,7 @@ __all__ = [
     "LabelError",
     "LabelMap",
     "check_mask_labels",
+    "labels_from_colours",
     "read_mask",
     "read_rgb",
     "stratified_split",
@@ -28,6 +29,7 @@ class CorruptImageError(OSError):
 
     Attributes:
         path: The file that failed.
+        reason: Why, without the advice.
 
     Example:
         >>> err = CorruptImageError("a.png", "not a PNG file")
@@ -37,6 +39,7 @@ class CorruptImageError(OSError):
 
     def __init__(self, path: PathLike, reason: object) -> None:
         self.path = str(path)
+        self.reason = str(reason)
         super().__init__(
             f"cannot decode image file {self.path}: {reason}. Replace the file, or pass skip_corrupt=True to "
             "skip unreadable files"
@@ -95,18 +98,21 @@ def read_rgb(path: PathLike) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1)
 
 
-def read_mask(path: PathLike) -> np.ndarray:
-    """Read a label PNG as its stored integers: palette indices for ``P`` images, gray levels for ``L``/``I``.
+def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], int]] = None) -> np.ndarray:
+    """Read a label PNG as its stored integers: palette indices for ``P`` images, gray levels for ``L``/``I``;
+    RGB(A) masks are read through ``colours`` when given (a mask exported as colours rather than indices).
 
     Args:
         path: Mask file.
+        colours: ``(r, g, b) -> label`` for RGB masks; ``None`` refuses them.
 
     Returns:
         An integer array ``(H, W)`` (uint8 for 8-bit masks).
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        CorruptImageError: If it cannot be decoded or holds colours rather than labels (RGB masks).
+        CorruptImageError: If it cannot be decoded, or holds colours rather than labels (RGB masks without
+            ``colours``, or with colours that are not in it: the message names them).
 
     Example:
         >>> import tempfile, os
@@ -119,6 +125,8 @@ def read_mask(path: PathLike) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as im:
+            if im.mode in ("RGB", "RGBA") and colours is not None:
+                return labels_from_colours(np.asarray(im.convert("RGB")), colours, path)
             if im.mode not in ("P", "L", "I", "I;16", "1"):
                 raise CorruptImageError(
                     path,
@@ -133,6 +141,32 @@ def read_mask(path: PathLike) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise CorruptImageError(path, e) from e
     return arr.astype(np.uint8) if arr.dtype == bool else arr
+
+
+def labels_from_colours(rgb: np.ndarray, colours: Mapping[Tuple[int, int, int], int], path: PathLike
+                        ) -> np.ndarray:
+    """Labels ``(H, W)`` (uint8) of an RGB mask ``(H, W, 3)`` through a colour -> label table.
+
+    Raises:
+        CorruptImageError: A colour of the mask is not in the table; the message names up to five of them.
+
+    Example:
+        >>> rgb = np.array([[[0, 0, 0], [128, 0, 0]]], dtype=np.uint8)
+        >>> labels_from_colours(rgb, {(0, 0, 0): 0, (128, 0, 0): 1}, "m.png").tolist()
+        [[0, 1]]
+    """
+    codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    unique, inverse = np.unique(codes, return_inverse=True)
+    table = {(r << 16) | (g << 8) | b: label for (r, g, b), label in colours.items()}
+    unknown = [int(code) for code in unique if int(code) not in table]
+    if unknown:
+        named = ", ".join(f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise CorruptImageError(path, f"RGB mask colours {named}{more} are not colours of the label palette; save "
+                                      "masks as palette or grayscale PNGs of class indices, or use the palette's "
+                                      "colours")
+    labels = np.array([table[int(code)] for code in unique], dtype=np.uint8)
+    return labels[inverse.reshape(codes.shape)]
 
 
 def _present_values(mask: np.ndarray) -> np.ndarray:

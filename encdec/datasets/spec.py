@@ -165,6 +165,7 @@ def from_spec(
     num_classes: Optional[int] = None,
     normalize: bool = False,
     augment: bool = True,
+    skip_corrupt: bool = False,
 ) -> Any:
     """The dataset a spec names, for one split, with the matching preset.
 
@@ -187,6 +188,8 @@ def from_spec(
         normalize: Pet: ImageNet normalisation (for pretrained encoders); the reference feeds ``[0, 1]`` images.
         augment: VOC and Pet training splits: random crops and flips beyond the reports' own preprocessing;
             ``False`` gives exactly the reports' (VOC: resize only; Pet: resize and random flips).
+        skip_corrupt: VOC, Pet and dogs: substitute the next readable sample for an unreadable file instead of
+            raising (see :func:`encdec.datasets.check.check_dataset` to find and leave them out beforehand).
 
     Raises:
         FileNotFoundError: The folder, or a file its layout needs, is missing (the message names the layout).
@@ -217,10 +220,12 @@ def from_spec(
             mean, std = SyntheticShapes.mean, SyntheticShapes.std
         elif spec.kind == "voc":
             preset = presets.voc_train(size, augment) if train else presets.voc_eval(size)
-            dataset = VOCSegmentation(spec.path, split, preset, boundary="class" if num_classes == 22 else "ignore")
+            dataset = VOCSegmentation(spec.path, split, preset, boundary="class" if num_classes == 22 else "ignore",
+                                      skip_corrupt=skip_corrupt)
         elif spec.kind == "pet":
             preset = presets.pets_train(size, normalize, augment) if train else presets.pets_eval(size, normalize)
-            dataset = OxfordPetSegmentation(spec.path, split, transforms=preset)  # "val": held out of trainval
+            # "val": held out of trainval
+            dataset = OxfordPetSegmentation(spec.path, split, transforms=preset, skip_corrupt=skip_corrupt)
             if not normalize:  # the reference feeds [0, 1] images
                 mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
         elif spec.kind == "cifar10":
@@ -231,7 +236,8 @@ def from_spec(
                 dataset = subset(dataset, kept if train else held_out)
             mean, std = CIFAR10_MEAN, CIFAR10_STD
         else:
-            dataset = DogImages(spec.path, split, presets.dogs_train(size) if train else presets.dogs_eval(size))
+            dataset = DogImages(spec.path, split, presets.dogs_train(size) if train else presets.dogs_eval(size),
+                                skip_corrupt=skip_corrupt)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{error}; {spec.kind}:PATH expects {kind.layout}") from None
     dataset.mean, dataset.std = tuple(mean), tuple(std)

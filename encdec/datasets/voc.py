@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..colors import BOUNDARY_COLOR, voc_palette
 from ._base import ImageMaskDataset, read_split_file, resolve_root
 from ._checks import LabelMap
 
@@ -33,6 +34,9 @@ class VOCSegmentation(ImageMaskDataset):
         boundary: ``"ignore"`` keeps 255 as the ignore label (21 classes, ``ignore_index=255``); ``"class"``
             maps it to class 21 (22 classes, ``ignore_index=21``) like the 22-output reference checkpoints,
             which were trained with ``CrossEntropyLoss(ignore_index=21)``.
+        rgb_masks: ``"palette"`` reads masks saved as RGB colours (a common export) back to labels through the
+            VOC colour map, the boundary colour included; a colour outside it is refused by name. ``"refuse"``
+            accepts palette and grayscale masks only.
         skip_corrupt: Substitute the next readable sample for an unreadable file (recorded in ``skipped``)
             instead of raising :class:`~encdec.datasets.CorruptImageError`.
 
@@ -60,9 +64,15 @@ class VOCSegmentation(ImageMaskDataset):
         transforms: Optional[Callable[..., Any]] = None,
         boundary: str = "ignore",
         skip_corrupt: bool = False,
+        rgb_masks: str = "palette",
     ) -> None:
         if boundary not in ("ignore", "class"):
             raise ValueError(f"boundary must be 'ignore' (keep 255) or 'class' (map to 21), got {boundary!r}")
+        if rgb_masks not in ("palette", "refuse"):
+            raise ValueError(f"rgb_masks must be 'palette' or 'refuse', got {rgb_masks!r}")
+        if rgb_masks == "palette":
+            colours = voc_palette(21)
+            self.mask_colours = {**{tuple(int(v) for v in colours[k]): k for k in range(21)}, BOUNDARY_COLOR: 255}
         self.root = resolve_root(
             root, ["", "VOC2012", "VOCdevkit/VOC2012"], "ImageSets/Segmentation", "Pascal VOC 2012 folder"
         )

@@ -35,6 +35,8 @@ class Run:
     metrics: Any = None  # template metric object, copied for every pass; None: chosen from the first logits
     ignore_index: Optional[int] = None
     show_bars: bool = False
+    show_lines: bool = False  # progress lines within epochs (progress on, rank 0, standard error not a terminal)
+    tensorboard: Any = None  # a SummaryWriter, when fit logs to TensorBoard
     optimizer: Optional[torch.optim.Optimizer] = None
     scheduler: Any = None
     interval: str = "epoch"  # when the scheduler steps: "epoch" or "step"

@@ -24,7 +24,7 @@ from ..batches import (
 )
 from ..runtime import autocast, to_model_input
 from ._defaults import default_metrics, scalarize
-from ._progress import bar
+from ._progress import ProgressLines, bar
 from ._run import Run
 
 __all__ = ["NonFiniteLossError", "train_epoch", "evaluate_epoch"]
@@ -145,6 +145,7 @@ def train_epoch(run: Run, loader: Iterable[Any], epoch: int) -> Dict[str, Any]:
     loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
     seen, steps = 0, run.accumulate_steps
     progress = bar(n_batches, f"epoch {epoch + 1}", run.show_bars, leave=False)
+    lines = ProgressLines(f"epoch {epoch + 1}/{run.epochs}", n_batches) if run.show_lines else None
     started = time.perf_counter()
     run.optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
     index = -1
@@ -173,6 +174,8 @@ def train_epoch(run: Run, loader: Iterable[Any], epoch: int) -> Dict[str, Any]:
             elapsed = max(time.perf_counter() - started, 1e-9)
             progress.set_postfix({"loss": f"{loss.item():.4f}", "img/s": f"{seen / elapsed:.1f}"}, refresh=False)
             progress.update(1)
+        if lines is not None:
+            lines.update(index + 1, seen, loss.detach())
     pending = (index + 1) % steps if n_batches is None else 0
     if pending:
         # A loader without a length ended inside a group: its losses were divided by accumulate_steps and, under

@@ -44,6 +44,7 @@ from ._defaults import scheduler_interval as resolve_interval
 from ._progress import bar, format_record, log
 from ._run import Run
 from ._steps import evaluate_epoch, train_epoch
+from ._tensorboard import open_writer, write_record
 from .history import History
 from .seeding import seed_everything
 from .state import LAST, load_checkpoint, resume_run, save_run
@@ -76,6 +77,7 @@ def fit(
     seed: Optional[int] = None,
     progress: bool = True,
     compile: bool = False,
+    tensorboard: Union[bool, PathLike, None] = False,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs, validating after each, and return the :class:`History`.
 
@@ -131,8 +133,11 @@ def fit(
         seed: Calls :func:`encdec.seed_everything` (``seed + rank`` in distributed runs) before training, and seeds
             the training data's order and augmentation (without it they are drawn once and saved in the
             checkpoints). Build the model after seeding too if initial weights should repeat.
-        progress: tqdm bars (epochs and batches, with loss and images/s) on a terminal, one plain line per epoch
-            otherwise; ``False`` prints nothing. Only rank 0 prints.
+        progress: tqdm bars (epochs and batches, with loss and images/s) on a terminal; otherwise one line per
+            epoch and, within epochs, a line every 30 seconds with the batch, loss, images/s and the epoch's time
+            left. ``False`` prints nothing. Only rank 0 prints.
+        tensorboard: Log every number of each epoch's record to TensorBoard (``True``: into
+            ``checkpoint_dir/tensorboard``; or a folder). Needs the ``tensorboard`` package (the extra of that name).
         compile: Train through ``torch.compile`` (inductor); the first steps compile for seconds to minutes.
             Without a C++ compiler, or if compiling fails, it warns and trains uncompiled.
 
@@ -182,6 +187,7 @@ def fit(
                          early_stopping, progress)
         if compile:
             run.net = compile_module(run.net, inference=False, device=device)
+        run.tensorboard = open_writer(tensorboard, folder, info.is_main)
         run.history = History(monitor, mode_for(monitor) if monitor else None)
         drawn = int(seed) if seed is not None else int(torch.randint(2**31, ()).item())
         run.data_seed = _distributed.gather_objects(drawn, info)[0]  # every rank shards and shuffles alike
@@ -215,6 +221,8 @@ def fit(
             epoch_bar.close()
         return run.history
     finally:
+        if run is not None and run.tensorboard is not None:
+            run.tensorboard.close()
         if run is not None and early_stopping is not None and run.best_state is not None:
             model.load_state_dict(run.best_state)
         _distributed.teardown(info)
@@ -300,7 +308,8 @@ def _start_run(model: nn.Module, optimizer: Optional[torch.optim.Optimizer], sch
     return Run(
         model=model, net=net, device=device, precision=precision, channels_last=channels_last, info=info,
         loss_fn=loss_fn, metrics=metrics, ignore_index=dataset_attr(train_loader, "ignore_index"),
-        show_bars=progress and info.is_main and sys.stderr.isatty(), optimizer=optimizer, scheduler=scheduler,
+        show_bars=progress and info.is_main and sys.stderr.isatty(),
+        show_lines=progress and info.is_main and not sys.stderr.isatty(), optimizer=optimizer, scheduler=scheduler,
         interval=resolve_interval(scheduler, interval),
         scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None,
         accumulate_steps=accumulate_steps, clip_grad_norm=clip_grad_norm, checkpoint_dir=folder, epochs=epochs,
@@ -376,6 +385,7 @@ def _say_where_to_resume(run: Run) -> None:
 
 
 def _report(run: Run, record: Dict[str, Any], epoch_bar: Any, progress: bool) -> None:
+    write_record(run.tensorboard, record)
     if epoch_bar is not None:
         shown = {k: record[k] for k in ("train_loss", "val_loss", run.history.monitor) if k in record}
         epoch_bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items()}, refresh=False)
