@@ -115,7 +115,8 @@ def register_model(
     and loads the file after building, through ``load_weights`` and the builder's ``checkpoint_filter``.
 
     The built model gets ``model.encdec_config = {"architecture": name, "kwargs": {...}}`` (file-path arguments
-    left out), which ``save_pretrained`` writes and ``from_pretrained`` reads back, and
+    left out, and those the builder lists in ``model.unused_arguments`` for the configuration it built), which
+    ``save_pretrained`` writes and ``from_pretrained`` reads back, and
     ``model.checkpoint_filter``, which ``load_weights`` uses to convert reference checkpoints.
 
     Example:
@@ -139,7 +140,8 @@ def register_model(
             bound.apply_defaults()
             weights = bound.arguments.pop("weights", None)
             model = fn(**bound.arguments)
-            config = {k: v for k, v in bound.arguments.items() if k not in _PATH_ARGUMENTS}
+            unused = model.__dict__.pop("unused_arguments", ())  # arguments this configuration ignores
+            config = {k: v for k, v in bound.arguments.items() if k not in _PATH_ARGUMENTS and k not in unused}
             model.encdec_config = {"architecture": name, "kwargs": jsonable(config)}
             model.checkpoint_filter = checkpoint_filter
             if weights is not None:

@@ -197,7 +197,8 @@ def run_demo(
     images, masks = images[:6], masks[:6]
     preds = predict(model, images, device=device, precision="fp32")
     files["predictions"] = viz.save_prediction_grid(
-        folder / "predictions.png", images, masks, preds, palette="shapes", mean=train_set.mean, std=train_set.std
+        folder / "predictions.png", images, masks, preds, palette="shapes", mean=train_set.mean, std=train_set.std,
+        class_names=train_set.class_names,
     )
 
     # 5. Save, rebuild from the file alone, and compare every held-out prediction.

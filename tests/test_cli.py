@@ -420,6 +420,7 @@ def test_train_and_eval_on_dataset_layouts(capsys, tmp_path, kind):
         assert encdec.from_pretrained(out).num_classes == 22 and scores["iou"][21] is None
 
 
+@pytest.mark.slow
 def test_unusable_samples_stop_training_or_are_left_out_and_listed(capsys, tmp_path):
     root = trees.write_pet_tree(tmp_path / "data", per_breed=3, test_per_breed=1)
     pet = root / "oxford-iiit-pet" if (root / "oxford-iiit-pet").is_dir() else root
@@ -451,6 +452,7 @@ def test_unusable_samples_stop_training_or_are_left_out_and_listed(capsys, tmp_p
     assert "--skip-corrupt" in one_error_line(err)
 
 
+@pytest.mark.slow
 def test_check_data_reads_every_sample(capsys, tmp_path):
     root = trees.write_pet_tree(tmp_path / "data", per_breed=3, test_per_breed=1)
     code, _, err = run(capsys, "train", "--model", "unet_pet", TINY, "--data", f"pet:{root}", "--size", "32",

@@ -143,6 +143,25 @@ def _dump_dom(url: str, profile: Path) -> str:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium); "
                                              "the rendering check of the docs site is skipped")
+def test_api_summaries_hold_no_escaped_html(site):
+    from_hook = _hook_module()
+    for page in from_hook.API_PAGES:
+        text = _page(site, page)
+        for cell in re.findall(r"<td[^>]*>(.*?)</td>", text, flags=re.S):  # HTML tags or entities shown as text
+            assert not re.search(r"&lt;/?(code|a|em|strong|span)\b|&amp;#\d+;|&amp;(lt|gt|amp);", cell), (page, cell)
+    metrics = _page(site, "api/metrics.md")
+    assert re.search(r"<code>[^<]*\|[^<]*</code>", metrics)  # the Dice formula's pipes, inside a code span
+
+
+def test_wide_code_blocks_and_tables_scroll_in_their_box():
+    css = (DOCS / "stylesheets" / "extra.css").read_text()
+    rules = dict((selectors.strip(), body) for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", css))
+    for selector in (".md-typeset pre", ".md-typeset table:not([class])"):
+        bodies = [body for selectors, body in rules.items()
+                  if selector in [s.strip() for s in re.sub(r"/\*.*?\*/", "", selectors, flags=re.S).split(",")]]
+        assert any("overflow-x: auto" in body for body in bodies), selector
+
+
 def test_chromium_renders_home_and_api_pages(site, tmp_path):
     home = _dump_dom((site / "index.html").as_uri(), tmp_path / "profile")
     assert re.search(r"<title>\s*encdec", home)

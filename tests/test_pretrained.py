@@ -98,3 +98,22 @@ def test_save_pretrained_into_a_file_is_refused_and_a_failure_leaves_no_empty_fo
     with pytest.raises(WeightsError):
         encdec.save_pretrained(encdec.custom_cnn(), tmp_path / "new", verify=refuse)
     assert not (tmp_path / "new").exists()
+
+
+def test_recorded_configuration_leaves_out_arguments_the_model_does_not_use(tmp_path):
+    import json
+
+    plain = encdec.unet(num_classes=3, widths=(4, 8, 16, 32, 64))
+    assert "decoder_channels" not in plain.encdec_config["kwargs"]
+    assert plain.encdec_config["kwargs"]["widths"] == [4, 8, 16, 32, 64]
+    with_encoder = encdec.unet(num_classes=3, encoder="resnet18", decoder_channels=(32, 16, 8, 8, 4))
+    assert "widths" not in with_encoder.encdec_config["kwargs"]
+    folder = encdec.save_pretrained(with_encoder, tmp_path / "run")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["kwargs"]["decoder_channels"] == [32, 16, 8, 8, 4] and "widths" not in config["kwargs"]
+    rebuilt = encdec.from_pretrained(folder)
+    assert not hasattr(rebuilt, "unused_arguments")
+    x = torch.randn(1, 3, 64, 64)
+    with_encoder.eval(), rebuilt.eval()
+    with torch.no_grad():
+        assert torch.equal(with_encoder(x), rebuilt(x))

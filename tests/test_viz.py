@@ -34,7 +34,7 @@ def test_voc_palette_matches_the_devkit_colours():
     for k, rgb in VOC_COLOURS.items():
         assert tuple(pal[k]) == rgb
     assert tuple(viz.PALETTES["voc22"][21]) == (224, 224, 192)
-    assert viz.PALETTES["binary"][:2].tolist() == [[0, 0, 0], [255, 255, 255]]
+    assert viz.PALETTES["binary"][:2].tolist() == [[0, 0, 0], [255, 176, 0]]
 
 
 def test_colorize_is_a_lookup_for_numpy_and_torch():
@@ -111,7 +111,8 @@ def test_prediction_grid_tiles_image_target_prediction():
 def test_save_prediction_grid_and_mask_round_trip(tmp_path):
     images = torch.rand(2, 3, 5, 5)
     targets = torch.randint(0, 2, (2, 5, 5))
-    path = viz.save_prediction_grid(tmp_path / "sub" / "val.png", images, targets, targets, palette="binary")
+    path = viz.save_prediction_grid(tmp_path / "sub" / "val.png", images, targets, targets, palette="binary",
+                                    annotate=False)
     np.testing.assert_array_equal(
         np.asarray(Image.open(path)), viz.prediction_grid(images, targets, targets, palette="binary")
     )
@@ -120,6 +121,37 @@ def test_save_prediction_grid_and_mask_round_trip(tmp_path):
     assert Image.open(mask_path).mode == "P"
     np.testing.assert_array_equal(np.asarray(Image.open(mask_path)), labels)
     assert np.asarray(Image.open(mask_path).convert("RGB"))[0, 1].tolist() == [192, 128, 128]
+
+
+def test_saved_grid_has_titled_columns_and_a_legend_of_the_classes_present(tmp_path):
+    images = torch.rand(2, 3, 8, 8)
+    targets = torch.zeros(2, 8, 8, dtype=torch.long)
+    targets[:, 2:5, 2:5] = 1
+    preds = targets.clone()
+    preds[0, 0, 0] = 3
+    path = viz.save_prediction_grid(tmp_path / "val.png", images, targets, preds, palette="voc", pad=2,
+                                    class_names=["background", "cat", "dog", "bird"])
+    picture = np.asarray(Image.open(path).convert("RGB"))
+    bare = viz.prediction_grid(images, targets, preds, palette="voc", pad=2)
+    scale = 12  # 8-pixel tiles are enlarged to at least 96 pixels
+    band = 16
+    grid = picture[band : band + bare.shape[0] * scale, : bare.shape[1] * scale]
+    np.testing.assert_array_equal(grid[::scale, ::scale], bare)
+    header = picture[:band]
+    column = (8 + 2) * scale
+    for index in range(3):  # a title over each column
+        assert (header[:, 2 * scale + index * column : (index + 1) * column] < 128).any()
+    footer = picture[band + bare.shape[0] * scale :]
+    voc = viz.get_palette("voc")
+    for label in (0, 1, 3):  # the swatches of the classes present, and nothing for "dog"
+        assert (footer == voc[label]).all(axis=-1).sum() >= 100, label
+    assert not (footer == voc[2]).all(axis=-1).any()
+
+
+def test_binary_foreground_is_visible_on_white():
+    foreground = np.array(viz.get_palette("binary")[1], dtype=float)
+    luminance = foreground @ np.array([0.2126, 0.7152, 0.0722])
+    assert luminance < 200 and np.abs(foreground - 255).max() > 100
 
 
 def test_plot_history_writes_a_png(tmp_path):

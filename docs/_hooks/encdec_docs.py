@@ -13,7 +13,6 @@ Two markers are expanded before the Markdown is rendered, so the pages can never
 from __future__ import annotations
 
 import functools
-import html
 import importlib
 import inspect
 import re
@@ -31,7 +30,7 @@ API_PAGES: Dict[str, List[str]] = {
                        "encdec.weights.errors", "encdec.pretrained", "encdec.atomic"],
     "api/metrics.md": ["encdec.metrics", "encdec.course_metrics"],
     "api/losses.md": ["encdec.losses"],
-    "api/datasets.md": ["encdec.datasets", "encdec.datasets.spec", "encdec.datasets.presets",
+    "api/datasets.md": ["encdec.datasets", "encdec.datasets.spec", "encdec.datasets.check", "encdec.datasets.presets",
                         "encdec.datasets.transforms"],
     "api/training.md": ["encdec.training", "encdec.batches", "encdec.training.fitting", "encdec.training.evaluation",
                         "encdec.training.history", "encdec.training.state", "encdec.training.factories",
@@ -91,13 +90,10 @@ def _plan() -> Tuple[Dict[str, Tuple[str, str]], Dict[str, List[Tuple[str, str, 
 
 
 def _cell(text: str) -> str:
-    """Markdown for a table cell: pipes inside code spans become HTML code, other pipes entities."""
-
-    def code(match: re.Match[str]) -> str:
-        body = match.group(1)
-        return f"<code>{html.escape(body).replace('|', '&#124;')}</code>" if "|" in body else match.group(0)
-
-    return re.sub(r"`([^`]+)`", code, text).replace(" | ", " &#124; ").replace("|", "&#124;")
+    """Markdown for a table cell. Python-Markdown's tables keep pipes inside code spans as text, so code spans
+    stay as written (no raw HTML); pipes elsewhere become the ``&#124;`` entity, which renders as ``|``."""
+    parts = re.split(r"(`[^`]+`)", text)
+    return "".join(part if part.startswith("`") else part.replace("|", "&#124;") for part in parts)
 
 
 def _module_link(module_name: str, from_page: str) -> str:

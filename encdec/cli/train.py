@@ -323,7 +323,8 @@ def _write_pictures(model: Any, history: Any, dataset: Any, out: Path, task: str
     try:
         if task == "segmentation":
             save_prediction_grid(out / "predictions.png", images, targets, preds, palette=dataset.palette,
-                                 ignore_index=dataset.ignore_index, mean=dataset.mean, std=dataset.std)
+                                 ignore_index=dataset.ignore_index, mean=dataset.mean, std=dataset.std,
+                                 class_names=dataset.class_names)
         else:
             save_classification_grid(out / "predictions.png", images, preds.tolist(), targets.tolist(),
                                      dataset.class_names, mean=dataset.mean, std=dataset.std)

@@ -173,6 +173,7 @@ def unet(
     """
     if encoder is not None:
         model = _encoder_unet(encoder, num_classes, in_channels, tuple(decoder_channels), encoder_weights)
+        model.unused_arguments = ("widths",)  # left out of the recorded configuration
     else:
         if encoder_weights is not None:
             raise ValueError("encoder_weights needs an encoder, e.g. unet(encoder='resnet34', encoder_weights=...)")
@@ -184,6 +185,7 @@ def unet(
             UNetEncoder(in_channels, w), UNetDecoder(blocks), nn.Conv2d(w[0], num_classes, 1),
             num_classes=num_classes, in_channels=in_channels, size_multiple=16,
         )
+        model.unused_arguments = ("decoder_channels",)
     return model
 
 

@@ -154,15 +154,22 @@ def prediction_grid(
 
 
 def save_prediction_grid(
-    path: PathLike, images: ArrayLike, targets: ArrayLike, preds: ArrayLike, **kwargs: Any
+    path: PathLike, images: ArrayLike, targets: ArrayLike, preds: ArrayLike, *,
+    class_names: Optional[Sequence[str]] = None, annotate: bool = True, **kwargs: Any
 ) -> Path:
-    """Write :func:`prediction_grid` as a PNG (parent folders are created).
+    """Write :func:`prediction_grid` as a PNG (parent folders are created), with column titles and a legend.
+
+    With ``annotate`` (the default) small tiles are enlarged (nearest neighbour) to at least 96 pixels wide, the
+    columns get the titles *image*, *target* and *prediction*, and a legend below names the colour of every class
+    present in the targets or the predictions.
 
     Args:
         path: Output file.
         images: See :func:`prediction_grid`.
         targets: See :func:`prediction_grid`.
         preds: See :func:`prediction_grid`.
+        class_names: Names for the legend (default: the class numbers).
+        annotate: Titles and legend; ``False`` writes the bare grid.
         **kwargs: Passed to :func:`prediction_grid`.
 
     Returns:
@@ -177,10 +184,59 @@ def save_prediction_grid(
     """
     from PIL import Image
 
+    grid = prediction_grid(images, targets, preds, **kwargs)
+    picture = Image.fromarray(grid)
+    if annotate:
+        present = set(np.unique(_labels(targets)[: kwargs.get("max_items", 8)]).tolist())
+        present |= set(np.unique(_labels(preds)[: kwargs.get("max_items", 8)]).tolist())
+        present.discard(kwargs.get("ignore_index"))
+        legend = [(int(k), class_names[k] if class_names is not None and 0 <= k < len(class_names) else str(k))
+                  for k in sorted(present) if k >= 0]
+        palette = get_palette(kwargs.get("palette", "voc"))
+        picture = _annotated(picture, int(to_numpy(images).shape[-1]), kwargs.get("pad", 2), legend, palette)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(prediction_grid(images, targets, preds, **kwargs)).save(out)
+    picture.save(out)
     return out
+
+
+_TITLES = ("image", "target", "prediction")
+_TEXT = (0, 0, 0)
+
+
+def _annotated(picture: Any, tile: int, pad: int, legend: Sequence[Any], palette: np.ndarray) -> Any:
+    """The grid enlarged to readable tiles, with a title band above and a wrapped legend below."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    scale = max(1, -(-96 // max(tile, 1)))
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    font = ImageFont.load_default()
+    line = 16
+    column = (tile + pad) * scale
+    swatch, gap = 11, 14
+    entries, width, rows, x = [], picture.width, 1, 4
+    for label, name in legend:
+        size = swatch + 4 + int(ImageDraw.Draw(picture).textlength(name, font=font)) + gap
+        if x + size > width and x > 4:
+            rows, x = rows + 1, 4
+        entries.append((label, name, x, rows - 1))
+        x += size
+    footer = rows * line + 4 if legend else 0
+    canvas = Image.new("RGB", (width, picture.height + line + footer), (255, 255, 255))
+    canvas.paste(picture, (0, line))
+    draw = ImageDraw.Draw(canvas)
+    for index, title in enumerate(_TITLES):
+        left = pad * scale + index * column
+        text_width = draw.textlength(title, font=font)
+        draw.text((left + max(0, (tile * scale - text_width) / 2), 2), title, fill=_TEXT, font=font)
+    top = line + picture.height + 4
+    for label, name, x, row in entries:
+        y = top + row * line
+        colour = tuple(int(v) for v in palette[label % len(palette)])
+        draw.rectangle((x, y + 1, x + swatch, y + 1 + swatch), fill=colour, outline=(96, 96, 96))
+        draw.text((x + swatch + 4, y), name, fill=_TEXT, font=font)
+    return canvas
 
 
 def save_mask(path: PathLike, labels: ArrayLike, palette: PaletteLike = "voc") -> Path:

@@ -10,7 +10,7 @@ import torch
 
 from ..colors import BOUNDARY_COLOR, voc_palette
 
-__all__ = ["BOUNDARY_COLOR", "PALETTES", "colorize", "get_palette", "voc_palette"]
+__all__ = ["BINARY_FOREGROUND", "BOUNDARY_COLOR", "PALETTES", "colorize", "get_palette", "voc_palette"]
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 PaletteLike = Union[str, np.ndarray, Sequence[Sequence[int]]]
@@ -24,12 +24,17 @@ _TAB10 = [
 ]  # fmt: skip
 
 
+#: The foreground of the ``binary`` palette: amber, visible both on the black background and on a white page (the
+#: reference drew it white, which vanished against white figure backgrounds).
+BINARY_FOREGROUND: Color = (255, 176, 0)
+
+
 def _build_palettes() -> Dict[str, np.ndarray]:
     voc = voc_palette(256)
     voc22 = voc.copy()
     voc22[21] = BOUNDARY_COLOR  # seed 000's 22-class colour map: class 21 is the boundary
     binary = voc.copy()
-    binary[0], binary[1] = (0, 0, 0), (255, 255, 255)  # seed 003's black background / white pet
+    binary[0], binary[1] = (0, 0, 0), BINARY_FOREGROUND  # seed 003's black background; a pet seen on white pages
     shapes = voc.copy()
     shapes[0] = (0, 0, 0)
     shapes[1 : 1 + len(_TAB10)] = _TAB10  # background black, then well-separated colours
@@ -42,7 +47,7 @@ def _build_palettes() -> Dict[str, np.ndarray]:
 
 
 #: Named palettes, each ``(256, 3)`` uint8: ``voc``, ``voc22`` (class 21 = boundary colour), ``binary``
-#: (black / white), ``shapes`` (black background, tab10 colours), ``tab10``.
+#: (black background, amber foreground), ``shapes`` (black background, tab10 colours), ``tab10``.
 PALETTES: Dict[str, np.ndarray] = _build_palettes()
 
 
@@ -109,7 +114,7 @@ def colorize(
     Example:
         >>> import torch
         >>> colorize(torch.tensor([[0, 1]]), palette="binary").tolist()
-        [[[0, 0, 0], [255, 255, 255]]]
+        [[[0, 0, 0], [255, 176, 0]]]
     """
     lut = get_palette(palette)
     extra = False  # an ignore label outside the table (e.g. -1) gets one extra row, the last
