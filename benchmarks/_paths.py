@@ -95,7 +95,7 @@ def _inference(settings: Settings) -> List[Row]:
             "fp32 eager": infer_call(model, x, argmax=True),
             "predict": lambda x=x, b=batch: encdec.predict(model, x, batch_size=b),
         }
-        if not settings.quick or settings.mode == "tiny":
+        if not settings.quick:  # compiling takes a minute or more: full runs only
             if compile_seconds is None:
                 started = time.perf_counter()
                 with warnings.catch_warnings():

@@ -6,8 +6,12 @@ So ``channels_last="auto"`` is not a fixed rule where the answer varies (fp32 an
 step in each layout and keeps the faster one. Where the answer is known not to vary it does not measure: conv nets
 on CUDA and in bfloat16 on CPUs with native bfloat16 run channels-last, models without 2-D convolutions run NCHW.
 
-Choices are remembered for the process, keyed by the architecture (class and parameter shapes), the input shape,
-device, precision and whether the step trains, so a model is measured once per shape.
+Choices are remembered, keyed by the architecture (class and parameter shapes), the input shape, device,
+precision, thread count and whether the step trains, so a model is measured once per shape: for the process, and
+in ``layout-choices.json`` in encdec's cache folder (``$ENCDEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/encdec``, else
+``~/.cache/encdec``) for every later process on the same machine and torch version. Two runs of one seeded script on
+one machine therefore use the same layout, and compute the same numbers, even where both layouts are about
+equally fast. Delete the file to measure again; pass ``channels_last=True`` or ``False`` to decide yourself.
 
 Example:
     >>> import torch
@@ -19,22 +23,29 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
+import json
+import os
+import platform
 import time
+from pathlib import Path
 from typing import Callable, Dict, Hashable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
+from .atomic import atomic_write_json
 from .batches import logits_of
 from .runtime import autocast, is_conv_net
 
-__all__ = ["LayoutProbe", "choose_channels_last", "known_channels_last", "measure_channels_last"]
+__all__ = ["LayoutProbe", "cache_file", "choose_channels_last", "known_channels_last", "measure_channels_last"]
 
 #: Channels-last is kept only when it is faster than NCHW by more than this fraction (timing noise on a busy
 #: machine is a few percent; NCHW is the format every model starts in).
 MARGIN = 0.03
 
-_CHOSEN: Dict[Hashable, bool] = {}
+_CHOSEN: Dict[str, bool] = {}
 
 
 def _check(channels_last: Union[bool, str]) -> None:
@@ -70,7 +81,89 @@ def known_channels_last(channels_last: Union[bool, str], model: nn.Module, devic
 
 def _key(model: nn.Module, shape: Sequence[int], device: torch.device, precision: str, train: bool) -> Hashable:
     architecture = (type(model).__qualname__,) + tuple(tuple(p.shape) for p in model.parameters())
-    return architecture, tuple(shape), str(device), precision, train
+    digest = hashlib.sha1(repr(architecture).encode()).hexdigest()[:16]
+    shape_text = "x".join(str(int(s)) for s in shape)
+    return (f"{type(model).__qualname__}-{digest}|{shape_text}|{device}|{precision}|"
+            f"{'train' if train else 'infer'}|{torch.get_num_threads()} threads")
+
+
+def cache_file() -> Path:
+    """Where measured layout choices are kept for later processes (see the module's description).
+
+    Example:
+        >>> cache_file().name
+        'layout-choices.json'
+    """
+    folder = os.environ.get("ENCDEC_CACHE_DIR")
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "encdec")
+    return Path(folder) / "layout-choices.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _machine() -> str:
+    return f"{platform.machine()} {platform.processor() or ''} {_cpu_model()} torch {torch.__version__}".strip()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _stored() -> Dict[str, bool]:
+    path = cache_file()
+    try:
+        stamp = (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return {}
+    if _READ[0] != stamp:
+        _READ[:] = [stamp, _parse(path)]
+    return _READ[1]
+
+
+_READ: list = [None, {}]  # (path, mtime) of the file last read, and its choices for this machine
+
+
+def _parse(path: Path) -> Dict[str, bool]:
+    try:
+        document = json.loads(path.read_text())
+        choices = document.get(_machine(), {}) if isinstance(document, dict) else {}
+        return {k: v for k, v in choices.items() if isinstance(v, bool)} if isinstance(choices, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(key: str, choice: bool) -> None:
+    """Keep a measured choice for this process and, when the cache folder is writable, for later ones."""
+    _CHOSEN[key] = choice
+    path = cache_file()
+    try:
+        try:
+            document = json.loads(path.read_text())
+            document = document if isinstance(document, dict) else {}
+        except (OSError, ValueError):
+            document = {}
+        document.setdefault(_machine(), {})[key] = choice
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(document, path)
+    except OSError:
+        pass  # a read-only home: the choice lives for this process only
+
+
+def _recall(key: str) -> Optional[bool]:
+    if key not in _CHOSEN:
+        stored = _stored().get(key)  # type: ignore[call-overload]
+        if stored is None:
+            return None
+        _CHOSEN[key] = stored
+    return _CHOSEN[key]
 
 
 def _faster(nchw: float, nhwc: float) -> bool:
@@ -172,9 +265,11 @@ def choose_channels_last(channels_last: Union[bool, str], model: nn.Module, devi
     if shape is None or len(shape) != 4:
         return False
     key = _key(model, shape, device, precision, train)
-    if key not in _CHOSEN:
-        _CHOSEN[key] = measure_channels_last(model, shape, device, precision, train=train)
-    return _CHOSEN[key]
+    chosen = _recall(key)  # type: ignore[arg-type]
+    if chosen is None:
+        chosen = measure_channels_last(model, shape, device, precision, train=train)
+        _remember(key, chosen)  # type: ignore[arg-type]
+    return chosen
 
 
 class LayoutProbe:
@@ -211,7 +306,7 @@ class LayoutProbe:
         if self.known is not None:
             return call(self.known)
         key = _key(self.model, shape, self.device, self.precision, False)
-        if key in _CHOSEN or not measurable:
+        if _recall(key) is not None or not measurable:  # type: ignore[arg-type]
             return call(self.fallback(shape))
         times = self._times.setdefault(tuple(shape), [])
         layout = len(times) % 2 == 1
@@ -221,14 +316,14 @@ class LayoutProbe:
         _synchronize(self.device)
         times.append(time.perf_counter() - started)
         if len(times) == 4:
-            _CHOSEN[key] = _faster(times[2], times[3])
+            _remember(key, _faster(times[2], times[3]))  # type: ignore[arg-type]
         return result
 
     def fallback(self, shape: Sequence[int]) -> bool:
         """The layout for a shape with too few batches to measure."""
         if self.known is not None:
             return self.known
-        key = _key(self.model, shape, self.device, self.precision, False)
-        if key in _CHOSEN:
-            return _CHOSEN[key]
+        chosen = _recall(_key(self.model, shape, self.device, self.precision, False))  # type: ignore[arg-type]
+        if chosen is not None:
+            return chosen
         return len(shape) == 4 and shape[-1] * shape[-2] >= 128 * 128

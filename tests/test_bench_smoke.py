@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -90,3 +91,14 @@ def test_runs_as_python_dash_m_benchmarks_from_the_checkout():
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert "python -m benchmarks" in done.stdout and "--quick" in done.stdout
+
+
+def test_inference_paths_and_layout_rows_run():
+    result = bench.run_benchmarks(True, None, None, tiny=True, only=["paths"])
+    rows = {row["name"]: row for row in result["rows"]}
+    assert all(row["status"] != "error" for row in rows.values()), [r["notes"] for r in rows.values()]
+    assert any(name.startswith("resnet34_unet predict vs fp32 eager") for name in rows)
+    assert any(name.startswith("fit channels_last='auto' time / faster fixed layout") for name in rows)
+    agreement = rows["resnet34_unet predict: pixels equal to fp32 eager"]
+    assert 0.99 <= agreement["value"] <= 1.0
+    assert re.match(r"CPU with(out)? native bf16 \(", result["machine"]["cpu_class"])

@@ -320,6 +320,7 @@ def test_predict_checks_out_before_loading_the_model(capsys, tmp_path):
         assert code == 1 and "not a writable directory" in one_error_line(err)
 
 
+@pytest.mark.slow
 def test_predict_in_onnxruntime_writes_the_same_masks(capsys, shapes_run, tmp_path):
     pytest.importorskip("onnxruntime")
     _shape_images(tmp_path / "images", 2, size=44)

@@ -14,6 +14,7 @@ import encdec
 from encdec.deployment import OnnxPredictor
 
 pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow  # exports and runtimes: part of make test, left out of make check
 
 BACKENDS = ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
 WIDTHS = (8, 16, 32, 64, 128)

@@ -18,6 +18,13 @@ from encdec.inference import predict
 WIDTHS = (8, 16, 32, 64, 128)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_layout_choices(tmp_path, monkeypatch):
+    """Each test starts with no remembered layout, in memory or on disk."""
+    monkeypatch.setenv("ENCDEC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(layout, "_CHOSEN", {})
+
+
 def _tiny_unet(num_classes: int = 3) -> nn.Module:
     torch.manual_seed(0)
     model = encdec.unet(num_classes=num_classes, widths=WIDTHS)
@@ -139,8 +146,7 @@ def test_measurement_picks_the_faster_layout(slow, expected):
 
 
 @pytest.mark.parametrize("slow, expected", [(torch.channels_last, False), (torch.contiguous_format, True)])
-def test_predict_times_its_first_batches_and_keeps_every_output(slow, expected, monkeypatch):
-    monkeypatch.setattr(layout, "_CHOSEN", {})
+def test_predict_times_its_first_batches_and_keeps_every_output(slow, expected):
     model = _Sleeper(slow).eval()
     x = torch.randn(6, 3, 8, 16)
     seen = []
@@ -153,6 +159,30 @@ def test_predict_times_its_first_batches_and_keeps_every_output(slow, expected, 
     seen.clear()
     predict(model, x[:1], precision="fp32", optimize=False)  # the choice is remembered for the shape
     assert seen == [expected]
+
+
+def test_a_measured_choice_is_kept_for_later_processes(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_measure(model, shape, device, precision, *, train, repeats=2):
+        calls.append(tuple(shape))
+        return True
+
+    monkeypatch.setattr(layout, "measure_channels_last", fake_measure)
+    conv, cpu = nn.Conv2d(3, 4, 3), torch.device("cpu")
+    assert layout.choose_channels_last("auto", conv, cpu, "fp32", (2, 3, 16, 16), train=True) is True
+    assert layout.cache_file() == tmp_path / "cache" / "layout-choices.json" and layout.cache_file().is_file()
+    monkeypatch.setattr(layout, "_CHOSEN", {})  # a new process: only the file remembers
+    assert layout.choose_channels_last("auto", nn.Conv2d(3, 4, 3), cpu, "fp32", (2, 3, 16, 16), train=True) is True
+    assert calls == [(2, 3, 16, 16)]
+    layout.choose_channels_last("auto", conv, cpu, "fp32", (2, 3, 32, 32), train=True)  # another shape: measured
+    layout.choose_channels_last("auto", nn.Conv2d(3, 5, 3), cpu, "fp32", (2, 3, 16, 16), train=True)  # other model
+    assert calls == [(2, 3, 16, 16), (2, 3, 32, 32), (2, 3, 16, 16)]
+
+    layout.cache_file().write_text("{not json")  # a damaged file is measured over, not trusted
+    monkeypatch.setattr(layout, "_CHOSEN", {})
+    layout.choose_channels_last("auto", conv, cpu, "fp32", (2, 3, 16, 16), train=True)
+    assert len(calls) == 4
 
 
 def test_explicit_layouts_and_known_cases_are_not_measured():
