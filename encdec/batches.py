@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["NonFiniteError", "check_finite", "check_images", "check_labels", "check_target_shape", "check_targets",
-           "logits_of", "split_batch"]
+           "class_labels", "logits_of", "split_batch"]
 
 _IMAGE_KEYS = ("image", "images", "input", "inputs", "pixel_values")
 _TARGET_KEYS = ("mask", "masks", "label", "labels", "target", "targets")
@@ -200,3 +200,17 @@ def check_finite(logits: Tensor, where: str = "batch") -> None:
     bad = int((~finite).sum())
     raise NonFiniteError(f"{where}: the model's outputs hold {bad} NaN or infinite values out of {logits.numel()}; "
                          "the weights or the inputs are broken (a NaN image, weights from a diverged run)")
+
+
+def class_labels(scores: Tensor) -> Tensor:
+    """The class of each position: the index of the largest score over dim 1 (the first one on ties).
+
+    The same result as ``scores.argmax(dim=1)``, computed with ``max``: for ``(N, C, H, W)`` scores torch's
+    ``argmax`` over a non-innermost dimension is an order of magnitude slower (33 ms against 2 ms for
+    ``2 x 6 x 256 x 256`` floats on a 2-core CPU), which was a visible share of a prediction.
+
+    Example:
+        >>> class_labels(torch.tensor([[[[0.1]], [[0.7]], [[0.7]]]])).tolist()
+        [[[1]]]
+    """
+    return scores.max(dim=1).indices

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from .batches import check_finite
+from .batches import check_finite, class_labels
 from .metrics import SegmentationMetrics
 
 __all__ = ["CourseMetrics", "course_dice", "course_pixel_accuracy"]
@@ -34,7 +34,7 @@ __all__ = ["CourseMetrics", "course_dice", "course_pixel_accuracy"]
 def _labels(preds: torch.Tensor) -> torch.Tensor:
     if preds.is_floating_point():
         check_finite(preds, "course metrics")
-        return (preds[:, 0] > 0).long() if preds.shape[1] == 1 else preds.argmax(dim=1)
+        return (preds[:, 0] > 0).long() if preds.shape[1] == 1 else class_labels(preds)
     return preds
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .batches import check_finite, logits_of
+from .batches import check_finite, class_labels, logits_of
 from .input_spec import input_spec_of
 from .layout import LayoutProbe, known_channels_last
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
@@ -123,7 +123,7 @@ def _restore(output: torch.Tensor, size: Tuple[int, ...], probabilities: bool) -
     """Probabilities at the resized side brought back to the image's own size (segmentation), as asked for."""
     if output.dim() == 3 and tuple(output.shape[-2:]) != tuple(size):
         output = F.interpolate(output[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
-    return output if probabilities else output.argmax(0)
+    return output if probabilities else class_labels(output[None])[0]
 
 
 def _pad(batch: torch.Tensor, model: nn.Module) -> torch.Tensor:
@@ -209,7 +209,7 @@ class _Runner:
         check_finite(logits, f"predict, images {first + 1}-{first + len(batch)}")
         if logits.dim() == 4:
             logits = logits[..., :h, :w]
-        out = logits.softmax(dim=1) if probabilities else logits.argmax(dim=1)
+        out = logits.softmax(dim=1) if probabilities else class_labels(logits)
         return out.cpu().contiguous()
 
 

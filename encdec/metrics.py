@@ -35,7 +35,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from ._distributed import all_reduce_sum
-from .batches import check_finite
+from .batches import check_finite, class_labels
 
 __all__ = [
     "ClassificationMetrics",
@@ -75,7 +75,7 @@ def _to_labels(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> to
                 raise ValueError(
                     f"scores have {pred.shape[1]} channels (shape {tuple(pred.shape)}) but num_classes={num_classes}"
                 )
-            return pred.argmax(dim=1)
+            return class_labels(pred)
         raise ValueError(
             f"floating-point predictions of shape {tuple(pred.shape)} must be scores with a class axis at dim 1 "
             f"(target shape {tuple(target.shape)}); pass integer labels or (N, C, ...) logits"

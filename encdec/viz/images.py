@@ -8,6 +8,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from ..batches import class_labels
 from .palettes import ArrayLike, PaletteLike, PathLike, colorize, get_palette, to_numpy
 
 __all__ = ["overlay", "prediction_grid", "save_mask", "save_prediction_grid", "to_rgb"]
@@ -93,7 +94,7 @@ def overlay(
 def _labels(x: ArrayLike) -> np.ndarray:
     """Labels from labels ``(N, H, W)`` or from scores ``(N, C, H, W)`` (argmax; one channel = binary logits)."""
     if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() == 4:
-        x = (x[:, 0] > 0).long() if x.shape[1] == 1 else x.argmax(dim=1)
+        x = (x[:, 0] > 0).long() if x.shape[1] == 1 else class_labels(x)
     arr = to_numpy(x)
     if np.issubdtype(arr.dtype, np.floating) and arr.ndim == 4:
         arr = (arr[:, 0] > 0).astype(np.int64) if arr.shape[1] == 1 else arr.argmax(axis=1)
