@@ -153,7 +153,7 @@ def _layouts(settings: Settings) -> List[Row]:
     from encdec import layout
 
     rows: List[Row] = []
-    sides = (32, 64) if settings.mode == "tiny" else (64, settings.fast_size)
+    sides = (64, 128) if settings.mode == "tiny" else (64, settings.fast_size)
     batch = 2
     for side in sides:
         torch.manual_seed(0)

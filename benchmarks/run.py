@@ -25,6 +25,7 @@ from ._data import bench_colorize, bench_metrics, bench_voc
 from ._loading import bench_loading
 from ._models import bench_builders, bench_fast_path, bench_fit_overhead, bench_smp
 from ._paths import bench_paths
+from ._tiling import bench_tiling
 from ._timing import machine_info
 from .report import summarize, to_markdown
 
@@ -35,6 +36,7 @@ BENCHMARKS: Dict[str, Callable[[Settings], List[Dict[str, Any]]]] = {
     "builders": bench_builders,
     "fast_path": bench_fast_path,
     "paths": bench_paths,
+    "tiling": bench_tiling,
     "smp": bench_smp,
     "fit": bench_fit_overhead,
     "metrics": bench_metrics,
@@ -89,8 +91,8 @@ def run_benchmarks(
         json_path: Write the result (machine, settings, every row) as JSON here.
         markdown_path: Write the markdown report here.
         tiny: Minimal sizes and one repetition: checks that everything runs (the numbers mean nothing).
-        only: Group names to run (default all): ``builders`` (with ``flops``), ``fast_path``, ``paths``, ``smp``,
-            ``fit``,
+        only: Group names to run (default all): ``builders`` (with ``flops``), ``fast_path``, ``paths``, ``tiling``,
+            ``smp``, ``fit``,
             ``metrics``, ``colorize``, ``voc``; items may be comma-separated.
         settings: Explicit settings instead of the mode's defaults.
         command: The command line recorded in the report.

@@ -29,6 +29,7 @@ from .input_spec import input_spec_of
 from .layout import LayoutProbe, known_channels_last
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
 from .runtime import autocast, compile_module, is_conv_net, resolve_device, resolve_precision
+from .tiling import sliding_window
 
 __all__ = ["predict", "optimize_for_inference", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -191,7 +192,8 @@ class _Runner:
             cache[channels_last] = compile_module(self.module, inference=True, device=self.device)
         return cache[channels_last]
 
-    def __call__(self, batch: torch.Tensor, first: int, probabilities: bool, measurable: bool) -> torch.Tensor:
+    def logits(self, batch: torch.Tensor, where: str, measurable: bool = True) -> torch.Tensor:
+        """Float logits of a batch: padded to the model's size rule on the way in, cropped back on the way out."""
         h, w = batch.shape[-2:]
         x = _pad(batch.to(self.device), self.model)
 
@@ -206,11 +208,32 @@ class _Runner:
             logits = forward(self.compiled_layout)
         else:
             logits = self.probe.run(tuple(x.shape), forward, measurable=measurable)  # type: ignore[assignment]
-        check_finite(logits, f"predict, images {first + 1}-{first + len(batch)}")
-        if logits.dim() == 4:
-            logits = logits[..., :h, :w]
+        check_finite(logits, where)
+        return logits[..., :h, :w] if logits.dim() == 4 else logits
+
+    def __call__(self, batch: torch.Tensor, first: int, probabilities: bool, measurable: bool) -> torch.Tensor:
+        logits = self.logits(batch, f"predict, images {first + 1}-{first + len(batch)}", measurable)
         out = logits.softmax(dim=1) if probabilities else class_labels(logits)
         return out.cpu().contiguous()
+
+    def tiled(self, image: torch.Tensor, index: int, tile: Optional[int], overlap: float, batch_size: int,
+              tta: bool, probabilities: bool) -> torch.Tensor:
+        """One image ``(C, H, W)`` through overlapping tiles (:func:`encdec.tiling.sliding_window`)."""
+        if tile is not None:
+            spec = input_spec_of(self.model)
+            if spec is not None and spec.fixed is not None:
+                raise ValueError(f"tile={tile}: {type(self.model).__name__} takes one fixed input size "
+                                 f"({spec.fixed}), so its images cannot be tiled")
+
+        def forward(tiles: torch.Tensor) -> torch.Tensor:
+            logits = self.logits(tiles, f"predict, tiles of image {index + 1}")
+            if logits.dim() != 4:
+                raise ValueError("tile= and tta= apply to segmentation models; this model returns "
+                                 f"{tuple(logits.shape)} (one score per class, not per pixel)")
+            return logits
+
+        return sliding_window(forward, image.to(self.device), tile=tile, overlap=overlap, batch_size=batch_size,
+                              tta=tta, probabilities=probabilities)
 
 
 def predict(
@@ -227,6 +250,9 @@ def predict(
     optimize: bool = True,
     compile: bool = False,
     size: Union[str, int, None] = "auto",
+    tile: Optional[int] = None,
+    overlap: float = 0.25,
+    tta: bool = False,
 ) -> Union[torch.Tensor, List[torch.Tensor]]:
     """Label maps (or class probabilities) for images of any size.
 
@@ -265,6 +291,13 @@ def predict(
             (``encdec_config["preprocessing"]``, written by ``encdec train`` / ``save_pretrained``), resized the
             way training did (stretched, or the shorter side then a centre crop); nothing when none is recorded.
             ``None``: each image's own size.
+        tile: Predict segmentation images through overlapping tiles of this side (for images larger than memory
+            allows, or than the model was trained on): tiles run ``batch_size`` at a time and their probabilities
+            are blended with weights falling off towards tile borders; memory grows with the tile batch and a
+            band of rows, not with the image (see :mod:`encdec.tiling`).
+        overlap: Fraction of a tile shared with its neighbours when tiling, in ``[0, 1)``.
+        tta: Also predict every tile (or, without ``tile``, every image) flipped left-right and upside-down and
+            average the probabilities.
         compile: Run the folded copy through ``torch.compile`` with frozen weights (inductor), cached with it:
             faster per batch after a first call that compiles for several seconds (minutes on a cold cache) and
             recompiles for new sizes. Without a C++ compiler it warns and runs uncompiled.
@@ -342,6 +375,11 @@ def predict(
         runner = _Runner(model, device, precision, channels_last, optimize, compile)
         with torch.inference_mode():
             for indices, batch in groups:
+                if tile is not None or tta:
+                    for position, index in enumerate(indices):
+                        results[index] = runner.tiled(batch[position], index, tile, overlap, batch_size, tta,
+                                                      probabilities or bool(originals))
+                    continue
                 out = runner(batch, indices[0], probabilities or bool(originals),
                              measurable=shapes[tuple(batch.shape)] >= 4)
                 for position, index in enumerate(indices):

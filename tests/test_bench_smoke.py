@@ -102,3 +102,12 @@ def test_inference_paths_and_layout_rows_run():
     agreement = rows["resnet34_unet predict: pixels equal to fp32 eager"]
     assert 0.99 <= agreement["value"] <= 1.0
     assert re.match(r"CPU with(out)? native bf16 \(", result["machine"]["cpu_class"])
+
+
+def test_tiling_rows_run():
+    result = bench.run_benchmarks(True, None, None, tiny=True, only=["tiling"])
+    rows = {row["name"]: row for row in result["rows"]}
+    assert all(row["status"] != "error" for row in rows.values()), [r["notes"] for r in rows.values()]
+    memory = rows["peak extra memory, 512x512 image, tile 128"]
+    assert memory["kind"] == "MB" and memory["value"] > 0
+    assert rows["tiled labels equal to untiled, 256x256, tile 128"]["value"] >= 0.9

@@ -336,6 +336,7 @@ def test_predict_in_onnxruntime_writes_the_same_masks(capsys, shapes_run, tmp_pa
     assert code == 1 and "--compile applies to the PyTorch backend" in one_error_line(err)
 
 
+@pytest.mark.slow
 def test_eval_and_predict_use_the_recorded_training_size(capsys, shapes_run, tmp_path):
     config = json.loads((shapes_run / "config.json").read_text())
     assert config["preprocessing"]["size"] == [32, 32] and config["preprocessing"]["resize"] == "stretch"
@@ -367,6 +368,24 @@ def test_eval_and_predict_use_the_recorded_training_size(capsys, shapes_run, tmp
     assert labels.shape == (48, 48)
     assert torch.equal(labels, encdec.predict(model, image, size=32))
     assert encdec.predict(model, image, size=None).shape == (48, 48)
+
+
+@pytest.mark.slow
+def test_predict_through_tiles_at_the_images_own_size(capsys, shapes_run, tmp_path):
+    _shape_images(tmp_path / "images", 1, size=70)
+    code, _, err = run(capsys, "predict", "--weights", shapes_run, tmp_path / "images", "--out", tmp_path / "tiled",
+                       "--device", "cpu", "--tile", "32", "--overlap", "0.5", "--tta")
+    assert code == 0, err
+    assert "training size recorded" not in err  # tiles predict at the image's own resolution
+    mask = np.asarray(Image.open(tmp_path / "tiled" / "img0_mask.png"))
+    model = encdec.from_pretrained(shapes_run)
+    image = np.asarray(Image.open(tmp_path / "images" / "img0.png").convert("RGB"))
+    expected = encdec.predict(model, image, size=None, tile=32, overlap=0.5, tta=True, device="cpu")
+    assert mask.shape == (70, 70) and np.array_equal(mask, expected.numpy())
+    torch.save(ref.CustomCNN(num_classes=4).state_dict(), tmp_path / "cnn.pth")
+    code, _, err = run(capsys, "predict", "--model", "custom_cnn", "--weights", tmp_path / "cnn.pth",
+                       tmp_path / "images", "--out", tmp_path / "x", "--tile", "32")
+    assert code == 2 and "--tile and --tta apply to segmentation models" in one_error_line(err)
 
 
 def test_predict_reference_checkpoint_needs_model(capsys, tmp_path):

@@ -240,3 +240,59 @@ def test_optimize_for_inference_keeps_grouped_transposed_convolutions_unfolded()
 def test_optimize_for_inference_inplace():
     model = _tiny_unet()
     assert optimize_for_inference(model, inplace=True) is model and _batchnorms(model) == 0
+
+
+# ---------------------------------------------------------------------------------------------- tiles
+
+
+class _PointwiseNet(nn.Module):
+    """A fully convolutional toy whose output at a pixel depends on that pixel alone, so tiling is exact."""
+
+    num_classes = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.mark.parametrize("tile, overlap", [(32, 0.25), (50, 0.5), (64, 0.0), (500, 0.25)])
+def test_tiled_prediction_equals_untiled_on_a_pointwise_net(tile, overlap):
+    model = _PointwiseNet().eval()
+    x = torch.randn(2, 3, 70, 93)
+    untiled = predict(model, x, precision="fp32", probabilities=True)
+    tiled = predict(model, x, precision="fp32", probabilities=True, tile=tile, overlap=overlap, batch_size=3)
+    assert torch.allclose(tiled, untiled, atol=1e-6)
+    assert torch.equal(predict(model, x, precision="fp32", tile=tile, overlap=overlap), untiled.argmax(1))
+
+
+def test_flip_tta_averages_the_flipped_predictions():
+    model = _tiny_unet().eval()
+    x = torch.randn(1, 3, 32, 48)
+    with torch.no_grad():
+        expected = (model(x).softmax(1) + model(x.flip(-1)).softmax(1).flip(-1)
+                    + model(x.flip(-2)).softmax(1).flip(-2)) / 3
+    got = predict(model, x, precision="fp32", probabilities=True, tta=True, optimize=False)
+    assert torch.allclose(got, expected, atol=1e-5)
+    tiled = predict(model, x, precision="fp32", probabilities=True, tta=True, tile=32, optimize=False)
+    assert tiled.shape == expected.shape and torch.allclose(tiled.sum(1), torch.ones(1, 32, 48), atol=1e-5)
+
+
+def test_tiles_of_sizes_the_model_does_not_take_are_padded_and_cropped():
+    model = _Recorder(_tiny_unet()).eval()
+    labels = predict(model, torch.randn(1, 3, 75, 110), precision="fp32", tile=40, overlap=0.25, optimize=False)
+    assert labels.shape == (1, 75, 110)
+    assert {shape[-2:] for shape in model.shapes} == {(48, 48)}  # 40x40 tiles padded to the multiple of 16
+
+
+def test_tile_errors_name_the_option():
+    with pytest.raises(ValueError, match="overlap must be a fraction in \\[0, 1\\), got 1.0"):
+        predict(_PointwiseNet(), torch.randn(1, 3, 64, 64), tile=32, overlap=1.0)
+    with pytest.raises(ValueError, match="tile must be a positive number of pixels or None, got 0"):
+        predict(_PointwiseNet(), torch.randn(1, 3, 64, 64), tile=0)
+    classifier = encdec.custom_cnn(num_classes=3).eval()
+    with pytest.raises(ValueError, match="tile= and tta= apply to segmentation models"):
+        predict(classifier, torch.randn(1, 3, 64, 64), tile=32)

@@ -229,6 +229,7 @@ def test_fit_records_its_layout_and_a_resumed_run_keeps_it(tmp_path, monkeypatch
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
 
 
+@pytest.mark.slow
 def test_resumed_auto_run_equals_the_uninterrupted_run(tmp_path):
     torch.manual_seed(0)
     whole = encdec.unet(num_classes=3, widths=WIDTHS)

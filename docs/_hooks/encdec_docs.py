@@ -36,9 +36,10 @@ API_PAGES: Dict[str, List[str]] = {
                         "encdec.training.history", "encdec.training.state", "encdec.training.factories",
                         "encdec.training.recipes",
                         "encdec.training.seeding", "encdec.runtime"],
-    "api/inference.md": ["encdec.inference", "encdec.layout", "encdec.deployment", "encdec.export", "encdec.summary",
-                         "encdec.normalization"],
-    "api/viz.md": ["encdec.viz", "encdec.colors", "encdec.viz.palettes", "encdec.viz.images", "encdec.viz.figures"],
+    "api/inference.md": ["encdec.inference", "encdec.tiling", "encdec.layout", "encdec.deployment", "encdec.export",
+                         "encdec.summary", "encdec.normalization"],
+    "api/viz.md": ["encdec.viz", "encdec.colors", "encdec.viz.palettes", "encdec.viz.images",
+                   "encdec.viz.figures"],
     "api/cli.md": ["encdec.cli", "encdec.demo"],
 }
 

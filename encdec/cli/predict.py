@@ -20,6 +20,7 @@ from ..viz import overlay, save_mask
 from ._common import (
     FORMAT,
     CLIError,
+    UsageError,
     device,
     fraction,
     model_for_inference,
@@ -44,7 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "examples:\n  encdec predict --model unet --weights UNet_best_model.pth photos/*.jpg --out masks/\n"
         "  encdec predict --weights runs/unet-shapes shapes/ --out preds/\n"
         "  encdec predict --model resnet34_unet --weights pets.pth cat.jpg --size 256 --out preds/\n"
-        "  encdec predict --weights runs/unet-shapes shapes/ --out preds/ --backend onnxruntime\n\n"
+        "  encdec predict --weights runs/unet-shapes shapes/ --out preds/ --backend onnxruntime\n"
+        "  encdec predict --model unet --weights UNet_best_model.pth big.tif --out preds/ --tile 512 --tta\n\n"
         "Images that cannot be read are listed at the end with the reason and the exit status is 1; the\n"
         "others are still written."))
     add_model_args(p, required=False)
@@ -62,6 +64,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run the model in PyTorch (default), or export it to ONNX and run it in ONNX Runtime or "
                         "OpenVINO (same outputs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model first (PyTorch backend)")
+    p.add_argument("--tile", type=positive(), metavar="PIXELS",
+                   help="segmentation: predict each image at its own size through overlapping tiles of this side "
+                        "(images larger than memory allows; --size still resizes first if given)")
+    p.add_argument("--overlap", type=fraction, default=0.25, help="share of a tile overlapping its neighbours "
+                   "(default 0.25)")
+    p.add_argument("--tta", action="store_true", help="segmentation: also predict flipped images and average")
     p.set_defaults(func=run)
 
 
@@ -99,7 +107,8 @@ def output_stems(paths: Sequence[Path]) -> Dict[Path, str]:
             for p in paths}
 
 
-def _prediction_size(model: Any, task: str, requested: Optional[int]) -> Tuple[Optional[int], bool]:
+def _prediction_size(model: Any, task: str, requested: Optional[int], tiled: bool = False
+                     ) -> Tuple[Optional[int], bool]:
     """The side images are resized to (``None``: their own size) and whether to centre-crop after resizing the
     shorter side. ``--size`` wins; else the training size and policy recorded with the weights (a model trained
     on images stretched to 64x64 has learned objects at that scale, so it sees photos the same way); else
@@ -108,6 +117,8 @@ def _prediction_size(model: Any, task: str, requested: Optional[int]) -> Tuple[O
     crop = record.get("resize") == "shorter-side+center-crop"
     if requested is not None:
         return requested, crop
+    if tiled and task == "segmentation":  # tiles exist to predict large images at their own resolution
+        return None, False
     size = recorded_size(model)
     if size is not None:
         stderr(f"note: predicting at {size}x{size}, the training size recorded with the weights (--size overrides)")
@@ -155,8 +166,11 @@ def run(args: argparse.Namespace) -> int:
     names = model.encdec_config.get("class_names")
     num_classes = getattr(model, "num_classes", 0)
     palette = args.palette or ("voc22" if num_classes == 22 else "binary" if num_classes == 2 else "voc")
-    size, crop = _prediction_size(model, info.task, args.size)
-    options = {"device": args.device, "compile": args.compile} if args.backend == "torch" else {}
+    size, crop = _prediction_size(model, info.task, args.size, tiled=args.tile is not None)
+    if (args.tile is not None or args.tta) and info.task != "segmentation":
+        raise UsageError("--tile and --tta apply to segmentation models")
+    options: Dict[str, Any] = {"device": args.device, "compile": args.compile} if args.backend == "torch" else {}
+    options.update(tile=args.tile, overlap=args.overlap, tta=args.tta, size=None)
     records, failed = [], []
     stems = output_stems(paths)
     for path in paths:

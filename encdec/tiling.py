@@ -1,0 +1,167 @@
+"""Sliding-window inference for images larger than memory: overlapping tiles, weighted blending, flip TTA.
+
+:func:`sliding_window` cuts an image into tiles of a fixed size (the last tile of each row and column is aligned to
+the image's edge, so every tile is whole), runs them in batches, and blends the tiles' class probabilities with
+weights that fall off towards each tile's border (a tile's centre sees its whole receptive field; its border
+does not). Rows of tiles are finished one after another: once no later tile covers a band of image rows, the band
+is turned into labels and its accumulator is freed, so the memory held is a band of ``tile + stride`` rows plus
+one batch of tiles, whatever the image's height.
+
+Example:
+    >>> import torch
+    >>> from encdec.tiling import sliding_window
+    >>> conv = torch.nn.Conv2d(3, 4, 1)
+    >>> image = torch.randn(3, 100, 130)
+    >>> labels = sliding_window(lambda x: conv(x), image, tile=48, overlap=0.25)
+    >>> torch.equal(labels, conv(image[None]).argmax(1)[0])
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from .batches import class_labels
+
+__all__ = ["blend_weights", "sliding_window", "tile_starts"]
+
+Forward = Callable[[Tensor], Tensor]
+
+
+def tile_starts(length: int, tile: int, stride: int) -> List[int]:
+    """Start offsets of tiles of ``tile`` pixels covering ``length`` pixels, ``stride`` apart, the last one aligned to
+    the end (so it is whole).
+
+    Example:
+        >>> tile_starts(1000, 512, 384)
+        [0, 384, 488]
+        >>> tile_starts(300, 512, 384)
+        [0]
+    """
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def blend_weights(height: int, width: int, floor: float = 0.05) -> Tensor:
+    """Per-pixel blending weights of one tile: the product of two tents, 1 at the centre, ``floor`` at the middle of
+    each border and ``floor ** 2`` in the corners (never 0, so every pixel of a tile counts).
+
+    Example:
+        >>> w = blend_weights(5, 7)
+        >>> tuple(w.shape), float(w[2, 3]), round(float(w[0, 3]), 2), round(float(w.min()), 4)
+        ((5, 7), 1.0, 0.05, 0.0025)
+    """
+
+    def ramp(n: int) -> Tensor:
+        centre = (n - 1) / 2
+        distance = (torch.arange(n, dtype=torch.float32) - centre).abs() / max(centre, 1.0)
+        return (1.0 - distance).clamp_min(floor)
+
+    return ramp(height)[:, None] * ramp(width)[None, :]
+
+
+def _flips(tta: bool) -> Sequence[Sequence[int]]:
+    return ((), (-1,), (-2,)) if tta else ((),)
+
+
+def _probabilities(forward: Forward, tiles: Tensor, tta: bool) -> Tensor:
+    """Softmax probabilities of a batch of tiles, averaged over the flips when ``tta``."""
+    total: Optional[Tensor] = None
+    flips = _flips(tta)
+    for dims in flips:
+        x = tiles.flip(dims) if dims else tiles
+        probs = forward(x).float().softmax(dim=1)
+        probs = probs.flip(dims) if dims else probs
+        total = probs if total is None else total + probs
+    return total / len(flips)  # type: ignore[operator]
+
+
+def sliding_window(
+    forward: Forward,
+    image: Tensor,
+    *,
+    tile: Optional[int],
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    tta: bool = False,
+    probabilities: bool = False,
+) -> Tensor:
+    """Labels (or probabilities) of one image ``(C, H, W)`` from overlapping tiles.
+
+    Args:
+        forward: ``forward(batch)`` -> logits ``(N, K, h, w)`` for a batch of tiles ``(N, C, h, w)`` (of the same
+            height and width: ``forward`` pads them to what the model accepts, if needed, and crops back).
+        image: The prepared image (normalised float ``(C, H, W)``), on the device ``forward`` expects.
+        tile: Tile side in pixels (an image side shorter than that is one tile); ``None``: the whole image is
+            one tile (for flip TTA alone).
+        overlap: Fraction of a tile shared with its neighbour, in ``[0, 1)``.
+        batch_size: Tiles per forward pass.
+        tta: Also predict each tile flipped left-right and upside-down, and average the three.
+        probabilities: Return probabilities ``(K, H, W)`` (float32, on the CPU; this holds the whole image) instead
+            of labels ``(H, W)`` (int64).
+
+    Returns:
+        Labels ``(H, W)`` or probabilities ``(K, H, W)``.
+
+    Raises:
+        ValueError: ``tile``, ``overlap`` or ``batch_size`` out of range, or an image that is not ``(C, H, W)``.
+
+    Example:
+        >>> import torch
+        >>> conv = torch.nn.Conv2d(3, 2, 1)
+        >>> sliding_window(lambda x: conv(x), torch.randn(3, 64, 64), tile=32, tta=True).shape
+        torch.Size([64, 64])
+    """
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
+        raise ValueError(f"tile must be a positive number of pixels or None, got {tile!r}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if image.dim() != 3:
+        raise ValueError(f"sliding_window takes one image (C, H, W), got shape {tuple(image.shape)}")
+    height, width = image.shape[-2:]
+    th, tw = (height, width) if tile is None else (min(tile, height), min(tile, width))
+    padded = image
+    stride_h = max(1, int(math.floor(th * (1.0 - overlap))))
+    stride_w = max(1, int(math.floor(tw * (1.0 - overlap))))
+    rows = tile_starts(padded.shape[-2], th, stride_h)
+    cols = tile_starts(padded.shape[-1], tw, stride_w)
+    weights = blend_weights(th, tw).to(image.device)
+    full_width = padded.shape[-1]
+
+    outputs: List[Tensor] = []  # finished bands, in order
+    acc: Optional[Tensor] = None  # probabilities x weights of the rows from `top` down, and their weight sums
+    norm: Optional[Tensor] = None
+    top = 0
+    for index, y in enumerate(rows):
+        band_end = y + th
+        if acc is None:
+            acc = image.new_zeros((0, band_end - top, full_width))
+            norm = image.new_zeros((band_end - top, full_width))
+        elif band_end - top > acc.shape[1]:  # grow the band downwards
+            grow = band_end - top - acc.shape[1]
+            acc = torch.cat([acc, acc.new_zeros((acc.shape[0], grow, full_width))], dim=1) if acc.shape[0] else acc
+            norm = torch.cat([norm, norm.new_zeros((grow, full_width))], dim=0)  # type: ignore[list-item]
+        for start in range(0, len(cols), batch_size):
+            xs = cols[start : start + batch_size]
+            batch = torch.stack([padded[:, y : y + th, x : x + tw] for x in xs])
+            probs = _probabilities(forward, batch, tta)
+            if acc.shape[0] == 0:  # the class count is known from the first output
+                acc = probs.new_zeros((probs.shape[1], norm.shape[0], full_width))  # type: ignore[union-attr]
+            for position, x in enumerate(xs):
+                acc[:, y - top : y - top + th, x : x + tw] += probs[position] * weights
+                norm[y - top : y - top + th, x : x + tw] += weights  # type: ignore[index]
+        done = rows[index + 1] if index + 1 < len(rows) else band_end  # rows above this are final
+        finished = acc[:, : done - top] / norm[: done - top]  # type: ignore[index]
+        outputs.append(finished.cpu() if probabilities else class_labels(finished[None])[0].cpu())
+        acc, norm = acc[:, done - top :], norm[done - top :]  # type: ignore[index]
+        top = done
+    result = torch.cat(outputs, dim=-2)
+    return result[..., :height, :width]
