@@ -28,6 +28,7 @@ from .batches import check_finite, class_labels, logits_of
 from .input_spec import input_spec_of
 from .layout import LayoutProbe, known_channels_last
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
+from .preprocessing import recorded_size, resize_policy
 from .runtime import autocast, compile_module, is_conv_net, resolve_device, resolve_precision
 from .tiling import sliding_window
 
@@ -91,19 +92,10 @@ def _training_size(model: nn.Module, size: Union[str, int, None]) -> Optional[in
     if size is None:
         return None
     if size == "auto":
-        record = (getattr(model, "encdec_config", None) or {}).get("preprocessing") or {}
-        recorded = record.get("size") if isinstance(record, dict) else None
-        if isinstance(recorded, (list, tuple)) and recorded and isinstance(recorded[0], int) and recorded[0] > 0:
-            return int(recorded[0])
-        return None
+        return recorded_size(model)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be 'auto', None or a positive integer, got {size!r}")
     return size
-
-
-def _resize_policy(model: nn.Module) -> str:
-    record = (getattr(model, "encdec_config", None) or {}).get("preprocessing") or {}
-    return record.get("resize", "stretch") if isinstance(record, dict) else "stretch"
 
 
 def _resize_like_training(image: torch.Tensor, side: int, policy: str) -> torch.Tensor:
@@ -354,7 +346,7 @@ def predict(
         target = _training_size(model, size)
         if target is not None:
             originals = [tuple(t.shape[-2:]) for t in tensors]
-            tensors = [_resize_like_training(t, target, _resize_policy(model)) for t in tensors]
+            tensors = [_resize_like_training(t, target, resize_policy(model)) for t in tensors]
         groups = []
         for index, tensor in enumerate(tensors):  # consecutive images of one size share a batch
             last = groups[-1] if groups else None

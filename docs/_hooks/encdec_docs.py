@@ -37,7 +37,7 @@ API_PAGES: Dict[str, List[str]] = {
                         "encdec.training.recipes",
                         "encdec.training.seeding", "encdec.runtime"],
     "api/inference.md": ["encdec.inference", "encdec.tiling", "encdec.layout", "encdec.deployment", "encdec.export",
-                         "encdec.summary", "encdec.normalization"],
+                         "encdec.summary", "encdec.normalization", "encdec.preprocessing"],
     "api/viz.md": ["encdec.viz", "encdec.colors", "encdec.viz.palettes", "encdec.viz.images",
                    "encdec.viz.figures"],
     "api/cli.md": ["encdec.cli", "encdec.demo"],

@@ -17,6 +17,7 @@ from .._registry import ModelInfo, create_model, model_info
 from ..datasets import DATA_KINDS, DataSpec, DataSpecError, parse_spec
 from ..datasets.check import DataProblem, check_dataset, without_problems
 from ..input_spec import input_spec_of
+from ..preprocessing import recorded_preprocessing, recorded_size
 from ..pretrained import load_model, saved_architecture
 from ..weights import read_state_dict
 from ..weights.formats import describe_non_file
@@ -252,20 +253,6 @@ def model_for_inference(model_name: Optional[str], weights: Path, pairs: Sequenc
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     return build_model(architecture, kwargs, weights)
-
-
-def recorded_preprocessing(model: torch.nn.Module) -> Dict[str, Any]:
-    """How the model's training prepared images (``config.json``'s ``preprocessing``), or ``{}``."""
-    record = (getattr(model, "encdec_config", None) or {}).get("preprocessing")
-    return record if isinstance(record, dict) else {}
-
-
-def recorded_size(model: torch.nn.Module) -> Optional[int]:
-    """The square side the model was trained at, from its recorded preprocessing; ``None`` when unknown."""
-    size = recorded_preprocessing(model).get("size")
-    if isinstance(size, (list, tuple)) and size and isinstance(size[0], int) and size[0] > 0:
-        return int(size[0])
-    return None
 
 
 #: Samples of each split read before training when the whole data is not checked.

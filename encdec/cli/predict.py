@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -25,7 +25,6 @@ from ._common import (
     fraction,
     model_for_inference,
     positive,
-    recorded_preprocessing,
     recorded_size,
     stderr,
 )
@@ -107,38 +106,23 @@ def output_stems(paths: Sequence[Path]) -> Dict[Path, str]:
             for p in paths}
 
 
-def _prediction_size(model: Any, task: str, requested: Optional[int], tiled: bool = False
-                     ) -> Tuple[Optional[int], bool]:
-    """The side images are resized to (``None``: their own size) and whether to centre-crop after resizing the
-    shorter side. ``--size`` wins; else the training size and policy recorded with the weights (a model trained
-    on images stretched to 64x64 has learned objects at that scale, so it sees photos the same way); else
+def _prediction_size(model: Any, task: str, requested: Optional[int], tiled: bool = False) -> Optional[int]:
+    """The side images are resized to for the model (``None``: their own size); outputs come back at each image's
+    size. ``--size`` wins; else the training size recorded with the weights (a model trained on images stretched to
+    64x64 has learned objects at that scale, so it sees photos the same way), resized the way training did; else
     classifiers use their reference input size and segmentation models each image's own size."""
-    record = recorded_preprocessing(model)
-    crop = record.get("resize") == "shorter-side+center-crop"
     if requested is not None:
-        return requested, crop
+        return requested
     if tiled and task == "segmentation":  # tiles exist to predict large images at their own resolution
-        return None, False
+        return None
     size = recorded_size(model)
     if size is not None:
         stderr(f"note: predicting at {size}x{size}, the training size recorded with the weights (--size overrides)")
-        return size, crop
+        return size
     if task == "classification":
         spec = input_spec_of(model)
-        return ((spec.fixed or spec.reference) if spec is not None else None), False
-    return None, False
-
-
-def _prepare(image: Image.Image, size: Optional[int], crop: bool) -> Image.Image:
-    if not size:
-        return image
-    if not crop:
-        return image.resize((size, size), Image.BILINEAR)
-    scale = size / min(image.size)
-    resized = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))),
-                           Image.BILINEAR)
-    left, top = (resized.width - size) // 2, (resized.height - size) // 2
-    return resized.crop((left, top, left + size, top + size))
+        return (spec.fixed or spec.reference) if spec is not None else None
+    return None
 
 
 def _runner(model: Any, args: argparse.Namespace) -> Any:
@@ -166,11 +150,11 @@ def run(args: argparse.Namespace) -> int:
     names = model.encdec_config.get("class_names")
     num_classes = getattr(model, "num_classes", 0)
     palette = args.palette or ("voc22" if num_classes == 22 else "binary" if num_classes == 2 else "voc")
-    size, crop = _prediction_size(model, info.task, args.size, tiled=args.tile is not None)
+    size = _prediction_size(model, info.task, args.size, tiled=args.tile is not None)
     if (args.tile is not None or args.tta) and info.task != "segmentation":
         raise UsageError("--tile and --tta apply to segmentation models")
     options: Dict[str, Any] = {"device": args.device, "compile": args.compile} if args.backend == "torch" else {}
-    options.update(tile=args.tile, overlap=args.overlap, tta=args.tta, size=None)
+    options.update(tile=args.tile, overlap=args.overlap, tta=args.tta, size=size)
     records, failed = [], []
     stems = output_stems(paths)
     for path in paths:
@@ -181,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             failed.append((path, f"not a readable image ({error})"))
             print(f"{path}: skipped, not a readable image", file=sys.stderr)
             continue
-        image = _prepare(original, size, crop)
+        image = np.asarray(original)
         if info.task == "classification":
             probs = predict(runner, image, probabilities=True, **options)
             top = int(probs.argmax())
@@ -191,8 +175,6 @@ def run(args: argparse.Namespace) -> int:
             continue
         labels = predict(runner, image, **options)
         mask = labels.numpy().astype(np.uint8)
-        if size:
-            mask = np.asarray(Image.fromarray(mask).resize(original.size, Image.NEAREST))
         mask_path = out / f"{stems[path]}_mask.png"
         overlay_path = out / f"{stems[path]}_overlay.png"
         save_mask(mask_path, mask, palette=palette)
