@@ -73,19 +73,20 @@ def _image_to_tensor(image: Any, mean: torch.Tensor, std: torch.Tensor) -> torch
             f"predict: cannot read an image from {type(image).__name__}; pass a tensor, PIL image, "
             "NumPy array or file path"
         )
+    owned = tensor.dtype != torch.float32  # converting makes a copy of our own, normalised in place (large images)
     if tensor.dtype == torch.uint8:
-        tensor = tensor.float() / 255.0
+        tensor = tensor.float().div_(255.0)
     elif not tensor.is_floating_point():
         raise TypeError(f"predict: image values must be uint8 or floating point, got {tensor.dtype}")
     tensor = tensor.float()
     if tensor.shape[0] == 1 and mean.shape[0] == 3:
-        tensor = tensor.expand(3, -1, -1)
+        tensor, owned = tensor.expand(3, -1, -1), False
     if tensor.shape[0] != mean.shape[0]:
         raise ValueError(
             f"predict: image has {tensor.shape[0]} channels but mean/std have {mean.shape[0]}; "
             "pass mean= and std= with one value per channel"
         )
-    return (tensor - mean) / std
+    return tensor.sub_(mean).div_(std) if owned else (tensor - mean) / std
 
 
 def _training_size(model: nn.Module, size: Union[str, int, None]) -> Optional[int]:
@@ -348,6 +349,9 @@ def predict(
             originals = [tuple(t.shape[-2:]) for t in tensors]
             tensors = [_resize_like_training(t, target, resize_policy(model)) for t in tensors]
         groups = []
+        if tile is not None or tta:  # one image at a time through tiles: no stacked copy of (large) images
+            groups = [([index], tensor.unsqueeze(0)) for index, tensor in enumerate(tensors)]
+            tensors = []
         for index, tensor in enumerate(tensors):  # consecutive images of one size share a batch
             last = groups[-1] if groups else None
             if last is not None and len(last[0]) < batch_size and last[1][0].shape == tensor.shape:
@@ -355,7 +359,8 @@ def predict(
                 last[1].append(tensor)  # type: ignore[attr-defined]
             else:
                 groups.append(([index], [tensor]))  # type: ignore[arg-type]
-        groups = [(indices, torch.stack(batch)) for indices, batch in groups]  # type: ignore[arg-type]
+        groups = [(indices, batch if isinstance(batch, torch.Tensor) else torch.stack(batch))  # type: ignore[misc]
+                  for indices, batch in groups]
         count = len(tensors)
 
     was_training = model.training

@@ -136,7 +136,7 @@ def sliding_window(
     weights = blend_weights(th, tw).to(image.device)
     full_width = padded.shape[-1]
 
-    outputs: List[Tensor] = []  # finished bands, in order
+    result: Optional[Tensor] = None  # labels (H, W) or probabilities (K, H, W), filled band by band
     acc: Optional[Tensor] = None  # probabilities x weights of the rows from `top` down, and their weight sums
     norm: Optional[Tensor] = None
     top = 0
@@ -160,8 +160,10 @@ def sliding_window(
                 norm[y - top : y - top + th, x : x + tw] += weights  # type: ignore[index]
         done = rows[index + 1] if index + 1 < len(rows) else band_end  # rows above this are final
         finished = acc[:, : done - top] / norm[: done - top]  # type: ignore[index]
-        outputs.append(finished.cpu() if probabilities else class_labels(finished[None])[0].cpu())
+        if result is None:
+            shape = (finished.shape[0], padded.shape[-2], full_width) if probabilities else padded.shape[-2:]
+            result = torch.empty(shape, dtype=torch.float32 if probabilities else torch.int64)
+        result[..., top:done, :] = finished.cpu() if probabilities else class_labels(finished[None])[0].cpu()
         acc, norm = acc[:, done - top :], norm[done - top :]  # type: ignore[index]
         top = done
-    result = torch.cat(outputs, dim=-2)
-    return result[..., :height, :width]
+    return result[..., :height, :width]  # type: ignore[index]
