@@ -349,6 +349,7 @@ def predict(
             originals = [tuple(t.shape[-2:]) for t in tensors]
             tensors = [_resize_like_training(t, target, resize_policy(model)) for t in tensors]
         groups = []
+        count = len(tensors)
         if tile is not None or tta:  # one image at a time through tiles: no stacked copy of (large) images
             groups = [([index], tensor.unsqueeze(0)) for index, tensor in enumerate(tensors)]
             tensors = []
@@ -361,7 +362,6 @@ def predict(
                 groups.append(([index], [tensor]))  # type: ignore[arg-type]
         groups = [(indices, batch if isinstance(batch, torch.Tensor) else torch.stack(batch))  # type: ignore[misc]
                   for indices, batch in groups]
-        count = len(tensors)
 
     was_training = model.training
     model.to(device)
