@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Tuple
 __all__ = ["Settings", "FULL", "QUICK", "TINY", "GROUPS", "ALL_BUILDERS", "FAST_PATH_MODELS", "settings_for"]
 
 #: Benchmark groups in run order (``--only`` takes a comma-separated subset).
-GROUPS = ("builders", "fast_path", "paths", "tiling", "smp", "fit", "metrics", "colorize", "voc", "loading")
+GROUPS = ("builders", "fast_path", "paths", "tiling", "smp", "encoders", "fit", "metrics", "colorize", "voc", "loading")
 
 #: Every registered reference builder, cheapest first.
 ALL_BUILDERS = (

@@ -1,4 +1,5 @@
-"""Model benchmarks: every builder vs its reference restatement, the fast path, smp's Unet, ``fit`` overhead.
+"""Model benchmarks: every builder vs its reference restatement, the fast path, smp's Unet, FPN and DeepLabV3+,
+``fit`` overhead.
 
 The reference restatements are the test-only modules in ``tests/reference`` (module names equal to the
 reference checkpoints' keys); each comparison loads the same randomised weights into both models through
@@ -12,7 +13,6 @@ import contextlib
 import copy
 import gc
 import os
-import re
 import tempfile
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -444,27 +444,20 @@ def _alone(times: Dict[str, List[float]]) -> str:
 # ---------------------------------------------------------------------------------------------- smp
 
 
-def _smp_to_encdec(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """segmentation_models_pytorch ``Unet`` keys -> ``encdec.unet(encoder=...)`` keys."""
-    from encdec.models.encoders import torchvision_resnet_rules
-    from encdec.weights import remap_keys
+#: (encdec builder, smp class) pairs compared; encoders per run mode in ``_smp_encoders``.
+SMP_PAIRS = (("unet", "Unet"), ("fpn", "FPN"), ("deeplabv3plus", "DeepLabV3Plus"))
 
-    encoder = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-    out = dict(remap_keys(encoder, torchvision_resnet_rules("encoder.")))
-    conv_index = {("conv1", "0"): "0", ("conv1", "1"): "1", ("conv2", "0"): "3", ("conv2", "1"): "4"}
-    for key, value in state.items():
-        m = re.match(r"^decoder\.blocks\.(\d+)\.(conv[12])\.([01])\.(.+)$", key)
-        if m:
-            out[f"decoder.blocks.{m[1]}.conv.{conv_index[(m[2], m[3])]}.{m[4]}"] = value
-        elif key.startswith("segmentation_head.0."):
-            out["head." + key[len("segmentation_head.0."):]] = value
-    return out
+
+def _smp_encoders(settings: Settings) -> Tuple[str, ...]:
+    return ("resnet18", "resnet34", "resnet50") if settings.mode == "full" else ("resnet34",)
 
 
 def bench_smp(settings: Settings) -> List[Row]:
-    """``encdec.unet(encoder="resnet34")`` vs segmentation_models_pytorch ``Unet("resnet34")`` with the same
-    weights, once in fp32 (contiguous) and once on the fast path (channels_last + bf16 autocast for both; the
-    encdec model also through ``optimize_for_inference`` for inference). Goal >= 1.0x each.
+    """encdec's ``unet(encoder=...)``, ``fpn`` and ``deeplabv3plus`` vs segmentation_models_pytorch's ``Unet``,
+    ``FPN`` and ``DeepLabV3Plus`` on ResNet encoders, the encdec model loaded from a file of smp's weights (its
+    smp key conversion): the output difference (goal <= 1e-5) and the speed ratio in fp32 (contiguous) and on the
+    fast path (channels_last + the auto precision for both; encdec also through ``optimize_for_inference``), for
+    inference and a training step. Goal >= 1.0x each.
 
     Example:
         >>> from benchmarks._config import TINY
@@ -473,26 +466,30 @@ def bench_smp(settings: Settings) -> List[Row]:
     try:
         import segmentation_models_pytorch as smp
     except ImportError as error:
-        return [skip_row("smp", "smp Unet", f"segmentation_models_pytorch is not installed ({error}); "
+        return [skip_row("smp", "smp", f"segmentation_models_pytorch is not installed ({error}); "
                          "pip install 'encdec[bench]'")]
     rows: List[Row] = []
-    rows.extend(guard("smp", "smp Unet", lambda: _bench_smp(smp, settings)))
+    for encoder in _smp_encoders(settings):
+        for builder, cls_name in SMP_PAIRS:
+            rows.extend(guard("smp", f"smp {cls_name}", lambda b=builder, c=cls_name, e=encoder:
+                              _bench_smp(smp, b, c, e, settings)))
     return rows
 
 
-def _bench_smp(smp: Any, settings: Settings) -> List[Row]:
+def _bench_smp(smp: Any, builder: str, cls_name: str, encoder: str, settings: Settings) -> List[Row]:
+    import tempfile
+
     import encdec
 
     side, batch, classes = settings.fast_size, settings.fast_batch, 2
-    print(f"  smp: Unet('resnet34') at {batch}x3x{side}x{side}", flush=True)
+    label = f"{builder}(encoder={encoder!r})"
+    print(f"  smp: {cls_name}({encoder!r}) at {batch}x3x{side}x{side}", flush=True)
     torch.manual_seed(0)
-    theirs = smp.Unet("resnet34", encoder_weights=None, classes=classes)
-    ours = encdec.unet(encoder="resnet34", num_classes=classes)
-    note = "same weights"
-    try:
-        encdec.load_state_dict(ours, _smp_to_encdec(theirs.state_dict()), strict=True, source="smp Unet")
-    except Exception as error:  # noqa: BLE001 - a renamed smp key only costs the weight sharing
-        note = f"weights not shared ({type(error).__name__})"
+    theirs = getattr(smp, cls_name)(encoder, encoder_weights=None, classes=classes)
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/smp.pth"
+        torch.save(theirs.state_dict(), path)
+        ours = encdec.create_model(builder, encoder=encoder, num_classes=classes, weights=path)
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(batch, 3, side, side, generator=gen)
     y = torch.randint(0, classes, (batch, side, side), generator=gen)
@@ -500,37 +497,32 @@ def _bench_smp(smp: Any, settings: Settings) -> List[Row]:
     ours.eval()
     with torch.inference_mode():
         diff = float((theirs(x) - ours(x)).abs().max())
-    note += f", max |output diff| {diff:.1e}" if note == "same weights" else ""
     shape = f"{batch}x3x{side}x{side}"
-    rows: List[Row] = []
+    rows: List[Row] = [value_row("smp", f"{label} output vs smp {cls_name}, same weights", diff, goal=1e-5,
+                                 kind="max_abs_diff", higher_is_better=False, notes=f"fp32 eval, {shape}")]
     _, _, optimize_for_inference, auto = _fast_targets()
-    for label, precision, cl in (("fp32", "fp32", False), ("fast path", auto, True)):
+    steps = (("fp32", "fp32", False), ("fast path", auto, True))
+    for mode, precision, cl in steps:
         a, b = copy.deepcopy(theirs), copy.deepcopy(ours)
-        variants: Dict[str, Callable[[], Any]] = {
+        times = interleave({
             "smp": infer_call(a, x, precision=precision, channels_last=cl),
             "encdec": infer_call(optimize_for_inference(b) if cl else b, x, precision=precision, channels_last=cl),
-        }
-        detail = ""
-        if cl and settings.details:
-            variants["smp + optimize_for_inference"] = infer_call(optimize_for_inference(a), x, precision=precision,
-                                                                  channels_last=cl)
-        times = interleave(variants, **settings.timing())
-        if "smp + optimize_for_inference" in times:
-            folded = quantiles([s / f for s, f in zip(times["smp"], times["smp + optimize_for_inference"])])
-            detail = f"; smp folded by encdec.optimize_for_inference: x{folded['median']:.2f} over smp"
-        what = "channels_last + bf16 autocast, encdec via optimize_for_inference" if cl else "contiguous"
-        rows.append(ratio_row("smp", f"unet(encoder='resnet34') inference, {label}", times, "smp", "encdec",
-                              goal=1.0, notes=f"{precision}, {what}, {shape}; {note}{detail}", shape=shape))
-        opt_a = torch.optim.SGD(a.parameters(), lr=1e-4, momentum=0.9)
-        opt_b = torch.optim.SGD(b.parameters(), lr=1e-4, momentum=0.9)
-        times = interleave({
-            "smp": train_step(a, x, y, opt_a, precision=precision, channels_last=cl),
-            "encdec": train_step(b, x, y, opt_b, precision=precision, channels_last=cl),
         }, **settings.timing())
-        what = "channels_last + bf16 autocast" if cl else "contiguous"
-        rows.append(ratio_row("smp", f"unet(encoder='resnet34') train step, {label}", times, "smp", "encdec",
-                              goal=1.0, notes=f"{precision}, {what}, SGD, {shape}", shape=shape))
-        _free(a, b, opt_a, opt_b)
+        what = "channels_last, encdec via optimize_for_inference" if cl else "contiguous"
+        rows.append(ratio_row("smp", f"{label} inference, {mode}", times, "smp", "encdec", goal=1.0,
+                              notes=f"{precision}, {what}, {shape}", shape=shape))
+        if encoder == "resnet34" or settings.details:
+            opt_a = torch.optim.SGD(a.parameters(), lr=1e-4, momentum=0.9)
+            opt_b = torch.optim.SGD(b.parameters(), lr=1e-4, momentum=0.9)
+            times = interleave({
+                "smp": train_step(a, x, y, opt_a, precision=precision, channels_last=cl),
+                "encdec": train_step(b, x, y, opt_b, precision=precision, channels_last=cl),
+            }, **settings.timing())
+            rows.append(ratio_row("smp", f"{label} train step, {mode}", times, "smp", "encdec", goal=1.0,
+                                  notes=f"{precision}, {'channels_last' if cl else 'contiguous'}, SGD, {shape}",
+                                  shape=shape))
+            _free(opt_a, opt_b)
+        _free(a, b)
     return rows
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from . import _timing
 from ._config import GROUPS, Settings, settings_for
 from ._data import bench_colorize, bench_metrics, bench_voc
+from ._encoders import bench_encoders
 from ._loading import bench_loading
 from ._models import bench_builders, bench_fast_path, bench_fit_overhead, bench_smp
 from ._paths import bench_paths
@@ -38,6 +39,7 @@ BENCHMARKS: Dict[str, Callable[[Settings], List[Dict[str, Any]]]] = {
     "paths": bench_paths,
     "tiling": bench_tiling,
     "smp": bench_smp,
+    "encoders": bench_encoders,
     "fit": bench_fit_overhead,
     "metrics": bench_metrics,
     "colorize": bench_colorize,

@@ -6,7 +6,7 @@ Example:
     True
 """
 
-from . import blocks, datasets, losses, metrics, runtime, viz
+from . import blocks, datasets, decoders, encoders, losses, metrics, runtime, viz
 from ._registry import ModelInfo, ReferenceCheckpoint, create_model, list_models, model_info, register_model
 from ._version import __version__
 from .datasets import CIFAR10, DogImages, OxfordPetSegmentation, SyntheticShapes, VOCSegmentation
@@ -20,6 +20,8 @@ from .models import (
     ImageClassifier,
     SegmentationModel,
     custom_cnn,
+    deeplabv3plus,
+    fpn,
     resfcn18,
     resnet18_classifier,
     resnet34_unet,
@@ -36,12 +38,13 @@ from .weights import LoadReport, WeightsError, load_state_dict, load_weights, re
 
 __all__ = [
     "__version__",
-    "blocks", "datasets", "losses", "metrics", "runtime", "viz",
+    "blocks", "datasets", "decoders", "encoders", "losses", "metrics", "runtime", "viz",
     "CIFAR10", "DogImages", "OxfordPetSegmentation", "SyntheticShapes", "VOCSegmentation",
     "DiceCELoss", "DiceLoss", "ClassificationMetrics", "SegmentationMetrics",
     "ModelInfo", "ReferenceCheckpoint", "create_model", "list_models", "model_info", "register_model",
     "ImageClassifier", "InputSizeError", "InputSpec", "SegmentationModel",
-    "custom_cnn", "resfcn18", "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "unet",
+    "custom_cnn", "deeplabv3plus", "fpn",
+    "resfcn18", "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "unet",
     "unet_pet", "vgg16_cifar",
     "LoadReport", "WeightsError", "load_state_dict", "load_weights", "read_state_dict", "save_weights",
     "convert_checkpoint", "from_pretrained", "load_model", "save_pretrained", "model_summary",

@@ -20,6 +20,7 @@ __all__ = [
     "Bottleneck",
     "DecoderBlock",
     "ResidualMLPBlock",
+    "SeparableConv2d",
 ]
 
 
@@ -300,3 +301,29 @@ def feature_avg_pool(x: Tensor) -> Tensor:
         torch.Size([2, 4])
     """
     return F.avg_pool1d(x.unsqueeze(1), 3, 2, 1).squeeze(1)
+
+
+class SeparableConv2d(nn.Sequential):
+    """A depthwise convolution (one filter per channel, no bias) followed by a 1x1 pointwise one, indexed ``0``
+    and ``1`` (DeepLabV3+'s separable convolution).
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        kernel_size: Depthwise kernel size.
+        padding: Depthwise padding.
+        dilation: Depthwise dilation.
+        bias: Bias of the pointwise convolution.
+
+    Example:
+        >>> SeparableConv2d(8, 16, 3, padding=2, dilation=2)(torch.zeros(1, 8, 9, 9)).shape
+        torch.Size([1, 16, 9, 9])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, padding: int = 1,
+                 dilation: int = 1, bias: bool = True) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,
+                      groups=in_channels, bias=False),
+            nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+        )

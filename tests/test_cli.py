@@ -74,6 +74,24 @@ def test_info_reports_flops_memory_layers_and_checkpoints(capsys):
     assert "vgg16_epoch250.ckpt" in out and "encdec convert vgg16_epoch250.ckpt" in out
 
 
+def test_info_and_list_show_the_encoder_based_builders(capsys):
+    code, out, _ = run(capsys, "info", "fpn", "--encoder", "efficientnet_b0", "--json")
+    assert code == 0
+    report = json.loads(out)
+    with torch.device("meta"):
+        model = encdec.fpn(encoder="efficientnet_b0")
+    assert report["parameters"] == sum(p.numel() for p in model.parameters())
+    assert report["flops_per_image"] > 0 and report["size_rule"] == "height and width divisible by 32"
+    code, out, _ = run(capsys, "info", "deeplabv3plus", "--encoder", "resnet18")
+    assert code == 0 and "decoder.aspp" in out and "FLOPs" in out
+    code, _, err = run(capsys, "info", "vgg16_cifar", "--encoder", "resnet34")
+    assert code == 2 and "deeplabv3plus, fpn, unet" in err
+    code, _, err = run(capsys, "info", "fpn", "--encoder", "resnet43")
+    assert code == 2 and "Did you mean 'resnet34'" in err
+    code, out, _ = run(capsys, "list", "--names")
+    assert {"fpn", "deeplabv3plus"} <= set(out.split())
+
+
 def test_analyze_model_matches_real_forward():
     report = model_summary("custom_cnn", 32, batch_size=2)
     model = encdec.custom_cnn()

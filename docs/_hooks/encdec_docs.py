@@ -5,6 +5,8 @@ Two markers are expanded before the Markdown is rendered, so the pages can never
 * ``<!-- api -->`` on an API page: for each module of the page (``API_PAGES``), a table of every name in its
   ``__all__`` (linked to where the object is documented) followed by a ``::: path`` block for each object whose
   home is this page. Every object is documented exactly once, on the page of the module that defines it.
+* ``<!-- encoder-table -->`` and ``<!-- decoder-table -->``: every torchvision encoder with its channels, strides,
+  parameters and FLOPs, and every encoder-based decoder on two encoders, computed on the ``meta`` device.
 * ``<!-- model-facts NAME -->`` on a model page: parameters, FLOPs, the memory of a training step, the input-size
   rule, the reference checkpoints with the lines that load them, and the layer summary, all computed from the
   model built on PyTorch's ``meta`` device (nothing is allocated).
@@ -23,7 +25,10 @@ API_PAGES: Dict[str, List[str]] = {
     "api/index.md": ["encdec"],
     "api/models.md": ["encdec.models", "encdec.input_spec", "encdec.models.unet", "encdec.models.resnet_unet",
                       "encdec.models.vgg", "encdec.models.resnet_cifar", "encdec.models.cnn", "encdec.models.resfcn",
-                      "encdec.models.encoders", "encdec.models.decoders"],
+                      "encdec.models.fpn", "encdec.models.deeplab", "encdec.models.encoder_decoder"],
+    "api/encoders.md": ["encdec.encoders", "encdec.encoders.contract", "encdec.encoders.torchvision_backbones",
+                        "encdec.encoders.timm_backbones", "encdec.encoders.course", "encdec.decoders",
+                        "encdec.decoders.unet", "encdec.decoders.fpn", "encdec.decoders.deeplab"],
     "api/blocks.md": ["encdec.blocks"],
     "api/weights.md": ["encdec.weights", "encdec.weights.formats", "encdec.weights.zip_reader", "encdec.weights.load",
                        "encdec.weights.save",
@@ -45,6 +50,8 @@ API_PAGES: Dict[str, List[str]] = {
 
 _API = re.compile(r"<!--\s*api\s*-->")
 _FACTS = re.compile(r"<!--\s*model-facts\s+(\w+)\s*-->")
+_ENCODERS = re.compile(r"<!--\s*encoder-table\s*-->")
+_DECODERS = re.compile(r"<!--\s*decoder-table\s*-->")
 
 
 def _public(module: Any) -> List[str]:
@@ -226,11 +233,54 @@ def render_model_facts(name: str, batch_size: int = 8) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _encoder_cost(name: str, side: int = 224) -> Tuple[int, float]:
+    """Parameters and forward FLOPs per ``side`` x ``side`` image of one encoder, on the meta device."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from encdec.encoders import create_encoder
+
+    with torch.device("meta"):
+        encoder = create_encoder(name).eval()
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            encoder(torch.empty(1, 3, side, side))
+    return sum(p.numel() for p in encoder.parameters()), counter.get_total_flops()
+
+
+def render_encoder_table() -> str:
+    """One row per torchvision encoder: channels and strides of its maps, parameters, GFLOPs at 224x224."""
+    from encdec.encoders import BACKBONES
+
+    lines = ["| Encoder | Channels | Strides | Parameters | GFLOPs (224x224) |", "|---|---|---|---:|---:|"]
+    for name in sorted(BACKBONES):
+        _, channels, strides = BACKBONES[name]
+        params, flops = _encoder_cost(name)
+        lines.append(f"| `{name}` | {', '.join(map(str, channels))} | {', '.join(map(str, strides))} | "
+                     f"{params:,} | {flops / 1e9:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_decoder_table() -> str:
+    """One row per encoder-based builder and encoder: parameters, GFLOPs at 256x256 and the input-size rule."""
+    from encdec.summary import model_summary
+
+    lines = ["| Builder | Encoder | Parameters | GFLOPs (256x256) | Input-size rule |", "|---|---|---:|---:|---|"]
+    for builder in ("unet", "fpn", "deeplabv3plus"):
+        for encoder in ("resnet34", "efficientnet_b0", "convnext_tiny"):
+            report = model_summary(builder, 256, batch_size=2, encoder=encoder, num_classes=2)
+            lines.append(f"| [`{builder}`](models/{builder}.md) | `{encoder}` | {report['parameters']:,} | "
+                         f"{report['flops_per_image'] / 1e9:.2f} | {report['size_rule']} |")
+    return "\n".join(lines) + "\n"
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> Optional[str]:
     """Expand the markers of one page."""
     uri = page.file.src_uri
     if uri in API_PAGES and _API.search(markdown):
         markdown = _API.sub(lambda _: render_api(uri), markdown)
+    markdown = _ENCODERS.sub(lambda _: render_encoder_table(), markdown)
+    markdown = _DECODERS.sub(lambda _: render_decoder_table(), markdown)
     return _FACTS.sub(lambda m: render_model_facts(m.group(1)), markdown)
 
 

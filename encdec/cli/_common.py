@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .._registry import ModelInfo, create_model, model_info
+from .._registry import ModelInfo, create_model, list_models, model_info
 from ..datasets import DATA_KINDS, DataSpec, DataSpecError, parse_spec
 from ..datasets.check import DataProblem, check_dataset, without_problems
 from ..input_spec import input_spec_of
@@ -25,7 +25,8 @@ from ..weights.formats import describe_non_file
 __all__ = [
     "CLIError", "UsageError", "FORMAT", "QUICK_CHECK_SAMPLES", "at_least", "build_model", "check_size",
     "checked_data", "list_skipped", "device", "fraction", "human_bytes",
-    "human_count", "lookup_model", "model_for_inference", "parse_data", "parse_model_args", "positive",
+    "add_encoder_argument", "human_count", "lookup_model", "model_for_inference", "parse_data", "parse_model_args",
+    "positive",
     "recorded_preprocessing", "recorded_size", "stderr", "table",
 ]
 
@@ -197,11 +198,25 @@ def lookup_model(name: str) -> ModelInfo:
         raise UsageError(str(error)) from None
 
 
-def parse_model_args(name: str, pairs: Sequence[str]) -> Dict[str, Any]:
-    """``--arg KEY=VALUE`` pairs as builder keyword arguments (values read as JSON when they parse)."""
+def add_encoder_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--encoder NAME`` option of the verbs that build a model."""
+    parser.add_argument("--encoder", metavar="NAME",
+                        help="encoder of unet/fpn/deeplabv3plus: a torchvision backbone (resnet34, efficientnet_b0, "
+                             "...) or timm:NAME")
+
+
+def parse_model_args(name: str, pairs: Sequence[str], encoder: Optional[str] = None) -> Dict[str, Any]:
+    """``--arg KEY=VALUE`` pairs (values read as JSON when they parse) and ``--encoder`` as builder keyword
+    arguments."""
     info = lookup_model(name)
     accepted = [p for p in inspect.signature(info.builder).parameters if p != "weights"]
     out: Dict[str, Any] = {}
+    if encoder is not None:
+        if "encoder" not in accepted:
+            with_encoder = [n for n in list_models()
+                            if "encoder" in inspect.signature(model_info(n).builder).parameters]
+            raise UsageError(f"--encoder: {name} takes no encoder; {', '.join(with_encoder)} do")
+        out["encoder"] = encoder
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip().replace("-", "_")

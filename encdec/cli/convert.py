@@ -8,7 +8,16 @@ from pathlib import Path
 from ..pretrained import convert_checkpoint
 from ..weights import WeightsError
 from ..weights.formats import check_regular_file
-from ._common import FORMAT, UsageError, human_bytes, lookup_model, parse_model_args, positive, stderr
+from ._common import (
+    FORMAT,
+    UsageError,
+    add_encoder_argument,
+    human_bytes,
+    lookup_model,
+    parse_model_args,
+    positive,
+    stderr,
+)
 
 __all__: list = []  # a verb module: parsing and printing, nothing to import
 
@@ -26,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", metavar="OUT", help="a .safetensors file, or a folder (config.json + model.safetensors)")
     p.add_argument("--model", required=True, metavar="NAME", help="a model name from `encdec list`")
     p.add_argument("--num-classes", type=positive(), metavar="N", help="number of outputs")
+    add_encoder_argument(p)
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                    help="other builder argument, JSON value (repeatable), e.g. --arg widths=[16,32,64,128,256]")
     p.add_argument("--class-names", metavar="A,B,...", help="class names to store, comma-separated")
@@ -36,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     src, dst = Path(args.input), Path(args.output)
     check_regular_file(src)  # a directory, FIFO, device or broken link is named as such
     lookup_model(args.model)
-    kwargs = parse_model_args(args.model, args.arg)
+    kwargs = parse_model_args(args.model, args.arg, args.encoder)
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None

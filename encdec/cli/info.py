@@ -11,7 +11,17 @@ from .._json import jsonable
 from .._registry import model_info
 from ..input_spec import InputSizeError
 from ..summary import model_summary
-from ._common import FORMAT, UsageError, human_bytes, human_count, lookup_model, parse_model_args, positive, table
+from ._common import (
+    FORMAT,
+    UsageError,
+    add_encoder_argument,
+    human_bytes,
+    human_count,
+    lookup_model,
+    parse_model_args,
+    positive,
+    table,
+)
 
 __all__: list = []  # a verb module: parsing and printing, nothing to import
 
@@ -22,12 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Describe one model without allocating it: layer summary, parameters, FLOPs per image\n"
         "(torch.utils.flop_counter), the memory of a float32 training step with Adam at a batch size, and the\n"
         "reference checkpoints it accepts.\n\nexamples:\n  encdec info unet\n  encdec info resnet34_unet --size 512 "
-        "--batch-size 4\n  encdec info unet --arg encoder=resnet34 --num-classes 2 --json"))
+        "--batch-size 4\n  encdec info fpn --encoder efficientnet_b0\n"
+        "  encdec info unet --encoder resnet34 --num-classes 2 --json"))
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--size", type=positive(), help="input side (default: the reference size)")
     p.add_argument("--batch-size", type=positive(), default=8, help="batch of the memory estimate (default 8)")
     p.add_argument("--depth", type=positive(), default=2, help="module depth of the layer summary (default 2)")
     p.add_argument("--num-classes", type=positive(), metavar="N")
+    add_encoder_argument(p)
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="builder argument (JSON value)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -35,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     lookup_model(args.model)
-    kwargs = parse_model_args(args.model, args.arg)
+    kwargs = parse_model_args(args.model, args.arg, args.encoder)
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     try:

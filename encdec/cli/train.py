@@ -24,6 +24,7 @@ from ._common import (
     QUICK_CHECK_SAMPLES,
     CLIError,
     UsageError,
+    add_encoder_argument,
     at_least,
     build_model,
     check_size,
@@ -44,6 +45,7 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """``--model``, ``--num-classes`` and ``--arg`` (shared with eval and predict)."""
     p.add_argument("--model", required=required, metavar="NAME", help="a model name from `encdec list`")
     p.add_argument("--num-classes", type=positive(), metavar="N", help="number of outputs (default: the data's)")
+    add_encoder_argument(p)
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                    help="other builder argument, JSON value (repeatable), e.g. --arg widths=[16,32,64,128,256]")
 
@@ -217,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     _claim_out(Path(args.out or f"runs/{settings.model}-{spec.kind}"), args.resume, args.overwrite)
     info = lookup_model(settings.model)
     check_precision(args)
-    kwargs = parse_model_args(settings.model, args.arg)
+    kwargs = parse_model_args(settings.model, args.arg, args.encoder)
     size = settings.size or spec.info.default_size(info.task, info.input_size)
     if "input_size" in inspect.signature(info.builder).parameters:
         kwargs.setdefault("input_size", size)

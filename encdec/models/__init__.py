@@ -1,9 +1,11 @@
 """Every encdec model family, one file each; importing this package registers the builders."""
 
+from ..decoders.unet import UNetDecoder
+from ..encoders.course import ResNetEncoder, torchvision_resnet_encoder
 from ._base import ImageClassifier, InputSizeError, InputSpec, SegmentationModel, input_spec_of
 from .cnn import custom_cnn, resnet18_classifier
-from .decoders import UNetDecoder
-from .encoders import ResNetEncoder, torchvision_resnet_encoder
+from .deeplab import deeplabv3plus
+from .fpn import fpn
 from .resfcn import ResFCN, resfcn18
 from .resnet_cifar import resnet50_cifar
 from .resnet_unet import ResNet50UNetDecoder, resnet34_unet, resnet50_unet
@@ -15,5 +17,5 @@ __all__ = [
     "torchvision_resnet_encoder",
     "UNetEncoder", "UNetDecoder", "ResNet50UNetDecoder", "ResFCN",
     "unet", "unet_pet", "resnet34_unet", "resnet50_unet", "vgg16_cifar", "resnet50_cifar", "custom_cnn",
-    "resnet18_classifier", "resfcn18",
+    "resnet18_classifier", "resfcn18", "fpn", "deeplabv3plus",
 ]

@@ -9,10 +9,10 @@ from torch import nn
 
 from .._registry import ReferenceCheckpoint, register_model
 from ..blocks import ConvBNAct
+from ..encoders.course import load_torchvision_encoder, torchvision_resnet_encoder, torchvision_resnet_rules
 from ..normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..weights import remap_keys
 from ._base import ImageClassifier
-from .encoders import load_torchvision_encoder, torchvision_resnet_encoder, torchvision_resnet_rules
 
 __all__ = ["custom_cnn", "resnet18_classifier"]
 

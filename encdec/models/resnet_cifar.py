@@ -8,10 +8,10 @@ from typing import Optional, Union
 from torch import nn
 
 from .._registry import ReferenceCheckpoint, register_model
+from ..encoders.course import ResNetEncoder, bottleneck_stage
 from ..normalization import CIFAR10_MEAN, CIFAR10_STD
 from ..weights import remap_keys
 from ._base import ImageClassifier
-from .encoders import ResNetEncoder, bottleneck_stage
 
 __all__ = ["resnet50_cifar"]
 

@@ -10,11 +10,11 @@ from torch import Tensor, nn
 
 from .._registry import ReferenceCheckpoint, register_model
 from ..blocks import ConvBNAct, DecoderBlock, DoubleConv
+from ..decoders.unet import UNetDecoder
+from ..encoders.course import ResNetEncoder, basic_stage, bottleneck_stage
 from ..normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..weights import remap_keys
 from ._base import SegmentationModel
-from .decoders import UNetDecoder
-from .encoders import ResNetEncoder, basic_stage, bottleneck_stage
 
 __all__ = ["ResNet50UNetDecoder", "resnet34_unet", "resnet50_unet"]
 

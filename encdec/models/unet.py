@@ -1,4 +1,4 @@
-"""U-Nets: the VOC reference U-Net, the Pet reference U-Net, and U-Nets on torchvision ResNet encoders."""
+"""U-Nets: the VOC reference U-Net, the Pet reference U-Net, and U-Nets on any encoder."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from torch import Tensor, nn
 
 from .._registry import ReferenceCheckpoint, register_model
 from ..blocks import DecoderBlock, DoubleConv
+from ..decoders.unet import UNetDecoder
+from ..encoders import create_encoder
 from ..normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..weights import remap_keys
 from ._base import SegmentationModel
-from .decoders import UNetDecoder
-from .encoders import load_torchvision_encoder, torchvision_resnet_encoder
+from .encoder_decoder import pyramid_multiple, smp_filter
 
 __all__ = ["UNetEncoder", "unet", "unet_pet"]
 
@@ -105,22 +106,32 @@ def _encoder_unet(
     encoder_name: str, num_classes: int, in_channels: int, decoder_channels: Sequence[int],
     encoder_weights: Optional[PathLike],
 ) -> SegmentationModel:
-    encoder = torchvision_resnet_encoder(encoder_name, in_channels=in_channels)
-    if encoder_weights is not None:
-        load_torchvision_encoder(encoder, encoder_weights)
-    skips = encoder.out_channels[:-1][::-1] + [0]
-    ins = [encoder.out_channels[-1], *decoder_channels[:-1]]
-    if len(decoder_channels) != len(skips):
-        raise ValueError(f"decoder_channels needs {len(skips)} entries, got {len(decoder_channels)}")
+    encoder = create_encoder(encoder_name, in_channels=in_channels, weights=encoder_weights)
+    multiple = pyramid_multiple(encoder, "unet", len(encoder.strides))
+    levels = multiple.bit_length() - 1  # one decoder block per halving, back to the input's resolution
+    if len(decoder_channels) != levels:
+        raise ValueError(f"decoder_channels needs {levels} entries for encoder {encoder_name!r} (stride {multiple}), "
+                         f"got {len(decoder_channels)}")
+    channels = encoder.out_channels
+    skips = (channels[:-1][::-1] + [0] * levels)[:levels]
+    ins = [channels[-1], *decoder_channels[:-1]]
     blocks = [DecoderBlock(i, s, o, upsample="nearest", bias=False) for i, s, o in zip(ins, skips, decoder_channels)]
     head = nn.Conv2d(decoder_channels[-1], num_classes, 3, padding=1)
     return SegmentationModel(encoder, UNetDecoder(blocks), head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=32)
+                             size_multiple=multiple)
+
+
+# smp Unet names -> encdec names: smp's Conv2dReLU units hold conv/norm at 0/1, encdec's DoubleConv at 0/1, 3/4.
+SMP_UNET_RULES = [
+    (r"^decoder\.blocks\.(\d+)\.conv1\.([01])\.", lambda m: f"decoder.blocks.{m[1]}.conv.{m[2]}."),
+    (r"^decoder\.blocks\.(\d+)\.conv2\.([01])\.", lambda m: f"decoder.blocks.{m[1]}.conv.{int(m[2]) + 3}."),
+]
+_smp_unet_filter = smp_filter(SMP_UNET_RULES, "head.")
 
 
 def _unet_filter(state: dict, model: nn.Module) -> dict:
     if model is not None and model.encdec_config["kwargs"].get("encoder"):
-        return state
+        return _smp_unet_filter(state, model)
     return voc_unet_filter(state, model)
 
 
@@ -149,15 +160,18 @@ def unet(
     (align_corners=True) upsampling, ``cat(upsampled, skip)``, and a 1x1 head; input sides divisible by 16.
     Loads the reference checkpoints (``convDown1.0.weight`` ... ``convUp_fin.bias``).
 
-    With ``encoder="resnet18" | "resnet34" | "resnet50"``: torchvision's ResNet (feature maps at strides 2-32)
-    feeding five nearest-upsampling ``DecoderBlock``s of ``decoder_channels`` and a 3x3 head; input sides
-    divisible by 32. ``encoder_weights`` loads a torchvision ImageNet file such as ``resnet34-b627a593.pth``.
+    With ``encoder=NAME`` (any of :func:`encdec.encoders.list_encoders`, or ``"timm:NAME"``): the encoder's maps
+    feed nearest-upsampling ``DecoderBlock``s of ``decoder_channels`` (one per halving of its coarsest stride,
+    each taking the skip connection of its resolution when the encoder has one) and a 3x3 head: the
+    segmentation_models_pytorch ``Unet``, whose checkpoints on ResNet encoders load. Input sides divisible by
+    the encoder's coarsest stride (32). ``encoder_weights`` loads an ImageNet file such as
+    ``resnet34-b627a593.pth``.
 
     Args:
         num_classes: Output channels (the VOC reference: 21 classes + the boundary class).
         in_channels: Image channels.
         widths: Channels of the five reference levels (``(8, 16, 32, 64, 128)`` gives a tiny U-Net).
-        encoder: A torchvision ResNet name, or ``None`` for the reference U-Net.
+        encoder: An encoder name, or ``None`` for the reference U-Net.
         encoder_weights: torchvision state-dict file for the encoder.
         decoder_channels: Decoder block widths with an encoder.
         weights: A checkpoint of the whole model (reference layout, encdec layout or safetensors), loaded

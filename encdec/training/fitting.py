@@ -277,7 +277,9 @@ def _layout(channels_last: Union[bool, str], model: nn.Module, device: torch.dev
         recorded = load_checkpoint(resume_from).get("settings", {}).get("channels_last")
         if isinstance(recorded, bool):
             return recorded
-    chosen = choose_channels_last(channels_last, model, device, precision, batch_shape(train_loader), train=True)
+    chosen = None
+    if info.rank == 0:  # one process measures and writes the machine's layout cache; the others take its answer
+        chosen = choose_channels_last(channels_last, model, device, precision, batch_shape(train_loader), train=True)
     return bool(_distributed.gather_objects(chosen, info)[0])
 
 

@@ -1,4 +1,4 @@
-"""ResNet encoders built from the shared blocks, and the torchvision ResNet key map.
+"""The course ResNet encoders, built from the shared blocks, and the torchvision ResNet key map.
 
 One ``ResNetEncoder`` serves every ResNet-shaped network here: torchvision's ResNet-18/34/50 (used by
 ``unet(encoder=...)`` and ``resnet18_classifier``) and the course encoders of ``resnet34_unet``,
@@ -60,6 +60,11 @@ class ResNetEncoder(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.tap_stem = tap_stem
         self.out_channels: List[int] = [stem_channels] + [_last_channels(s) for s in stages]
+        self.strides: List[int] = [2 if tap_stem == "pre_pool" else 4]
+        stride = 4
+        for stage in stages:
+            stride *= _stage_stride(stage)
+            self.strides.append(stride)
 
     def forward(self, x: Tensor) -> List[Tensor]:
         x = self.stem(x)
@@ -94,6 +99,16 @@ def bottleneck_stage(specs: Sequence[Tuple[int, int, int, bool]], kind: str) -> 
         2
     """
     return nn.Sequential(*(Bottleneck(i, m, o, 2 if down else 1, kind=kind) for i, m, o, down in specs))
+
+
+def _stage_stride(stage: nn.Module) -> int:
+    """How much a stage downsamples: per block, the largest stride of its convolutions and pools."""
+    total = 1
+    for block in stage.children():
+        layers = [m for m in block.modules() if isinstance(m, (nn.Conv2d, nn.MaxPool2d))]
+        strides = [m.stride if isinstance(m.stride, int) else max(m.stride) for m in layers]
+        total *= max(strides, default=1)
+    return total
 
 
 def _last_channels(stage: nn.Module) -> int:

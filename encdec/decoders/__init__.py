@@ -1,0 +1,17 @@
+"""Decoders on the encoder contract: they map an encoder's feature maps (high to low resolution) to one map.
+
+* :class:`~encdec.decoders.unet.UNetDecoder`: upsample, concatenate a skip connection, convolve, level by level;
+* :class:`~encdec.decoders.fpn.FPNDecoder`: a feature pyramid, each level convolved up to stride 4 and summed;
+* :class:`~encdec.decoders.deeplab.DeepLabV3PlusDecoder`: atrous spatial pyramid pooling and one stride-4 skip.
+
+Example:
+    >>> from encdec.decoders import FPNDecoder
+    >>> FPNDecoder([64, 128, 256, 512]).out_channels
+    128
+"""
+
+from .deeplab import ASPP, DeepLabV3PlusDecoder
+from .fpn import FPNDecoder
+from .unet import UNetDecoder
+
+__all__ = ["ASPP", "DeepLabV3PlusDecoder", "FPNDecoder", "UNetDecoder"]

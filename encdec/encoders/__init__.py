@@ -1,0 +1,65 @@
+"""Encoders: networks that map an image to feature maps from high to low resolution, for every decoder.
+
+Three sources follow one contract (:mod:`~encdec.encoders.contract`: ``out_channels``, ``strides``, a list of
+maps): torchvision's classification zoo (:mod:`~encdec.encoders.torchvision_backbones`), timm when it is installed
+(:mod:`~encdec.encoders.timm_backbones`, names ``"timm:NAME"``) and the course ResNets
+(:mod:`~encdec.encoders.course`).
+
+Example:
+    >>> from encdec.encoders import create_encoder
+    >>> enc = create_encoder("resnet34")
+    >>> enc.out_channels, enc.strides
+    ([64, 64, 128, 256, 512], [2, 4, 8, 16, 32])
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Union
+
+from torch import nn
+
+from .contract import EncoderError, adapt_input_channels, check_pyramid, dilate, pyramid_stride
+from .course import ResNetEncoder, torchvision_resnet_encoder
+from .timm_backbones import TIMM_PREFIX, TimmEncoder, timm_available
+from .torchvision_backbones import BACKBONES, TorchvisionEncoder, list_torchvision_backbones
+
+__all__ = [
+    "BACKBONES", "EncoderError", "ResNetEncoder", "TIMM_PREFIX", "TimmEncoder", "TorchvisionEncoder",
+    "adapt_input_channels", "check_pyramid", "create_encoder", "dilate", "list_encoders", "pyramid_stride",
+    "timm_available", "torchvision_resnet_encoder",
+]
+
+
+def create_encoder(name: str, *, in_channels: int = 3, weights: Optional[Union[str, os.PathLike]] = None,
+                   output_stride: Optional[int] = None) -> nn.Module:
+    """Build an encoder by name: a torchvision backbone (``"resnet34"``, ``"efficientnet_b0"``, ...) or
+    ``"timm:NAME"``.
+
+    Args:
+        name: See :func:`list_encoders`; ``"timm:"`` followed by any timm model with a ``features_only`` form.
+        in_channels: Image channels.
+        weights: A local ImageNet state-dict file of the backbone (torchvision's or timm's).
+        output_stride: Dilate the last stages so no map is coarser than this (8 or 16).
+
+    Raises:
+        EncoderError: An unknown name (the message lists close matches), or timm missing for ``timm:`` names.
+
+    Example:
+        >>> [f.shape[-1] for f in create_encoder("convnext_tiny")(torch.zeros(1, 3, 64, 64))]
+        [16, 8, 4, 2]
+    """
+    if name.startswith(TIMM_PREFIX):
+        return TimmEncoder(name[len(TIMM_PREFIX):], in_channels=in_channels, weights=weights,
+                           output_stride=output_stride)
+    return TorchvisionEncoder(name, in_channels=in_channels, weights=weights, output_stride=output_stride)
+
+
+def list_encoders(pattern: Optional[str] = None) -> List[str]:
+    """The torchvision backbones available as encoders (timm's are ``"timm:NAME"``; ``timm.list_models()``).
+
+    Example:
+        >>> len(list_encoders()) >= 40, list_encoders("convnext*")[:2]
+        (True, ['convnext_base', 'convnext_large'])
+    """
+    return list_torchvision_backbones(pattern)

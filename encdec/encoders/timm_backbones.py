@@ -1,0 +1,105 @@
+"""Encoders from timm (an optional extra): ``encoder="timm:NAME"`` builds ``timm.create_model(NAME,
+features_only=True)``, whose ``feature_info`` gives the channels and strides of its maps.
+
+Weights come from a local file only (a timm state dict of the classification model, e.g. the
+``model.safetensors`` of a timm release): encdec reads and checks it against the model first, strictly, then
+timm loads it (adapting the first convolution to ``in_channels`` as timm does). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import warnings
+from typing import Any, List, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..weights import load_state_dict, read_state_dict
+from .contract import EncoderError
+
+__all__ = ["TIMM_PREFIX", "TimmEncoder", "timm_available"]
+
+PathLike = Union[str, os.PathLike]
+
+#: Encoder names starting with this are timm models.
+TIMM_PREFIX = "timm:"
+
+
+def timm_available() -> bool:
+    """Whether timm can be imported.
+
+    Example:
+        >>> isinstance(timm_available(), bool)
+        True
+    """
+    return importlib.util.find_spec("timm") is not None
+
+
+def _timm() -> Any:
+    if not timm_available():
+        raise EncoderError("timm encoders need timm: pip install 'encdec[timm]' (or pip install timm)")
+    return importlib.import_module("timm")
+
+
+def _check_weights(timm: Any, name: str, path: PathLike) -> None:
+    """Check ``path`` against timm's classification model ``name`` (built on the meta device), strictly, so that
+    a file of another architecture is refused by key instead of half loaded. The classifier is left out of the
+    comparison: fine-tuned files have their own number of classes."""
+    with torch.device("meta"):
+        full = timm.create_model(name, pretrained=False)
+    classifier = full.pretrained_cfg.get("classifier") or ()
+    heads = tuple(f"{c}." for c in ((classifier,) if isinstance(classifier, str) else classifier))
+    full.reset_classifier(0)
+    state = {k: v for k, v in read_state_dict(path).items() if not (heads and k.startswith(heads))}
+    with warnings.catch_warnings():  # the meta model takes nothing: this is a check of names and shapes
+        warnings.simplefilter("ignore", UserWarning)
+        load_state_dict(full, state, strict=True, source=str(path))
+
+
+class TimmEncoder(nn.Module):
+    """A timm backbone as an encoder, through ``timm.create_model(name, features_only=True)``.
+
+    Its state-dict names are ``model.<timm's names>``, as segmentation_models_pytorch's ``tu-`` encoders have them.
+
+    Args:
+        name: A timm model name that supports ``features_only`` (without the ``timm:`` prefix).
+        in_channels: Image channels (timm's ``in_chans``).
+        weights: A local timm state-dict file of the classification model ``name``.
+        output_stride: timm's ``output_stride`` (8 or 16 dilates the last stages, for DeepLab); default: none.
+
+    Raises:
+        EncoderError: timm is not installed, or ``name`` is unknown to it or has no ``features_only`` form.
+
+    Example:
+        >>> enc = TimmEncoder("resnet18") if timm_available() else None
+        >>> enc.strides if enc is not None else [2, 4, 8, 16, 32]
+        [2, 4, 8, 16, 32]
+    """
+
+    def __init__(self, name: str, *, in_channels: int = 3, weights: Optional[PathLike] = None,
+                 output_stride: Optional[int] = None) -> None:
+        super().__init__()
+        timm = _timm()
+        if not timm.is_model(name):
+            close = timm.list_models(f"*{name[:4]}*")[:5]
+            hint = f" Similar timm names: {', '.join(close)}." if close else ""
+            raise EncoderError(f"Unknown timm model {name!r}.{hint} timm.list_models() lists them all.")
+        kwargs: dict = {"in_chans": in_channels}
+        if output_stride is not None:
+            kwargs["output_stride"] = output_stride
+        if weights is not None:
+            _check_weights(timm, name, weights)
+            kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": os.fspath(weights)})
+        try:
+            self.model = timm.create_model(name, features_only=True, **kwargs)
+        except (RuntimeError, TypeError, ValueError, AttributeError, AssertionError) as error:
+            raise EncoderError(f"timm cannot build {name!r} as an encoder (features_only=True): {error}") from None
+        self.name = TIMM_PREFIX + name
+        self.out_channels: List[int] = list(self.model.feature_info.channels())
+        self.strides: List[int] = list(self.model.feature_info.reduction())
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        return list(self.model(x))
