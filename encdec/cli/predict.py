@@ -28,7 +28,7 @@ from ._common import (
     recorded_size,
     stderr,
 )
-from .train import add_model_args
+from .train import add_model_args, check_precision
 
 __all__: list = []  # a verb module: parsing and printing, nothing to import
 
@@ -63,6 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run the model in PyTorch (default), or export it to ONNX and run it in ONNX Runtime or "
                         "OpenVINO (same outputs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model first (PyTorch backend)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="PyTorch backend (default auto: bf16 on GPUs and on CPUs with native bfloat16, else fp32); "
+                        "fp32 gives the labels of the ONNX backends")
     p.add_argument("--tile", type=positive(), metavar="PIXELS",
                    help="segmentation: predict each image at its own size through overlapping tiles of this side "
                         "(images larger than memory allows; --size still resizes first if given)")
@@ -131,6 +134,9 @@ def _runner(model: Any, args: argparse.Namespace) -> Any:
         return model
     if args.compile:
         raise CLIError(f"--compile applies to the PyTorch backend, not --backend {args.backend}")
+    if args.precision not in ("auto", "fp32"):
+        raise CLIError(f"--precision {args.precision} applies to the PyTorch backend; --backend {args.backend} runs "
+                       "the exported fp32 model")
     return OnnxPredictor.from_model(model, backend=args.backend)
 
 
@@ -153,7 +159,11 @@ def run(args: argparse.Namespace) -> int:
     size = _prediction_size(model, info.task, args.size, tiled=args.tile is not None)
     if (args.tile is not None or args.tta) and info.task != "segmentation":
         raise UsageError("--tile and --tta apply to segmentation models")
-    options: Dict[str, Any] = {"device": args.device, "compile": args.compile} if args.backend == "torch" else {}
+    if args.backend == "torch":
+        check_precision(args)
+        options: Dict[str, Any] = {"device": args.device, "compile": args.compile, "precision": args.precision}
+    else:
+        options = {}
     options.update(tile=args.tile, overlap=args.overlap, tta=args.tta, size=size)
     records, failed = [], []
     stems = output_stems(paths)
