@@ -3,8 +3,9 @@ an encoder, run at two sizes, and compared with its upstream's own features of t
 
 * torchvision: ``torchvision.models.feature_extraction.create_feature_extractor`` on torchvision's model, with the
   weights the encoder was loaded from (randomised BatchNorm statistics, so eval outputs depend on them).
-* timm: ``timm.create_model(name, features_only=True)`` loaded with the encoder's weights; every timm model with a
-  ``features_only`` form in full mode, a sample in quick and tiny mode.
+* timm: ``timm.create_model(name, features_only=True)`` loaded with the encoder's weights, through
+  :mod:`benchmarks.timm_sweep` (a worker process, a timeout per model); every timm model in full mode, a sample in
+  quick and tiny mode.
 
 A row per family: how many backbones matched (goal: all), with the failures named in the notes.
 
@@ -65,24 +66,6 @@ def _torchvision_one(name: str) -> str:
     return ""
 
 
-def _timm_one(timm: Any, name: str) -> str:
-    from encdec.encoders import create_encoder
-
-    torch.manual_seed(0)
-    encoder = create_encoder(f"timm:{name}").eval()
-    reference = timm.create_model(name, features_only=True, pretrained=False).eval()
-    _randomize(encoder)
-    reference.load_state_dict(encoder.model.state_dict())
-    for side in _SIDES:
-        x = torch.randn(1, 3, side, side)
-        with torch.no_grad():
-            ours, theirs = encoder(x), reference(x)
-        for i, (a, b) in enumerate(zip(ours, theirs)):
-            if not torch.equal(a, b):
-                return f"map {i} at {side} differs"
-    return ""
-
-
 def _sweep(group: str, label: str, names: List[str], check) -> Row:
     failures: List[Tuple[str, str]] = []
     started = time.perf_counter()
@@ -113,10 +96,19 @@ def bench_encoders(settings: Settings) -> List[Row]:
         import timm
     except ImportError as error:
         return rows + [skip_row("encoders", "timm", f"timm is not installed ({error})")]
-    if settings.mode == "full":
-        timm_names = [n for n in timm.list_models() if not n.startswith(("vit_giant", "vit_gigantic", "eva_giant"))]
-    else:
-        timm_names = list(_TIMM_SAMPLE[:3] if settings.mode == "tiny" else _TIMM_SAMPLE)
-    rows += guard("encoders", "timm", lambda: [_sweep("encoders", "timm", timm_names,
-                                                      lambda n: _timm_one(timm, n))])
-    return rows
+    from .timm_sweep import summarize, sweep
+
+    timm_names = timm.list_models() if settings.mode == "full" else list(_TIMM_SAMPLE[:3] if settings.mode == "tiny"
+                                                                        else _TIMM_SAMPLE)
+    return rows + guard("encoders", "timm", lambda: [_timm_row(summarize(sweep(timm_names)))])
+
+
+def _timm_row(summary: Dict[str, Any]) -> Row:
+    counts, backbones = summary["counts"], summary["backbones"]
+    listed = "; ".join(f"{n} ({v['status']}: {v.get('detail', '')[:80]})"
+                       for n, v in list(summary["not_equal"].items())[:20])
+    return value_row("encoders", "timm: features_only backbones whose features equal timm's own",
+                     counts.get("equal", 0) / max(backbones, 1), goal=1.0, kind="fraction",
+                     notes=f"{counts.get('equal', 0)} of {backbones} ({summary['equal_at_two_sizes']} at 64 and 96 "
+                           f"px or two native sizes, the others at their fixed input size); {counts}"
+                           + (f"; not equal: {listed}" if listed else ""))

@@ -168,6 +168,31 @@ def test_timm_features_equal_timms_own_model(name, tmp_path):
 
 
 @timm_only
+def test_timm_channels_last_maps_reach_the_decoder_as_nchw():
+    """Swin's features_only maps are NHWC (timm's output_fmt); the encoder hands NCHW maps with the declared
+    channels to decoders, the permuted maps of timm's own model."""
+    import timm
+
+    import encdec
+
+    torch.manual_seed(0)
+    name = "swin_tiny_patch4_window7_224"
+    encoder = create_encoder(f"timm:{name}").eval()
+    reference = timm.create_model(name, features_only=True, pretrained=False).eval()
+    reference.load_state_dict(encoder.model.state_dict())
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        ours, theirs = encoder(x), reference(x)
+    for feature, expected, channels, stride in zip(ours, theirs, encoder.out_channels, encoder.strides):
+        assert expected.shape[-1] == channels  # timm's own maps are channels-last
+        assert feature.shape == (1, channels, 224 // stride, 224 // stride)
+        torch.testing.assert_close(feature, expected.permute(0, 3, 1, 2))
+    model = encdec.fpn(encoder=f"timm:{name}", num_classes=3).eval()
+    with torch.no_grad():
+        assert model(x).shape == (1, 3, 224, 224)
+
+
+@timm_only
 def test_timm_files_of_another_model_are_refused_strictly(tmp_path):
     import timm
 

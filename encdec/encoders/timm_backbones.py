@@ -100,6 +100,9 @@ class TimmEncoder(nn.Module):
         self.name = TIMM_PREFIX + name
         self.out_channels: List[int] = list(self.model.feature_info.channels())
         self.strides: List[int] = list(self.model.feature_info.reduction())
+        # Transformers such as Swin give channels-last maps (timm's ``output_fmt``); decoders take NCHW.
+        self.channels_last_maps = str(getattr(getattr(self.model, "output_fmt", "NCHW"), "value", "NCHW")) == "NHWC"
 
     def forward(self, x: Tensor) -> List[Tensor]:
-        return list(self.model(x))
+        maps = list(self.model(x))
+        return [m.permute(0, 3, 1, 2) for m in maps] if self.channels_last_maps else maps

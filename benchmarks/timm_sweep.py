@@ -1,0 +1,239 @@
+"""Every timm model with a ``features_only`` form, built as an encdec encoder and compared with timm's own.
+
+For each name in ``timm.list_models()``: timm's ``create_model(name, features_only=True)`` is the reference; a
+model timm cannot build that way is counted apart (it is not a backbone). encdec's ``create_encoder("timm:NAME")``
+gets randomised BatchNorm statistics, the reference loads its state dict, and both run at two sizes: 64 and 96
+pixels, or, for a model whose timm config fixes its input size (most ViTs), at that size only. The encoder's maps
+must equal timm's exactly and match the channels and strides it declares.
+
+Models run one after another in a worker process, so that a model which hangs or takes the memory of the machine is
+reported (timeout, crash) and the sweep goes on. Models whose two copies would not fit ``--max-gb`` are reported
+as skipped, never silently dropped.
+
+Run from a checkout (hours for the whole family on 2 cores)::
+
+    python -m benchmarks.timm_sweep --json timm-sweep.json
+    python -m benchmarks.timm_sweep --names resnet18 convnext_atto vit_tiny_patch16_224
+
+Example:
+    >>> result = sweep(["resnet18"], timeout=300)  # doctest: +SKIP
+    >>> result["resnet18"]["status"]  # doctest: +SKIP
+    'equal'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+__all__ = ["check_one", "sweep", "summarize", "main"]
+
+SMALL_SIDES = (64, 96)
+
+
+def _randomize(model: Any) -> None:
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 1.5)
+
+
+def _side_sets(cfg: Dict[str, Any]) -> List[List[int]]:
+    """The sizes to run, in order of preference: a model whose config fixes its input size runs at that size
+    only; others at 64 and 96, or, when timm's own model refuses those, at its native size and 32 more."""
+    native = int(cfg.get("input_size", (3, 224, 224))[-1])
+    if cfg.get("fixed_input_size"):
+        return [[native]]
+    return [list(SMALL_SIDES), [native, native + 32]]
+
+
+def _compare(encoder: Any, reference: Any, side: int) -> str:
+    """'' when the encoder's maps at ``side`` equal timm's and match its declared channels and strides."""
+    import torch
+
+    x = torch.randn(1, 3, side, side)
+    with torch.no_grad():
+        ours, theirs = encoder(x), reference(x)
+    if str(getattr(getattr(reference, "output_fmt", "NCHW"), "value", "NCHW")) == "NHWC":
+        theirs = [t.permute(0, 3, 1, 2) for t in theirs]
+    if len(ours) != len(theirs) or len(ours) != len(encoder.out_channels):
+        return f"{len(ours)} maps vs timm's {len(theirs)}"
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if not torch.equal(a, b):
+            return f"map {i} at {side} differs"
+        if a.ndim != 4 or a.shape[1] != encoder.out_channels[i]:
+            return f"map {i} is {tuple(a.shape)}, declared {encoder.out_channels[i]} channels"
+        # Unpadded convolutions (Inception) lose a few pixels: the declared stride is the nominal reduction.
+        if abs(a.shape[-1] * encoder.strides[i] - side) > 0.2 * side:
+            return f"map {i} is {tuple(a.shape)} at {side}, declared stride {encoder.strides[i]}"
+    return ""
+
+
+def check_one(name: str, max_gb: float) -> Dict[str, Any]:
+    """Compare ``create_encoder("timm:" + name)`` with timm's own ``features_only`` model; a JSON-able verdict."""
+    import timm
+    import torch
+
+    from encdec.encoders import create_encoder
+
+    try:
+        with torch.device("meta"):
+            probe = timm.create_model(name, features_only=True, pretrained=False)
+    except Exception as error:  # noqa: BLE001 - a model without a features_only form is not a backbone
+        return {"status": "no_features_only", "detail": f"{type(error).__name__}: {str(error)[:160]}"}
+    params = sum(p.numel() for p in probe.parameters())
+    cfg = dict(getattr(probe, "pretrained_cfg", {}) or {})
+    del probe
+    if 2 * 4 * params / 2**30 > max_gb:
+        return {"status": "too_large", "params": params, "detail": f"two fp32 copies exceed {max_gb:g} GB"}
+    torch.manual_seed(0)
+    try:
+        encoder = create_encoder(f"timm:{name}").eval()
+    except Exception as error:  # noqa: BLE001 - reported as the failure it is
+        return {"status": "failed", "params": params, "detail": f"build: {type(error).__name__}: {str(error)[:160]}"}
+    reference = timm.create_model(name, features_only=True, pretrained=False).eval()
+    _randomize(encoder)
+    reference.load_state_dict(encoder.model.state_dict())
+    refused = ""
+    for sides in _side_sets(cfg):
+        try:
+            with torch.no_grad():
+                for side in sides:
+                    reference(torch.randn(1, 3, side, side))
+        except Exception as error:  # noqa: BLE001 - a size timm's own model refuses says nothing of ours
+            refused = f"timm at {sides}: {type(error).__name__}: {str(error)[:160]}"
+            continue
+        for side in sides:
+            problem = _compare(encoder, reference, side)
+            if problem:
+                return {"status": "failed", "params": params, "sides": sides, "detail": problem}
+        return {"status": "equal", "params": params, "sides": sides}
+    return {"status": "reference_failed", "params": params, "detail": refused}
+
+
+def _worker(max_gb: float) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    for line in sys.stdin:
+        name = line.strip()
+        started = time.perf_counter()
+        try:
+            verdict = check_one(name, max_gb)
+        except Exception as error:  # noqa: BLE001 - one model must not end the sweep
+            verdict = {"status": "failed", "detail": f"{type(error).__name__}: {str(error)[:160]}"}
+        verdict["seconds"] = round(time.perf_counter() - started, 2)
+        print(json.dumps({"name": name, **verdict}), flush=True)
+
+
+class _Worker:
+    def __init__(self, max_gb: float, threads: int) -> None:
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.timm_sweep", "--worker", "--max-gb", str(max_gb)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root, env=env)
+
+    def ask(self, name: str, timeout: float) -> Optional[Dict[str, Any]]:
+        """The worker's verdict on ``name``, or None when it did not answer in time (or died)."""
+        try:
+            self.process.stdin.write(name + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            return None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if ready else ""
+        return json.loads(line) if line else None
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def sweep(names: Sequence[str], *, timeout: float = 600.0, max_gb: float = 12.0, threads: int = 1,
+          progress: bool = False, done: Optional[Dict[str, Dict[str, Any]]] = None,
+          checkpoint: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
+    """Check every name in a worker process; a name it does not answer within ``timeout`` s is ``timeout``, one
+    during which it dies is ``crashed``. Names already in ``done`` are not run again; ``checkpoint`` (a JSON path)
+    is rewritten after every model, so an interrupted sweep resumes."""
+    results: Dict[str, Dict[str, Any]] = dict(done or {})
+    worker: Optional[_Worker] = None
+    try:
+        for name in names:
+            if name in results:
+                continue
+            worker = worker or _Worker(max_gb, threads)
+            verdict = worker.ask(name, timeout)
+            if verdict is None:
+                died = worker.process.poll() is not None
+                verdict = {"name": name, "status": "crashed" if died else "timeout", "seconds": timeout}
+                worker.close()
+                worker = None
+            results[name] = {k: v for k, v in verdict.items() if k != "name"}
+            if progress:
+                print(f"{len(results):5d} {name:50s} {results[name]['status']:17s} {results[name].get('seconds')}",
+                      flush=True)
+            if checkpoint:
+                with open(checkpoint, "w") as handle:
+                    json.dump(results, handle)
+    finally:
+        if worker is not None:
+            worker.close()
+    return results
+
+
+def summarize(results: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Counts per status, and the names of every model that is not ``equal``.
+
+    Example:
+        >>> summarize({"a": {"status": "equal", "sides": [64, 96]}, "b": {"status": "failed"}})["counts"]
+        {'equal': 1, 'failed': 1}
+    """
+    counts: Dict[str, int] = {}
+    for verdict in results.values():
+        counts[verdict["status"]] = counts.get(verdict["status"], 0) + 1
+    backbones = len(results) - counts.get("no_features_only", 0)
+    two_sizes = sum(1 for v in results.values() if v["status"] == "equal" and len(v.get("sides", ())) == 2)
+    return {"counts": dict(sorted(counts.items())), "backbones": backbones, "equal_at_two_sizes": two_sizes,
+            "not_equal": {n: v for n, v in sorted(results.items()) if v["status"] not in ("equal", "no_features_only")}}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.timm_sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--names", nargs="*", help="timm names to check (default: timm.list_models())")
+    parser.add_argument("--json", help="write (and resume from) the per-model verdicts here")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per model (default 600)")
+    parser.add_argument("--max-gb", type=float, default=12.0, help="memory for the two copies of a model")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the worker")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args.max_gb)
+        return 0
+    import timm
+
+    names = args.names or timm.list_models()
+    done = {}
+    if args.json and os.path.exists(args.json):
+        with open(args.json) as handle:
+            done = json.load(handle)
+    results = sweep(names, timeout=args.timeout, max_gb=args.max_gb, threads=args.threads, progress=True,
+                    done=done, checkpoint=args.json)
+    summary = summarize({n: results[n] for n in names if n in results})
+    print(json.dumps({k: v for k, v in summary.items() if k != "not_equal"}))
+    for name, verdict in summary["not_equal"].items():
+        print(f"{name}: {verdict['status']} {verdict.get('detail', '')}")
+    return 0 if not any(v["status"] in ("failed", "crashed") for v in summary["not_equal"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
