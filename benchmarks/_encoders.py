@@ -109,6 +109,6 @@ def _timm_row(summary: Dict[str, Any]) -> Row:
                        for n, v in list(summary["not_equal"].items())[:20])
     return value_row("encoders", "timm: features_only backbones whose features equal timm's own",
                      counts.get("equal", 0) / max(backbones, 1), goal=1.0, kind="fraction",
-                     notes=f"{counts.get('equal', 0)} of {backbones} ({summary['equal_at_two_sizes']} at 64 and 96 "
-                           f"px or two native sizes, the others at their fixed input size); {counts}"
+                     notes=f"{counts.get('equal', 0)} of {backbones} ({summary['equal_at_two_sizes']} at two sizes, "
+                           f"the others at their one (fixed) input size); {counts}"
                            + (f"; not equal: {listed}" if listed else ""))

@@ -2,8 +2,9 @@
 
 For each name in ``timm.list_models()``: timm's ``create_model(name, features_only=True)`` is the reference; a
 model timm cannot build that way is counted apart (it is not a backbone). encdec's ``create_encoder("timm:NAME")``
-gets randomised BatchNorm statistics, the reference loads its state dict, and both run at two sizes: 64 and 96
-pixels, or, for a model whose timm config fixes its input size (most ViTs), at that size only. The encoder's maps
+gets randomised BatchNorm statistics, the reference loads its state dict, and both run at two sizes: two and three
+times the model's largest stride (64 and 96 pixels for most), or, for a model whose timm config fixes its input size
+(most ViTs), at that size only. The encoder's maps
 must equal timm's exactly and match the channels and strides it declares.
 
 Models run one after another in a worker process, so that a model which hangs or takes the memory of the machine is
@@ -34,9 +35,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ["check_one", "sweep", "summarize", "main"]
 
-SMALL_SIDES = (64, 96)
-
-
 def _randomize(model: Any) -> None:
     import torch
 
@@ -47,13 +45,15 @@ def _randomize(model: Any) -> None:
                 m.running_var.uniform_(0.5, 1.5)
 
 
-def _side_sets(cfg: Dict[str, Any]) -> List[List[int]]:
+def _side_sets(cfg: Dict[str, Any], max_stride: int) -> List[List[int]]:
     """The sizes to run, in order of preference: a model whose config fixes its input size runs at that size
-    only; others at 64 and 96, or, when timm's own model refuses those, at its native size and 32 more."""
+    only; others at two and three times their largest stride (64 and 96 for most), or, when timm's own model
+    refuses those, at its native size and one stride more, or at its native size alone."""
     native = int(cfg.get("input_size", (3, 224, 224))[-1])
     if cfg.get("fixed_input_size"):
         return [[native]]
-    return [list(SMALL_SIDES), [native, native + 32]]
+    step = max(max_stride, 32)
+    return [[2 * step, 3 * step], [native, native + step], [native]]
 
 
 def _compare(encoder: Any, reference: Any, side: int) -> str:
@@ -104,7 +104,7 @@ def check_one(name: str, max_gb: float) -> Dict[str, Any]:
     _randomize(encoder)
     reference.load_state_dict(encoder.model.state_dict())
     refused = ""
-    for sides in _side_sets(cfg):
+    for sides in _side_sets(cfg, max(encoder.strides)):
         try:
             with torch.no_grad():
                 for side in sides:
