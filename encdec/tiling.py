@@ -4,8 +4,8 @@
 the image's edge, so every tile is whole), runs them in batches, and blends the tiles' class probabilities with
 weights that fall off towards each tile's border (a tile's centre sees its whole receptive field; its border
 does not). Rows of tiles are finished one after another: once no later tile covers a band of image rows, the band
-is turned into labels and its accumulator is freed, so the memory held is a band of ``tile + stride`` rows plus
-one batch of tiles, whatever the image's height.
+is turned into labels and its accumulator is shifted up for the next row, so the memory held is a band of ``tile``
+rows plus one batch of tiles, whatever the image's height.
 
 Example:
     >>> import torch
@@ -136,34 +136,34 @@ def sliding_window(
     weights = blend_weights(th, tw).to(image.device)
     full_width = padded.shape[-1]
 
+    # Each row of tiles covers the band [y, y + th); the rows above the next row's start are then final. The band's
+    # accumulators are allocated once and shifted up, so the memory held is one band, whatever the image's height.
     result: Optional[Tensor] = None  # labels (H, W) or probabilities (K, H, W), filled band by band
-    acc: Optional[Tensor] = None  # probabilities x weights of the rows from `top` down, and their weight sums
-    norm: Optional[Tensor] = None
-    top = 0
+    acc: Optional[Tensor] = None  # probabilities x weights of the band's rows, and their weight sums
+    norm = image.new_zeros((th, full_width))
     for index, y in enumerate(rows):
-        band_end = y + th
-        if acc is None:
-            acc = image.new_zeros((0, band_end - top, full_width))
-            norm = image.new_zeros((band_end - top, full_width))
-        elif band_end - top > acc.shape[1]:  # grow the band downwards
-            grow = band_end - top - acc.shape[1]
-            acc = torch.cat([acc, acc.new_zeros((acc.shape[0], grow, full_width))], dim=1) if acc.shape[0] else acc
-            norm = torch.cat([norm, norm.new_zeros((grow, full_width))], dim=0)  # type: ignore[list-item]
         for start in range(0, len(cols), batch_size):
             xs = cols[start : start + batch_size]
             batch = torch.stack([padded[:, y : y + th, x : x + tw] for x in xs])
             probs = _probabilities(forward, batch, tta)
-            if acc.shape[0] == 0:  # the class count is known from the first output
-                acc = probs.new_zeros((probs.shape[1], norm.shape[0], full_width))  # type: ignore[union-attr]
+            if acc is None:  # the class count is known from the first output
+                acc = probs.new_zeros((probs.shape[1], th, full_width))
             for position, x in enumerate(xs):
-                acc[:, y - top : y - top + th, x : x + tw] += probs[position] * weights
-                norm[y - top : y - top + th, x : x + tw] += weights  # type: ignore[index]
-        done = rows[index + 1] if index + 1 < len(rows) else band_end  # rows above this are final
-        finished = acc[:, : done - top] / norm[: done - top]  # type: ignore[index]
+                acc[:, :, x : x + tw] += probs[position] * weights
+                norm[:, x : x + tw] += weights
+        done = rows[index + 1] - y if index + 1 < len(rows) else th  # rows of the band that are final
         if result is None:
-            shape = (finished.shape[0], padded.shape[-2], full_width) if probabilities else padded.shape[-2:]
+            classes = acc.shape[0]  # type: ignore[union-attr]
+            shape = (classes, padded.shape[-2], full_width) if probabilities else padded.shape[-2:]
             result = torch.empty(shape, dtype=torch.float32 if probabilities else torch.int64)
-        result[..., top:done, :] = finished.cpu() if probabilities else class_labels(finished[None])[0].cpu()
-        acc, norm = acc[:, done - top :], norm[done - top :]  # type: ignore[index]
-        top = done
+        if probabilities:
+            result[:, y : y + done] = (acc[:, :done] / norm[:done]).cpu()
+        else:  # every weight sum is positive, so the largest weighted sum is the largest probability
+            result[y : y + done] = class_labels(acc[None, :, :done])[0].cpu()
+        keep = th - done
+        if keep:
+            acc[:, :keep] = acc[:, done:].clone()
+            norm[:keep] = norm[done:].clone()
+        acc[:, keep:] = 0
+        norm[keep:] = 0
     return result[..., :height, :width]  # type: ignore[index]
