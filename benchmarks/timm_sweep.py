@@ -33,17 +33,9 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from ._encoders import _randomize
+
 __all__ = ["check_one", "sweep", "summarize", "main"]
-
-def _randomize(model: Any) -> None:
-    import torch
-
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 1.5)
-
 
 def _side_sets(cfg: Dict[str, Any], max_stride: int) -> List[List[int]]:
     """The sizes to run, in order of preference: a model whose config fixes its input size runs at that size
@@ -63,7 +55,7 @@ def _compare(encoder: Any, reference: Any, side: int) -> str:
     x = torch.randn(1, 3, side, side)
     with torch.no_grad():
         ours, theirs = encoder(x), reference(x)
-    if str(getattr(getattr(reference, "output_fmt", "NCHW"), "value", "NCHW")) == "NHWC":
+    if getattr(reference, "output_fmt", "NCHW") == "NHWC":  # timm's Format is a str enum
         theirs = [t.permute(0, 3, 1, 2) for t in theirs]
     if len(ours) != len(theirs) or len(ours) != len(encoder.out_channels):
         return f"{len(ours)} maps vs timm's {len(theirs)}"
@@ -79,7 +71,12 @@ def _compare(encoder: Any, reference: Any, side: int) -> str:
 
 
 def check_one(name: str, max_gb: float) -> Dict[str, Any]:
-    """Compare ``create_encoder("timm:" + name)`` with timm's own ``features_only`` model; a JSON-able verdict."""
+    """Compare ``create_encoder("timm:" + name)`` with timm's own ``features_only`` model; a JSON-able verdict.
+
+    Example:
+        >>> check_one("resnet18", max_gb=4.0)["status"]  # doctest: +SKIP
+        'equal'
+    """
     import timm
     import torch
 
@@ -164,7 +161,12 @@ def sweep(names: Sequence[str], *, timeout: float = 600.0, max_gb: float = 12.0,
           checkpoint: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
     """Check every name in a worker process; a name it does not answer within ``timeout`` s is ``timeout``, one
     during which it dies is ``crashed``. Names already in ``done`` are not run again; ``checkpoint`` (a JSON path)
-    is rewritten after every model, so an interrupted sweep resumes."""
+    is rewritten after every model, so an interrupted sweep resumes.
+
+    Example:
+        >>> sweep(["resnet18", "convnext_atto"], timeout=300)["convnext_atto"]["status"]  # doctest: +SKIP
+        'equal'
+    """
     results: Dict[str, Dict[str, Any]] = dict(done or {})
     worker: Optional[_Worker] = None
     try:
@@ -208,6 +210,12 @@ def summarize(results: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line (see the module docstring); 0 unless a model failed or crashed its worker.
+
+    Example:
+        >>> main(["--names", "resnet18"])  # doctest: +SKIP
+        0
+    """
     parser = argparse.ArgumentParser(prog="python -m benchmarks.timm_sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--names", nargs="*", help="timm names to check (default: timm.list_models())")
     parser.add_argument("--json", help="write (and resume from) the per-model verdicts here")

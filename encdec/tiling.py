@@ -160,10 +160,10 @@ def sliding_window(
             result[:, y : y + done] = (acc[:, :done] / norm[:done]).cpu()
         else:  # every weight sum is positive, so the largest weighted sum is the largest probability
             result[y : y + done] = class_labels(acc[None, :, :done])[0].cpu()
-        keep = th - done
-        if keep:
+        if index + 1 < len(rows):  # shift the rows the next row of tiles shares up, and clear the rest
+            keep = th - done
             acc[:, :keep] = acc[:, done:].clone()
             norm[:keep] = norm[done:].clone()
-        acc[:, keep:] = 0
-        norm[keep:] = 0
+            acc[:, keep:] = 0
+            norm[keep:] = 0
     return result[..., :height, :width]  # type: ignore[index]

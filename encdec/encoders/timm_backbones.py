@@ -101,7 +101,7 @@ class TimmEncoder(nn.Module):
         self.out_channels: List[int] = list(self.model.feature_info.channels())
         self.strides: List[int] = list(self.model.feature_info.reduction())
         # Transformers such as Swin give channels-last maps (timm's ``output_fmt``); decoders take NCHW.
-        self.channels_last_maps = str(getattr(getattr(self.model, "output_fmt", "NCHW"), "value", "NCHW")) == "NHWC"
+        self.channels_last_maps = getattr(self.model, "output_fmt", "NCHW") == "NHWC"  # timm's Format is a str enum
 
     def forward(self, x: Tensor) -> List[Tensor]:
         maps = list(self.model(x))
