@@ -39,6 +39,9 @@ class Settings:
         pretrain_steps: ``fit`` steps (on images of half the side) before the fast-path comparison, so the
             agreement of the bf16 prediction is measured on a trained model rather than on chaotic random weights.
         agreement_images: SyntheticShapes images whose bf16 and fp32 labels are compared.
+        tiling_steps: ``fit`` steps (batches of 16 small SyntheticShapes images) of the models whose tiled and
+            untiled predictions are compared: enough for confident predictions, so that the comparison is not
+            decided by near ties.
         cls_batch: Batch for the classifiers.
         resnet18_size: Side of the ``resnet18_classifier`` inputs.
         resfcn_input: ``input_size`` of ``resfcn18`` (the reference 192 holds 1.8 GB of weights).
@@ -66,6 +69,7 @@ class Settings:
     fit_overhead_batches: int
     pretrain_steps: int
     agreement_images: int
+    tiling_steps: int
     cls_batch: int
     resnet18_size: int
     resfcn_input: int
@@ -107,7 +111,8 @@ class Settings:
 FULL = Settings(
     mode="full",
     seg_size=256, seg_batch=2, fast_size=256, fast_batch=2, fast_path_batch=8, fit_batches=1, fit_overhead_batches=6,
-    pretrain_steps=40, agreement_images=8, cls_batch=32, resnet18_size=224, resfcn_input=96, matmul_n=2048,
+    pretrain_steps=40, agreement_images=8, tiling_steps=256, cls_batch=32, resnet18_size=224, resfcn_input=96,
+    matmul_n=2048,
     warmup=1, min_reps=5, max_reps=7, max_seconds=120.0, min_call_seconds=0.3,
     metric_shape=(16, 256, 256), colorize_side=512, voc_images=48, details=True,
 )
@@ -115,7 +120,8 @@ FULL = Settings(
 QUICK = Settings(
     mode="quick",
     seg_size=64, seg_batch=2, fast_size=128, fast_batch=2, fast_path_batch=4, fit_batches=2, fit_overhead_batches=4,
-    pretrain_steps=16, agreement_images=4, cls_batch=16, resnet18_size=128, resfcn_input=64, matmul_n=2048,
+    pretrain_steps=16, agreement_images=4, tiling_steps=96, cls_batch=16, resnet18_size=128, resfcn_input=64,
+    matmul_n=2048,
     warmup=1, min_reps=3, max_reps=4, max_seconds=10.0, min_call_seconds=0.2,
     metric_shape=(16, 256, 256), colorize_side=256, voc_images=12,
 )
@@ -124,7 +130,8 @@ QUICK = Settings(
 TINY = Settings(
     mode="tiny",
     seg_size=32, seg_batch=1, fast_size=64, fast_batch=2, fast_path_batch=2, fit_batches=1, fit_overhead_batches=1,
-    pretrain_steps=1, agreement_images=2, cls_batch=2, resnet18_size=32, resfcn_input=16, matmul_n=256,
+    pretrain_steps=1, agreement_images=2, tiling_steps=2, cls_batch=2, resnet18_size=32, resfcn_input=16,
+    matmul_n=256,
     warmup=0, min_reps=1, max_reps=1, max_seconds=0.0, min_call_seconds=0.0,
     metric_shape=(2, 32, 32), colorize_side=32, voc_images=2,
     builders=("custom_cnn",), fast_path_models=("resnet50_unet",),

@@ -31,32 +31,103 @@ import select
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ._encoders import _randomize
 
-__all__ = ["check_one", "sweep", "summarize", "main"]
+__all__ = ["RETRIED", "by_size", "check_one", "main", "read_record", "summarize", "sweep", "write_record"]
+
+#: Verdicts that say more of the machine than of the model; a resumed sweep runs these models again.
+RETRIED = ("timeout", "crashed", "too_large")
+
+
+def _versions() -> Dict[str, Any]:
+    import timm
+    import torch
+
+    from ._timing import machine_info
+
+    return {"timm": timm.__version__, "torch": torch.__version__, "cpu_class": machine_info()["cpu_class"]}
+
+
+def write_record(path: str, results: Dict[str, Dict[str, Any]]) -> None:
+    """Write the verdicts with the timm and torch versions and the CPU class they were found on (atomically, so
+    a sweep killed while writing leaves the previous record whole).
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "sweep.json")
+        >>> write_record(path, {"resnet18": {"status": "equal", "sides": [64, 96]}})
+        >>> read_record(path)["resnet18"]["status"]
+        'equal'
+    """
+    from encdec.atomic import atomic_write_json
+
+    atomic_write_json({**_versions(), "results": results}, path)
+
+
+def read_record(path: str) -> Dict[str, Dict[str, Any]]:
+    """The verdicts of a record written by :func:`write_record`, refused when they were found with another timm.
+
+    Raises:
+        ValueError: The record is of another timm version (its verdicts say nothing of this one).
+
+    Example:
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "sweep.json")
+        >>> write_record(path, {"vgg11": {"status": "equal", "sides": [64, 96]}})
+        >>> list(read_record(path))
+        ['vgg11']
+    """
+    with open(path) as handle:
+        record = json.load(handle)
+    import timm
+
+    if record.get("timm") != timm.__version__:
+        raise ValueError(f"{path} holds verdicts for timm {record.get('timm')}, this is timm {timm.__version__}: "
+                         "pass another --json path to start a sweep for this version")
+    return dict(record["results"])
+
+
+def by_size(names: Sequence[str]) -> List[str]:
+    """``names`` ordered by parameter count (each built on the meta device), smallest first; names timm cannot
+    build ``features_only`` come first (their check is quick).
+
+    Example:
+        >>> by_size(["resnet50", "resnet18"])  # doctest: +SKIP
+        ['resnet18', 'resnet50']
+    """
+    import timm
+    import torch
+
+    def size(name: str) -> int:
+        try:
+            with torch.device("meta"):
+                model = timm.create_model(name, features_only=True, pretrained=False)
+        except Exception:  # noqa: BLE001 - no features_only form
+            return -1
+        return sum(p.numel() for p in model.parameters())
+
+    sizes = {name: size(name) for name in names}
+    return sorted(names, key=lambda n: (sizes[n], n))
 
 def _side_sets(cfg: Dict[str, Any], max_stride: int) -> List[List[int]]:
     """The sizes to run, in order of preference: a model whose config fixes its input size runs at that size
-    only; others at two and three times their largest stride (64 and 96 for most), or, when timm's own model
-    refuses those, at its native size and one stride more, or at its native size alone."""
+    only; others at two and three times their largest stride (64 and 96 for most); then at two and four times
+    (for models whose patch grid pads odd sizes); then, when timm's own model refuses those, at its native size
+    and one stride more, or at its native size alone."""
     native = int(cfg.get("input_size", (3, 224, 224))[-1])
     if cfg.get("fixed_input_size"):
         return [[native]]
     step = max(max_stride, 32)
-    return [[2 * step, 3 * step], [native, native + step], [native]]
+    return [[2 * step, 3 * step], [2 * step, 4 * step], [native, native + step], [native]]
 
 
-def _compare(encoder: Any, reference: Any, side: int) -> str:
-    """'' when the encoder's maps at ``side`` equal timm's and match its declared channels and strides."""
+def _compare(ours: Sequence[Any], theirs: Sequence[Any], encoder: Any, side: int) -> str:
+    """'' when the encoder's maps ``ours`` at ``side`` equal timm's ``theirs`` (NCHW) and match its declared channels
+    and strides."""
     import torch
 
-    x = torch.randn(1, 3, side, side)
-    with torch.no_grad():
-        ours, theirs = encoder(x), reference(x)
-    if getattr(reference, "output_fmt", "NCHW") == "NHWC":  # timm's Format is a str enum
-        theirs = [t.permute(0, 3, 1, 2) for t in theirs]
     if len(ours) != len(theirs) or len(ours) != len(encoder.out_channels):
         return f"{len(ours)} maps vs timm's {len(theirs)}"
     for i, (a, b) in enumerate(zip(ours, theirs)):
@@ -68,6 +139,14 @@ def _compare(encoder: Any, reference: Any, side: int) -> str:
         if abs(a.shape[-1] * encoder.strides[i] - side) > 0.2 * side:
             return f"map {i} is {tuple(a.shape)} at {side}, declared stride {encoder.strides[i]}"
     return ""
+
+
+def _reference_maps(reference: Any, x: Any) -> List[Any]:
+    """timm's own maps of ``x``, NCHW (timm's ``output_fmt`` is a str enum; NHWC models are permuted)."""
+    maps = list(reference(x))
+    if getattr(reference, "output_fmt", "NCHW") == "NHWC":
+        maps = [m.permute(0, 3, 1, 2) for m in maps]
+    return maps
 
 
 def check_one(name: str, max_gb: float) -> Dict[str, Any]:
@@ -100,21 +179,39 @@ def check_one(name: str, max_gb: float) -> Dict[str, Any]:
     reference = timm.create_model(name, features_only=True, pretrained=False).eval()
     _randomize(encoder)
     reference.load_state_dict(encoder.model.state_dict())
-    refused = ""
+    refused, notes = "", []
     for sides in _side_sets(cfg, max(encoder.strides)):
-        try:
-            with torch.no_grad():
-                for side in sides:
-                    reference(torch.randn(1, 3, side, side))
-        except Exception as error:  # noqa: BLE001 - a size timm's own model refuses says nothing of ours
-            refused = f"timm at {sides}: {type(error).__name__}: {str(error)[:160]}"
-            continue
-        for side in sides:
-            problem = _compare(encoder, reference, side)
-            if problem:
-                return {"status": "failed", "params": params, "sides": sides, "detail": problem}
-        return {"status": "equal", "params": params, "sides": sides}
+        outcome, detail = _run_sides(encoder, reference, sides)
+        if outcome == "equal":
+            noted = {"note": "; ".join(notes)} if notes else {}
+            return {"status": "equal", "params": params, "sides": sides, **noted}
+        if outcome == "refused":
+            refused = detail
+        elif outcome == "stride":  # e.g. MobileViT-v2 pads odd patch grids: try sizes its grid divides
+            notes.append(detail)
+        else:
+            return {"status": "failed", "params": params, "sides": sides, "detail": detail}
+    if notes:
+        return {"status": "failed", "params": params, "detail": "; ".join(notes)}
     return {"status": "reference_failed", "params": params, "detail": refused}
+
+
+def _run_sides(encoder: Any, reference: Any, sides: Sequence[int]) -> Tuple[str, str]:
+    """Run both models at each side: ("equal", ""), ("refused", why) when timm's own model refuses a side,
+    ("stride", what) when equal maps do not have the declared strides, or ("failed", what)."""
+    import torch
+
+    for side in sides:
+        x = torch.randn(1, 3, side, side)
+        with torch.no_grad():
+            try:
+                theirs = _reference_maps(reference, x)
+            except Exception as error:  # noqa: BLE001 - a size timm's own model refuses says nothing of ours
+                return "refused", f"timm at {side}: {type(error).__name__}: {str(error)[:160]}"
+            problem = _compare(list(encoder(x)), theirs, encoder, side)
+        if problem:
+            return ("stride" if "declared stride" in problem else "failed"), problem
+    return "equal", ""
 
 
 def _worker(max_gb: float) -> None:
@@ -160,8 +257,9 @@ def sweep(names: Sequence[str], *, timeout: float = 600.0, max_gb: float = 12.0,
           progress: bool = False, done: Optional[Dict[str, Dict[str, Any]]] = None,
           checkpoint: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
     """Check every name in a worker process; a name it does not answer within ``timeout`` s is ``timeout``, one
-    during which it dies is ``crashed``. Names already in ``done`` are not run again; ``checkpoint`` (a JSON path)
-    is rewritten after every model, so an interrupted sweep resumes.
+    during which it dies is ``crashed``. Names already in ``done`` are not run again, unless their verdict
+    depends on the machine (``RETRIED``); ``checkpoint`` (a JSON path) is rewritten after every model, atomically
+    and with the versions and CPU class (:func:`write_record`), so an interrupted sweep resumes.
 
     Example:
         >>> sweep(["resnet18", "convnext_atto"], timeout=300)["convnext_atto"]["status"]  # doctest: +SKIP
@@ -171,7 +269,7 @@ def sweep(names: Sequence[str], *, timeout: float = 600.0, max_gb: float = 12.0,
     worker: Optional[_Worker] = None
     try:
         for name in names:
-            if name in results:
+            if name in results and results[name]["status"] not in RETRIED:
                 continue
             worker = worker or _Worker(max_gb, threads)
             verdict = worker.ask(name, timeout)
@@ -185,8 +283,7 @@ def sweep(names: Sequence[str], *, timeout: float = 600.0, max_gb: float = 12.0,
                 print(f"{len(results):5d} {name:50s} {results[name]['status']:17s} {results[name].get('seconds')}",
                       flush=True)
             if checkpoint:
-                with open(checkpoint, "w") as handle:
-                    json.dump(results, handle)
+                write_record(checkpoint, results)
     finally:
         if worker is not None:
             worker.close()
@@ -222,6 +319,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per model (default 600)")
     parser.add_argument("--max-gb", type=float, default=12.0, help="memory for the two copies of a model")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the worker")
+    parser.add_argument("--smallest-first", action="store_true",
+                        help="order the models not yet checked by parameter count (a few minutes to size them)")
+    parser.add_argument("--shard", default="0/1", help="I/N: check every N-th model from the I-th (parallel sweeps)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -230,13 +330,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import timm
 
     names = args.names or timm.list_models()
-    done = {}
-    if args.json and os.path.exists(args.json):
-        with open(args.json) as handle:
-            done = json.load(handle)
-    results = sweep(names, timeout=args.timeout, max_gb=args.max_gb, threads=args.threads, progress=True,
+    done = read_record(args.json) if args.json and os.path.exists(args.json) else {}
+    index, count = (int(part) for part in args.shard.split("/"))
+    pending = [n for n in names if n not in done or done[n]["status"] in RETRIED]
+    pending = (by_size(pending) if args.smallest_first else pending)[index::count]
+    results = sweep(pending, timeout=args.timeout, max_gb=args.max_gb, threads=args.threads, progress=True,
                     done=done, checkpoint=args.json)
     summary = summarize({n: results[n] for n in names if n in results})
+    print(f"{len(pending)} checked now, {len(done)} taken from {args.json}" if done else f"{len(pending)} checked")
     print(json.dumps({k: v for k, v in summary.items() if k != "not_equal"}))
     for name, verdict in summary["not_equal"].items():
         print(f"{name}: {verdict['status']} {verdict.get('detail', '')}")

@@ -212,11 +212,10 @@ class _Runner:
     def tiled(self, image: torch.Tensor, index: int, tile: Optional[int], overlap: float, batch_size: int,
               tta: bool, probabilities: bool) -> torch.Tensor:
         """One image ``(C, H, W)`` through overlapping tiles (:func:`encdec.tiling.sliding_window`)."""
-        if tile is not None:
-            spec = input_spec_of(self.model)
-            if spec is not None and spec.fixed is not None:
-                raise ValueError(f"tile={tile}: {type(self.model).__name__} takes one fixed input size "
-                                 f"({spec.fixed}), so its images cannot be tiled")
+        spec = input_spec_of(self.model)
+        if tile is not None and spec is not None and spec.fixed is not None:
+            raise ValueError(f"tile={tile}: {type(self.model).__name__} takes one fixed input size "
+                             f"({spec.fixed}), so its images cannot be tiled")
 
         def forward(tiles: torch.Tensor) -> torch.Tensor:
             logits = self.logits(tiles, f"predict, tiles of image {index + 1}")
@@ -226,7 +225,7 @@ class _Runner:
             return logits
 
         return sliding_window(forward, image.to(self.device), tile=tile, overlap=overlap, batch_size=batch_size,
-                              tta=tta, probabilities=probabilities)
+                              tta=tta, probabilities=probabilities, multiple=spec.multiple if spec is not None else 1)
 
 
 def predict(
@@ -287,7 +286,8 @@ def predict(
         tile: Predict segmentation images through overlapping tiles of this side (for images larger than memory
             allows, or than the model was trained on): tiles run ``batch_size`` at a time and their probabilities
             are blended with weights falling off towards tile borders; memory grows with the tile batch and a
-            band of rows, not with the image (see :mod:`encdec.tiling`).
+            band of rows, not with the image (see :mod:`encdec.tiling`). Rounded up to the model's size multiple;
+            tiles start at multiples of it, so a model that pools sees every pixel as it would untiled.
         overlap: Fraction of a tile shared with its neighbours when tiling, in ``[0, 1)``.
         tta: Also predict every tile (or, without ``tile``, every image) flipped left-right and upside-down and
             average the probabilities.

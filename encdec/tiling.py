@@ -1,11 +1,15 @@
 """Sliding-window inference for images larger than memory: overlapping tiles, weighted blending, flip TTA.
 
-:func:`sliding_window` cuts an image into tiles of a fixed size (the last tile of each row and column is aligned to
-the image's edge, so every tile is whole), runs them in batches, and blends the tiles' class probabilities with
-weights that fall off towards each tile's border (a tile's centre sees its whole receptive field; its border
-does not). Rows of tiles are finished one after another: once no later tile covers a band of image rows, the band
-is turned into labels and its accumulator is shifted up for the next row, so the memory held is a band of ``tile``
-rows plus one batch of tiles, whatever the image's height.
+:func:`sliding_window` cuts an image into tiles of a fixed size, runs them in batches, and blends the tiles' class
+probabilities with weights that fall off towards each tile's border (a tile's centre sees its whole receptive
+field; its border does not). Tiles start at multiples of the model's size multiple, so a model that pools or
+strides sees each pixel at the same phase of its grid as it would in the whole image; the image is treated as
+padded at the bottom and right up to that multiple (reflection, as untiled prediction pads it), so the last tile
+of each row and column is whole too.
+
+Rows of tiles are finished one after another: once no later tile covers a band of image rows, the band is turned
+into labels and its accumulator is shifted up for the next row, so the memory held is a band of ``tile`` rows plus
+one batch of tiles, whatever the image's height.
 
 Example:
     >>> import torch
@@ -23,6 +27,7 @@ import math
 from typing import Callable, List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .batches import class_labels
@@ -34,11 +39,14 @@ Forward = Callable[[Tensor], Tensor]
 
 def tile_starts(length: int, tile: int, stride: int) -> List[int]:
     """Start offsets of tiles of ``tile`` pixels covering ``length`` pixels, ``stride`` apart, the last one aligned to
-    the end (so it is whole).
+    the end (so it is whole). With ``length``, ``tile`` and ``stride`` multiples of a model's size multiple, every
+    start is one too.
 
     Example:
         >>> tile_starts(1000, 512, 384)
         [0, 384, 488]
+        >>> tile_starts(1024, 512, 384)
+        [0, 384, 512]
         >>> tile_starts(300, 512, 384)
         [0]
     """
@@ -66,6 +74,25 @@ def blend_weights(height: int, width: int, floor: float = 0.05) -> Tensor:
     return ramp(height)[:, None] * ramp(width)[None, :]
 
 
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _round_down(value: int, multiple: int) -> int:
+    return max(multiple, value // multiple * multiple)
+
+
+def _window(image: Tensor, y: int, x: int, height: int, width: int) -> Tensor:
+    """The tile ``[y, y + height) x [x, x + width)`` of ``image``; the part past the bottom or right edge is
+    reflected as untiled prediction pads it (replicated where the image is too thin to reflect)."""
+    window = image[:, y : y + height, x : x + width]
+    pad_h, pad_w = height - window.shape[-2], width - window.shape[-1]
+    if not pad_h and not pad_w:
+        return window
+    mode = "reflect" if pad_h < window.shape[-2] and pad_w < window.shape[-1] else "replicate"
+    return F.pad(window[None], (0, pad_w, 0, pad_h), mode=mode)[0]
+
+
 def _flips(tta: bool) -> Sequence[Sequence[int]]:
     return ((), (-1,), (-2,)) if tta else ((),)
 
@@ -91,6 +118,7 @@ def sliding_window(
     batch_size: int = 4,
     tta: bool = False,
     probabilities: bool = False,
+    multiple: int = 1,
 ) -> Tensor:
     """Labels (or probabilities) of one image ``(C, H, W)`` from overlapping tiles.
 
@@ -105,12 +133,16 @@ def sliding_window(
         tta: Also predict each tile flipped left-right and upside-down, and average the three.
         probabilities: Return probabilities ``(K, H, W)`` (float32, on the CPU; this holds the whole image) instead
             of labels ``(H, W)`` (int64).
+        multiple: The model's size multiple (16 for a U-Net that pools four times): ``tile`` is rounded up to a
+            multiple of it, tiles start at multiples of it, and the image is treated as reflection-padded at the
+            bottom and right to a multiple of it, as untiled prediction pads it.
 
     Returns:
         Labels ``(H, W)`` or probabilities ``(K, H, W)``.
 
     Raises:
-        ValueError: ``tile``, ``overlap`` or ``batch_size`` out of range, or an image that is not ``(C, H, W)``.
+        ValueError: ``tile``, ``overlap``, ``batch_size`` or ``multiple`` out of range, or an image that is not
+            ``(C, H, W)``.
 
     Example:
         >>> import torch
@@ -124,17 +156,20 @@ def sliding_window(
         raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        raise ValueError(f"multiple must be a positive integer, got {multiple!r}")
     if image.dim() != 3:
         raise ValueError(f"sliding_window takes one image (C, H, W), got shape {tuple(image.shape)}")
     height, width = image.shape[-2:]
-    th, tw = (height, width) if tile is None else (min(tile, height), min(tile, width))
-    padded = image
-    stride_h = max(1, int(math.floor(th * (1.0 - overlap))))
-    stride_w = max(1, int(math.floor(tw * (1.0 - overlap))))
-    rows = tile_starts(padded.shape[-2], th, stride_h)
-    cols = tile_starts(padded.shape[-1], tw, stride_w)
+    full_height, full_width = _round_up(height, multiple), _round_up(width, multiple)  # the padded extent
+    if tile is not None:
+        tile = _round_up(tile, multiple)
+    th, tw = (full_height, full_width) if tile is None else (min(tile, full_height), min(tile, full_width))
+    stride_h = _round_down(max(1, int(math.floor(th * (1.0 - overlap)))), multiple)
+    stride_w = _round_down(max(1, int(math.floor(tw * (1.0 - overlap)))), multiple)
+    rows = tile_starts(full_height, th, stride_h)
+    cols = tile_starts(full_width, tw, stride_w)
     weights = blend_weights(th, tw).to(image.device)
-    full_width = padded.shape[-1]
 
     # Each row of tiles covers the band [y, y + th); the rows above the next row's start are then final. The band's
     # accumulators are allocated once and shifted up, so the memory held is one band, whatever the image's height.
@@ -144,7 +179,7 @@ def sliding_window(
     for index, y in enumerate(rows):
         for start in range(0, len(cols), batch_size):
             xs = cols[start : start + batch_size]
-            batch = torch.stack([padded[:, y : y + th, x : x + tw] for x in xs])
+            batch = torch.stack([_window(image, y, x, th, tw) for x in xs])
             probs = _probabilities(forward, batch, tta)
             if acc is None:  # the class count is known from the first output
                 acc = probs.new_zeros((probs.shape[1], th, full_width))
@@ -154,7 +189,7 @@ def sliding_window(
         done = rows[index + 1] - y if index + 1 < len(rows) else th  # rows of the band that are final
         if result is None:
             classes = acc.shape[0]  # type: ignore[union-attr]
-            shape = (classes, padded.shape[-2], full_width) if probabilities else padded.shape[-2:]
+            shape = (classes, full_height, full_width) if probabilities else (full_height, full_width)
             result = torch.empty(shape, dtype=torch.float32 if probabilities else torch.int64)
         if probabilities:
             result[:, y : y + done] = (acc[:, :done] / norm[:done]).cpu()

@@ -281,11 +281,37 @@ def test_flip_tta_averages_the_flipped_predictions():
     assert tiled.shape == expected.shape and torch.allclose(tiled.sum(1), torch.ones(1, 32, 48), atol=1e-5)
 
 
-def test_tiles_of_sizes_the_model_does_not_take_are_padded_and_cropped():
+class _BlockNet(nn.Module):
+    """Pools 16x16 blocks, mixes channels, upsamples back: each output pixel depends on its aligned 16x16 block
+    alone. Tiles that started off that grid would pool other blocks, so only grid-aligned tiling is exact."""
+
+    num_classes = 4
+    size_multiple = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.mix, self.head = nn.Conv2d(3, 8, 1), nn.Conv2d(11, 4, 1)
+
+    def forward(self, x):
+        pooled = nn.functional.interpolate(self.mix(nn.functional.max_pool2d(x, 16)).relu(), scale_factor=16.0)
+        return self.head(torch.cat([pooled, x], dim=1))
+
+
+@pytest.mark.parametrize("tile, overlap", [(32, 0.25), (40, 0.5), (64, 0.3), (500, 0.25)])
+def test_tiles_on_the_model_grid_equal_untiled_for_a_model_that_pools(tile, overlap):
+    model = _BlockNet().eval()
+    x = torch.randn(1, 3, 75, 110)  # neither side a multiple of 16: the last tiles reach into the padding
+    untiled = predict(model, x, precision="fp32", probabilities=True, optimize=False)
+    tiled = predict(model, x, precision="fp32", probabilities=True, tile=tile, overlap=overlap, optimize=False)
+    assert torch.allclose(tiled, untiled, atol=1e-6)
+
+
+def test_tiles_are_rounded_up_to_the_size_multiple():
     model = _Recorder(_tiny_unet()).eval()
     labels = predict(model, torch.randn(1, 3, 75, 110), precision="fp32", tile=40, overlap=0.25, optimize=False)
     assert labels.shape == (1, 75, 110)
-    assert {shape[-2:] for shape in model.shapes} == {(48, 48)}  # 40x40 tiles padded to the multiple of 16
+    assert {shape[-2:] for shape in model.shapes} == {(48, 48)}  # image content, not padding, fills each tile
 
 
 def test_tile_errors_name_the_option():

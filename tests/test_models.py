@@ -6,8 +6,8 @@ import torchvision
 
 import encdec
 
-ALL = ["custom_cnn", "deeplabv3plus", "fpn", "resfcn18", "resnet18_classifier", "resnet34_unet", "resnet50_cifar",
-       "resnet50_unet", "unet", "unet_pet", "vgg16_cifar"]
+ALL = ["custom_cnn", "deeplabv3plus", "fpn", "linknet", "resfcn18", "resnet18_classifier", "resnet34_unet",
+       "resnet50_cifar", "resnet50_unet", "unet", "unet_pet", "vgg16_cifar"]
 
 
 def test_list_models_and_patterns():

@@ -1,6 +1,6 @@
-"""segmentation_models_pytorch checkpoints load into encdec's Unet, FPN and DeepLabV3+ and give smp's outputs;
-the builders' defaults are smp's; other smp encoders are refused by name. Run against smp itself (skipped when it
-is not installed)."""
+"""segmentation_models_pytorch checkpoints load into encdec's Unet, FPN, DeepLabV3+ and Linknet and give smp's
+outputs; the builders' defaults are smp's; other smp encoders are refused by name. Run against smp itself (skipped
+when it is not installed)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import encdec
 
 smp = pytest.importorskip("segmentation_models_pytorch")
 
-PAIRS = [("unet", "Unet"), ("fpn", "FPN"), ("deeplabv3plus", "DeepLabV3Plus")]
+PAIRS = [("unet", "Unet"), ("fpn", "FPN"), ("deeplabv3plus", "DeepLabV3Plus"), ("linknet", "Linknet")]
 
 
 def _randomize(model: torch.nn.Module) -> None:
@@ -70,6 +70,11 @@ def test_builder_defaults_are_smps(builder, cls_name):
         mine, smps = ours[name].default, theirs[name].default
         assert (tuple(mine) == tuple(smps)) if isinstance(mine, tuple) else mine == smps, name
     assert ours["encoder"].default == theirs["encoder_name"].default
+
+
+def test_linknet_default_encoder_is_smps():
+    ours = inspect.signature(encdec.model_info("linknet").builder).parameters
+    assert ours["encoder"].default == inspect.signature(smp.Linknet.__init__).parameters["encoder_name"].default
 
 
 def test_an_smp_checkpoint_of_another_encoder_is_refused_naming_what_loads(tmp_path):

@@ -2,7 +2,8 @@
 
 * :class:`~encdec.decoders.unet.UNetDecoder`: upsample, concatenate a skip connection, convolve, level by level;
 * :class:`~encdec.decoders.fpn.FPNDecoder`: a feature pyramid, each level convolved up to stride 4 and summed;
-* :class:`~encdec.decoders.deeplab.DeepLabV3PlusDecoder`: atrous spatial pyramid pooling and one stride-4 skip.
+* :class:`~encdec.decoders.deeplab.DeepLabV3PlusDecoder`: atrous spatial pyramid pooling and one stride-4 skip;
+* :class:`~encdec.decoders.linknet.LinknetDecoder`: transposed-convolution upsampling, skip connections added.
 
 Example:
     >>> from encdec.decoders import FPNDecoder
@@ -12,6 +13,7 @@ Example:
 
 from .deeplab import ASPP, DeepLabV3PlusDecoder
 from .fpn import FPNDecoder
+from .linknet import LinknetBlock, LinknetDecoder
 from .unet import UNetDecoder
 
-__all__ = ["ASPP", "DeepLabV3PlusDecoder", "FPNDecoder", "UNetDecoder"]
+__all__ = ["ASPP", "DeepLabV3PlusDecoder", "FPNDecoder", "LinknetBlock", "LinknetDecoder", "UNetDecoder"]
