@@ -85,11 +85,11 @@ def test_info_and_list_show_the_encoder_based_builders(capsys):
     code, out, _ = run(capsys, "info", "deeplabv3plus", "--encoder", "resnet18")
     assert code == 0 and "decoder.aspp" in out and "FLOPs" in out
     code, _, err = run(capsys, "info", "vgg16_cifar", "--encoder", "resnet34")
-    assert code == 2 and "deeplabv3plus, fpn, linknet, unet" in err
+    assert code == 2 and "deeplabv3plus, fpn, linknet, pspnet, unet" in err
     code, _, err = run(capsys, "info", "fpn", "--encoder", "resnet43")
     assert code == 2 and "Did you mean 'resnet34'" in err
     code, out, _ = run(capsys, "list", "--names")
-    assert {"fpn", "deeplabv3plus", "linknet"} <= set(out.split())
+    assert {"fpn", "deeplabv3plus", "linknet", "pspnet"} <= set(out.split())
 
 
 def test_analyze_model_matches_real_forward():

@@ -201,3 +201,45 @@ def test_timm_files_of_another_model_are_refused_strictly(tmp_path):
         create_encoder("timm:resnet18", weights=tmp_path / "r34.pth")
     with pytest.raises(EncoderError, match="Unknown timm model"):
         create_encoder("timm:resnet_does_not_exist")
+
+
+@pytest.mark.parametrize("name, depth, kept", [("resnet18", 3, 3), ("efficientnet_b0", 3, 3), ("convnext_tiny", 3, 2),
+                                               ("densenet121", 4, 4)])
+def test_a_limited_depth_keeps_torchvisions_first_maps_and_drops_the_rest(name, depth, kept, tmp_path):
+    torch.manual_seed(0)
+    reference = torchvision_backbone(name).eval()
+    _randomize_norms(reference)
+    path = tmp_path / f"{name}.pth"
+    torch.save(reference.state_dict(), path)  # the whole network's file: the stages left out are not refused
+    encoder = create_encoder(name, weights=path, depth=depth).eval()
+    taps = BACKBONES[name][0].split()[:kept]
+    extractor = create_feature_extractor(reference, return_nodes={t: t for t in taps})
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ours, theirs = encoder(x), list(extractor(x).values())
+    assert len(ours) == kept and encoder.strides == list(BACKBONES[name][2][:kept])
+    assert max(encoder.strides) <= 2**depth
+    for feature, expected in zip(ours, theirs):
+        torch.testing.assert_close(feature, expected, rtol=1e-4, atol=1e-5)
+    full = create_encoder(name)
+    assert sum(p.numel() for p in encoder.parameters()) < sum(p.numel() for p in full.parameters())
+
+
+def test_a_depth_without_maps_is_refused_by_value():
+    with pytest.raises(EncoderError, match="convnext_tiny has no feature map within depth 1"):
+        create_encoder("convnext_tiny", depth=1)
+    with pytest.raises(EncoderError, match="depth must be a positive number of halvings"):
+        create_encoder("resnet18", depth=0)
+
+
+@pytest.mark.skipif(not timm_available(), reason="timm is not installed")
+def test_timm_encoders_take_a_depth_through_out_indices():
+    import timm
+
+    encoder = create_encoder("timm:resnet18", depth=3).eval()
+    reference = timm.create_model("resnet18", features_only=True, out_indices=(0, 1, 2)).eval()
+    reference.load_state_dict(encoder.model.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(encoder(x), reference(x)))
+    assert encoder.strides == [2, 4, 8] and encoder.out_channels == [64, 64, 128]

@@ -6,7 +6,7 @@ import torchvision
 
 import encdec
 
-ALL = ["custom_cnn", "deeplabv3plus", "fpn", "linknet", "resfcn18", "resnet18_classifier", "resnet34_unet",
+ALL = ["custom_cnn", "deeplabv3plus", "fpn", "linknet", "pspnet", "resfcn18", "resnet18_classifier", "resnet34_unet",
        "resnet50_cifar", "resnet50_unet", "unet", "unet_pet", "vgg16_cifar"]
 
 

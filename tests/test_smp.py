@@ -13,7 +13,8 @@ import encdec
 
 smp = pytest.importorskip("segmentation_models_pytorch")
 
-PAIRS = [("unet", "Unet"), ("fpn", "FPN"), ("deeplabv3plus", "DeepLabV3Plus"), ("linknet", "Linknet")]
+PAIRS = [("unet", "Unet"), ("fpn", "FPN"), ("deeplabv3plus", "DeepLabV3Plus"), ("linknet", "Linknet"),
+         ("pspnet", "PSPNet")]
 
 
 def _randomize(model: torch.nn.Module) -> None:
@@ -60,12 +61,13 @@ def test_timm_encoder_checkpoints_of_smp_load(tmp_path):
         assert (model(x) - reference(x)).abs().max().item() <= 1e-5
 
 
-@pytest.mark.parametrize("builder, cls_name", [("fpn", "FPN"), ("deeplabv3plus", "DeepLabV3Plus")])
-def test_builder_defaults_are_smps(builder, cls_name):
+@pytest.mark.parametrize("builder, cls_name, arguments", [("fpn", "FPN", 5), ("deeplabv3plus", "DeepLabV3Plus", 5),
+                                                          ("pspnet", "PSPNet", 4)])
+def test_builder_defaults_are_smps(builder, cls_name, arguments):
     ours = inspect.signature(encdec.model_info(builder).builder).parameters
     theirs = inspect.signature(getattr(smp, cls_name).__init__).parameters
     shared = [name for name in ours if name in theirs and name not in ("in_channels", "encoder_weights")]
-    assert len(shared) >= 5
+    assert len(shared) >= arguments
     for name in shared:
         mine, smps = ours[name].default, theirs[name].default
         assert (tuple(mine) == tuple(smps)) if isinstance(mine, tuple) else mine == smps, name
@@ -82,6 +84,15 @@ def test_an_smp_checkpoint_of_another_encoder_is_refused_naming_what_loads(tmp_p
     with pytest.raises(encdec.WeightsError) as info:
         encdec.fpn(encoder="resnet34", weights=path)
     assert "resnet18, resnet34, resnet50" in str(info.value) and "smp" in str(info.value)
+
+
+def test_pspnet_leaves_out_the_encoder_stages_smp_keeps_but_does_not_run(tmp_path):
+    _, path = _smp_file(tmp_path, "PSPNet", "resnet18", classes=2)
+    model = encdec.pspnet(encoder="resnet18")
+    report = encdec.load_weights(model, path)
+    dropped = set(report.dropped)
+    assert report.complete and dropped and all(k.startswith(("encoder.layer3.", "encoder.layer4.")) for k in dropped)
+    assert not any(k.startswith(("encoder.layer3.", "encoder.layer4.")) for k in model.state_dict())
 
 
 def test_the_smp_aux_head_is_dropped_and_reported(tmp_path):

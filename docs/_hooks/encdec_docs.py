@@ -25,12 +25,12 @@ API_PAGES: Dict[str, List[str]] = {
     "api/index.md": ["encdec"],
     "api/models.md": ["encdec.models", "encdec.input_spec", "encdec.models.unet", "encdec.models.resnet_unet",
                       "encdec.models.vgg", "encdec.models.resnet_cifar", "encdec.models.cnn", "encdec.models.resfcn",
-                      "encdec.models.fpn", "encdec.models.deeplab", "encdec.models.linknet",
+                      "encdec.models.fpn", "encdec.models.deeplab", "encdec.models.linknet", "encdec.models.pspnet",
                       "encdec.models.encoder_decoder"],
     "api/encoders.md": ["encdec.encoders", "encdec.encoders.contract", "encdec.encoders.torchvision_backbones",
                         "encdec.encoders.timm_backbones", "encdec.encoders.course", "encdec.decoders",
                         "encdec.decoders.unet", "encdec.decoders.fpn", "encdec.decoders.deeplab",
-                        "encdec.decoders.linknet"],
+                        "encdec.decoders.linknet", "encdec.decoders.pspnet"],
     "api/blocks.md": ["encdec.blocks"],
     "api/weights.md": ["encdec.weights", "encdec.weights.formats", "encdec.weights.zip_reader", "encdec.weights.load",
                        "encdec.weights.save",
@@ -268,7 +268,7 @@ def render_decoder_table() -> str:
     from encdec.summary import model_summary
 
     lines = ["| Builder | Encoder | Parameters | GFLOPs (256x256) | Input-size rule |", "|---|---|---:|---:|---|"]
-    for builder in ("unet", "fpn", "deeplabv3plus", "linknet"):
+    for builder in ("unet", "fpn", "deeplabv3plus", "linknet", "pspnet"):
         for encoder in ("resnet34", "efficientnet_b0", "convnext_tiny"):
             report = model_summary(builder, 256, batch_size=2, encoder=encoder, num_classes=2)
             lines.append(f"| [`{builder}`](models/{builder}.md) | `{encoder}` | {report['parameters']:,} | "

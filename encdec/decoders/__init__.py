@@ -3,7 +3,8 @@
 * :class:`~encdec.decoders.unet.UNetDecoder`: upsample, concatenate a skip connection, convolve, level by level;
 * :class:`~encdec.decoders.fpn.FPNDecoder`: a feature pyramid, each level convolved up to stride 4 and summed;
 * :class:`~encdec.decoders.deeplab.DeepLabV3PlusDecoder`: atrous spatial pyramid pooling and one stride-4 skip;
-* :class:`~encdec.decoders.linknet.LinknetDecoder`: transposed-convolution upsampling, skip connections added.
+* :class:`~encdec.decoders.linknet.LinknetDecoder`: transposed-convolution upsampling, skip connections added;
+* :class:`~encdec.decoders.pspnet.PSPDecoder`: pyramid pooling of the coarsest map.
 
 Example:
     >>> from encdec.decoders import FPNDecoder
@@ -14,6 +15,8 @@ Example:
 from .deeplab import ASPP, DeepLabV3PlusDecoder
 from .fpn import FPNDecoder
 from .linknet import LinknetBlock, LinknetDecoder
+from .pspnet import PSPDecoder, PyramidPooling
 from .unet import UNetDecoder
 
-__all__ = ["ASPP", "DeepLabV3PlusDecoder", "FPNDecoder", "LinknetBlock", "LinknetDecoder", "UNetDecoder"]
+__all__ = ["ASPP", "DeepLabV3PlusDecoder", "FPNDecoder", "LinknetBlock", "LinknetDecoder", "PSPDecoder",
+           "PyramidPooling", "UNetDecoder"]

@@ -19,20 +19,21 @@ from typing import List, Optional, Union
 
 from torch import nn
 
-from .contract import EncoderError, adapt_input_channels, check_pyramid, dilate, pyramid_stride
+from .contract import EncoderError, adapt_input_channels, check_pyramid, dilate, maps_within_depth, pyramid_stride
 from .course import ResNetEncoder, torchvision_resnet_encoder
 from .timm_backbones import TIMM_PREFIX, TimmEncoder, timm_available
 from .torchvision_backbones import BACKBONES, TorchvisionEncoder, list_torchvision_backbones
 
 __all__ = [
     "BACKBONES", "EncoderError", "ResNetEncoder", "TIMM_PREFIX", "TimmEncoder", "TorchvisionEncoder",
-    "adapt_input_channels", "check_pyramid", "create_encoder", "dilate", "list_encoders", "pyramid_stride",
+    "adapt_input_channels", "check_pyramid", "create_encoder", "dilate", "list_encoders", "maps_within_depth",
+    "pyramid_stride",
     "timm_available", "torchvision_resnet_encoder",
 ]
 
 
 def create_encoder(name: str, *, in_channels: int = 3, weights: Optional[Union[str, os.PathLike]] = None,
-                   output_stride: Optional[int] = None) -> nn.Module:
+                   output_stride: Optional[int] = None, depth: Optional[int] = None) -> nn.Module:
     """Build an encoder by name: a torchvision backbone (``"resnet34"``, ``"efficientnet_b0"``, ...) or
     ``"timm:NAME"``.
 
@@ -41,6 +42,8 @@ def create_encoder(name: str, *, in_channels: int = 3, weights: Optional[Union[s
         in_channels: Image channels.
         weights: A local ImageNet state-dict file of the backbone (torchvision's or timm's).
         output_stride: Dilate the last stages so no map is coarser than this (8 or 16).
+        depth: Keep only the maps within this many halvings of the input (stride ``2 ** depth`` at most) and the
+            layers they need: segmentation_models_pytorch's ``encoder_depth``; default: every map.
 
     Raises:
         EncoderError: An unknown name (the message lists close matches), or timm missing for ``timm:`` names.
@@ -51,8 +54,9 @@ def create_encoder(name: str, *, in_channels: int = 3, weights: Optional[Union[s
     """
     if name.startswith(TIMM_PREFIX):
         return TimmEncoder(name[len(TIMM_PREFIX):], in_channels=in_channels, weights=weights,
-                           output_stride=output_stride)
-    return TorchvisionEncoder(name, in_channels=in_channels, weights=weights, output_stride=output_stride)
+                           output_stride=output_stride, depth=depth)
+    return TorchvisionEncoder(name, in_channels=in_channels, weights=weights, output_stride=output_stride,
+                              depth=depth)
 
 
 def list_encoders(pattern: Optional[str] = None) -> List[str]:

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EncoderError", "adapt_input_channels", "check_pyramid", "dilate", "pyramid_stride"]
+__all__ = ["EncoderError", "adapt_input_channels", "check_pyramid", "dilate", "maps_within_depth", "pyramid_stride"]
 
 _PROBE = 64  # side of the probe image used to find each layer's stride; stride 32 gives a 2x2 map
 
@@ -192,3 +192,25 @@ def pyramid_stride(strides: Sequence[int]) -> int:
         32
     """
     return int(max(strides))
+
+
+def maps_within_depth(strides: Sequence[int], depth: int, *, name: str) -> int:
+    """How many of an encoder's maps lie within ``depth`` halvings of the input (stride at most ``2 ** depth``):
+    segmentation_models_pytorch's ``encoder_depth``.
+
+    Raises:
+        EncoderError: ``depth`` is not a positive integer, or no map is that fine.
+
+    Example:
+        >>> maps_within_depth([2, 4, 8, 16, 32], 3, name="resnet34")
+        3
+        >>> maps_within_depth([4, 8, 16, 32], 3, name="convnext_tiny")
+        2
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise EncoderError(f"depth must be a positive number of halvings such as 3 or 5, got {depth!r}")
+    count = sum(1 for s in strides if s <= 2**depth)
+    if count == 0:
+        raise EncoderError(f"{name} has no feature map within depth {depth} (stride {2**depth} or finer); its "
+                           f"strides are {list(strides)}")
+    return count

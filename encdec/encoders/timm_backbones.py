@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..weights import load_state_dict, read_state_dict
-from .contract import EncoderError
+from .contract import EncoderError, maps_within_depth
 
 __all__ = ["TIMM_PREFIX", "TimmEncoder", "timm_available"]
 
@@ -59,6 +59,16 @@ def _check_weights(timm: Any, name: str, path: PathLike) -> None:
         load_state_dict(full, state, strict=True, source=str(path))
 
 
+def _indices_within_depth(timm: Any, name: str, depth: int) -> tuple:
+    """timm's ``out_indices`` of the maps of ``name`` within ``depth`` halvings (read on the meta device)."""
+    try:
+        with torch.device("meta"):
+            reductions = timm.create_model(name, features_only=True, pretrained=False).feature_info.reduction()
+    except (RuntimeError, TypeError, ValueError, AttributeError, AssertionError) as error:
+        raise EncoderError(f"timm cannot build {name!r} as an encoder (features_only=True): {error}") from None
+    return tuple(range(maps_within_depth(reductions, depth, name=TIMM_PREFIX + name)))
+
+
 class TimmEncoder(nn.Module):
     """A timm backbone as an encoder, through ``timm.create_model(name, features_only=True)``.
 
@@ -69,6 +79,8 @@ class TimmEncoder(nn.Module):
         in_channels: Image channels (timm's ``in_chans``).
         weights: A local timm state-dict file of the classification model ``name``.
         output_stride: timm's ``output_stride`` (8 or 16 dilates the last stages, for DeepLab); default: none.
+        depth: Keep only the maps within this many halvings (stride ``2 ** depth`` at most), through timm's
+            ``out_indices``; default: every map.
 
     Raises:
         EncoderError: timm is not installed, or ``name`` is unknown to it or has no ``features_only`` form.
@@ -80,7 +92,7 @@ class TimmEncoder(nn.Module):
     """
 
     def __init__(self, name: str, *, in_channels: int = 3, weights: Optional[PathLike] = None,
-                 output_stride: Optional[int] = None) -> None:
+                 output_stride: Optional[int] = None, depth: Optional[int] = None) -> None:
         super().__init__()
         timm = _timm()
         if not timm.is_model(name):
@@ -90,6 +102,8 @@ class TimmEncoder(nn.Module):
         kwargs: dict = {"in_chans": in_channels}
         if output_stride is not None:
             kwargs["output_stride"] = output_stride
+        if depth is not None:
+            kwargs["out_indices"] = _indices_within_depth(timm, name, depth)
         if weights is not None:
             _check_weights(timm, name, weights)
             kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": os.fspath(weights)})

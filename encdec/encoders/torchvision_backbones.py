@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torchvision.models import regnet as _tv_regnet
 
 from ..weights import WeightsError, load_state_dict, read_state_dict
-from .contract import EncoderError, adapt_input_channels, dilate
+from .contract import EncoderError, adapt_input_channels, dilate, maps_within_depth
 
 __all__ = [
     "BACKBONES", "TorchvisionEncoder", "list_torchvision_backbones", "load_torchvision_weights", "torchvision_backbone",
@@ -210,6 +210,8 @@ class TorchvisionEncoder(nn.Module):
             :func:`~encdec.encoders.contract.adapt_input_channels`).
         weights: A torchvision ImageNet state-dict file for this architecture (its classifier is left out).
         output_stride: Keep the maps at most this coarse by dilation (8 or 16, for DeepLab); default: none.
+        depth: Keep only the maps within this many halvings (stride ``2 ** depth`` at most), and only the layers
+            they need (PSPNet uses 3); default: every map.
 
     Attributes:
         out_channels: Channels of each feature map.
@@ -222,10 +224,11 @@ class TorchvisionEncoder(nn.Module):
     """
 
     def __init__(self, name: str, *, in_channels: int = 3, weights: Optional[PathLike] = None,
-                 output_stride: Optional[int] = None) -> None:
+                 output_stride: Optional[int] = None, depth: Optional[int] = None) -> None:
         super().__init__()
         network = torchvision_backbone(name)
         taps, channels, strides = BACKBONES[name]
+        kept = len(strides) if depth is None else maps_within_depth(strides, depth, name=name)
         steps = []
         for step in _body(name):
             if step.endswith(".*"):
@@ -234,14 +237,20 @@ class TorchvisionEncoder(nn.Module):
             else:
                 steps.append(step)
         tap_list = taps.split()
-        steps = steps[: steps.index(tap_list[-1]) + 1]
-        for top in dict.fromkeys(step.split(".")[0] for step in steps):
+        used = steps[: steps.index(tap_list[kept - 1]) + 1]
+        #: Layers of the network past the last map kept (``depth``): removed, and their weights left out of files.
+        self.left_out = tuple(steps[len(used) : steps.index(tap_list[-1]) + 1])
+        for step in self.left_out:
+            parent, _, child = step.rpartition(".")
+            if parent:
+                delattr(network.get_submodule(parent), child)
+        for top in dict.fromkeys(step.split(".")[0] for step in used):
             self.add_module(top, network.get_submodule(top))
         self.name = name
-        self.steps = tuple(steps)
-        self.taps = frozenset(tap_list)
-        self.out_channels: List[int] = list(channels)
-        self.strides: List[int] = list(strides)
+        self.steps = tuple(used)
+        self.taps = frozenset(tap_list[:kept])
+        self.out_channels: List[int] = list(channels[:kept])
+        self.strides: List[int] = list(strides[:kept])
         if weights is not None:
             load_torchvision_weights(self, weights)
         adapt_input_channels(self, in_channels, pretrained=weights is not None)
@@ -260,8 +269,9 @@ class TorchvisionEncoder(nn.Module):
 def load_torchvision_weights(encoder: TorchvisionEncoder, path: PathLike) -> None:
     """Load a torchvision ImageNet state-dict file into a :class:`TorchvisionEncoder` of the same architecture.
 
-    The classifier (``fc.*``, ``classifier.*``) is left out; every other entry must fit, with the usual
-    ``WeightsError`` listing of missing, unexpected and mis-shaped keys.
+    The classifier (``fc.*``, ``classifier.*``) and the layers an encoder of limited ``depth`` leaves out are
+    left out; every other entry must fit, with the usual ``WeightsError`` listing of missing, unexpected and
+    mis-shaped keys.
 
     Example:
         >>> import tempfile, torchvision
@@ -272,7 +282,8 @@ def load_torchvision_weights(encoder: TorchvisionEncoder, path: PathLike) -> Non
     state = read_state_dict(path)
     if encoder.name.startswith("densenet"):
         state = {_DENSENET_KEY.sub(r"\1\2", k): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not k.startswith(_HEADS)}
+    unused = _HEADS + tuple(f"{step}." for step in encoder.left_out)
+    state = {k: v for k, v in state.items() if not k.startswith(unused)}
     try:
         load_state_dict(encoder, state, strict=True, source=str(path))
     except WeightsError as error:

@@ -7,6 +7,7 @@ from .cnn import custom_cnn, resnet18_classifier
 from .deeplab import deeplabv3plus
 from .fpn import fpn
 from .linknet import linknet
+from .pspnet import pspnet
 from .resfcn import ResFCN, resfcn18
 from .resnet_cifar import resnet50_cifar
 from .resnet_unet import ResNet50UNetDecoder, resnet34_unet, resnet50_unet
@@ -18,5 +19,5 @@ __all__ = [
     "torchvision_resnet_encoder",
     "UNetEncoder", "UNetDecoder", "ResNet50UNetDecoder", "ResFCN",
     "unet", "unet_pet", "resnet34_unet", "resnet50_unet", "vgg16_cifar", "resnet50_cifar", "custom_cnn",
-    "resnet18_classifier", "resfcn18", "fpn", "deeplabv3plus", "linknet",
+    "resnet18_classifier", "resfcn18", "fpn", "deeplabv3plus", "linknet", "pspnet",
 ]
