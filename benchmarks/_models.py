@@ -445,7 +445,8 @@ def _alone(times: Dict[str, List[float]]) -> str:
 
 
 #: (encdec builder, smp class) pairs compared; encoders per run mode in ``_smp_encoders``.
-SMP_PAIRS = (("unet", "Unet"), ("fpn", "FPN"), ("deeplabv3plus", "DeepLabV3Plus"))
+SMP_PAIRS = (("unet", "Unet"), ("fpn", "FPN"), ("deeplabv3plus", "DeepLabV3Plus"), ("linknet", "Linknet"),
+             ("pspnet", "PSPNet"))
 
 
 def _smp_encoders(settings: Settings) -> Tuple[str, ...]:
@@ -453,11 +454,12 @@ def _smp_encoders(settings: Settings) -> Tuple[str, ...]:
 
 
 def bench_smp(settings: Settings) -> List[Row]:
-    """encdec's ``unet(encoder=...)``, ``fpn`` and ``deeplabv3plus`` vs segmentation_models_pytorch's ``Unet``,
-    ``FPN`` and ``DeepLabV3Plus`` on ResNet encoders, the encdec model loaded from a file of smp's weights (its
-    smp key conversion): the output difference (goal <= 1e-5) and the speed ratio in fp32 (contiguous) and on the
-    fast path (channels_last + the auto precision for both; encdec also through ``optimize_for_inference``), for
-    inference and a training step. Goal >= 1.0x each.
+    """encdec's ``unet(encoder=...)``, ``fpn``, ``deeplabv3plus``, ``linknet`` and ``pspnet`` vs
+    segmentation_models_pytorch's ``Unet``, ``FPN``, ``DeepLabV3Plus``, ``Linknet`` and ``PSPNet`` on ResNet
+    encoders, the encdec model loaded from a file of smp's weights (its smp key conversion): the output difference
+    (goal <= 1e-5) and the speed ratio in fp32 (contiguous) and on the fast path (channels_last + the auto
+    precision for both; encdec also through ``optimize_for_inference``), for inference and a training step. Goal
+    >= 1.0x each.
 
     Example:
         >>> from benchmarks._config import TINY
