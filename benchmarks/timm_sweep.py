@@ -3,17 +3,21 @@
 For each name in ``timm.list_models()``: timm's ``create_model(name, features_only=True)`` is the reference; a
 model timm cannot build that way is counted apart (it is not a backbone). encdec's ``create_encoder("timm:NAME")``
 gets randomised BatchNorm statistics, the reference loads its state dict, and both run at two sizes: two and three
-times the model's largest stride (64 and 96 pixels for most), or, for a model whose timm config fixes its input size
-(most ViTs), at that size only. The encoder's maps
-must equal timm's exactly and match the channels and strides it declares.
+times the model's largest stride (64 and 96 pixels for most; two and four times for models whose patch grid pads
+odd sizes), or, for a model whose timm config fixes its input size (most ViTs), at that size only. The encoder's
+maps must equal timm's exactly and match the channels and strides it declares.
 
 Models run one after another in a worker process, so that a model which hangs or takes the memory of the machine is
 reported (timeout, crash) and the sweep goes on. Models whose two copies would not fit ``--max-gb`` are reported
-as skipped, never silently dropped.
+as ``too_large``, never silently dropped; a resumed sweep tries them (and timeouts and crashes) again.
 
-Run from a checkout (hours for the whole family on 2 cores)::
+The verdicts are written as a record with the timm and torch versions and the CPU class
+(``benchmarks/results/timm-sweep.json`` is the last complete one). Run from a checkout (hours for the whole family
+on 2 cores; two shards use both)::
 
-    python -m benchmarks.timm_sweep --json timm-sweep.json
+    python -m benchmarks.timm_sweep --json timm-sweep.json --smallest-first
+    python -m benchmarks.timm_sweep --json shard0.json --smallest-first --shard 0/2   # and 1/2 beside it
+    python -m benchmarks.timm_sweep --json timm-sweep.json --merge shard0.json shard1.json
     python -m benchmarks.timm_sweep --names resnet18 convnext_atto vit_tiny_patch16_224
 
 Example:
@@ -306,6 +310,13 @@ def summarize(results: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
             "not_equal": {n: v for n, v in sorted(results.items()) if v["status"] not in ("equal", "no_features_only")}}
 
 
+def _shard(text: str) -> Tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"--shard takes I/N with 0 <= I < N, such as 0/2; got {text!r}")
+    return int(index), int(count)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line (see the module docstring); 0 unless a model failed or crashed its worker.
 
@@ -321,7 +332,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the worker")
     parser.add_argument("--smallest-first", action="store_true",
                         help="order the models not yet checked by parameter count (a few minutes to size them)")
-    parser.add_argument("--shard", default="0/1", help="I/N: check every N-th model from the I-th (parallel sweeps)")
+    parser.add_argument("--shard", default="0/1", type=_shard,
+                        help="I/N: check every N-th model from the I-th (parallel sweeps, one --json each)")
+    parser.add_argument("--merge", nargs="+", metavar="RECORD",
+                        help="write the union of these records (of the same timm) to --json, and check nothing")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -331,7 +345,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     names = args.names or timm.list_models()
     done = read_record(args.json) if args.json and os.path.exists(args.json) else {}
-    index, count = (int(part) for part in args.shard.split("/"))
+    if args.merge:
+        if not args.json:
+            parser.error("--merge needs --json, the record to write")
+        for path in args.merge:
+            done.update(read_record(path))
+        write_record(args.json, done)
+        print(json.dumps({k: v for k, v in summarize(done).items() if k != "not_equal"}))
+        return 0
+    index, count = args.shard
     pending = [n for n in names if n not in done or done[n]["status"] in RETRIED]
     pending = (by_size(pending) if args.smallest_first else pending)[index::count]
     results = sweep(pending, timeout=args.timeout, max_gb=args.max_gb, threads=args.threads, progress=True,

@@ -111,3 +111,24 @@ def test_tiling_rows_run():
     memory = rows["peak extra memory, 512x512 image, tile 128"]
     assert memory["kind"] == "MB" and memory["value"] > 0
     assert rows["tiled labels equal to untiled, 256x256, tile 128, unet(encoder='resnet18')"]["value"] >= 0.9
+
+
+def test_timm_sweep_records_resumes_and_merges(tmp_path, capsys):
+    pytest.importorskip("timm")
+    from benchmarks import timm_sweep
+
+    first, second, merged = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "all.json"
+    assert timm_sweep.main(["--names", "resnet18", "mobilevitv2_050", "--json", str(first)]) == 0
+    record = json.loads(first.read_text())
+    assert {"timm", "torch", "cpu_class"} <= set(record)
+    assert record["results"]["resnet18"]["sides"] == [64, 96]
+    # MobileViT-v2 pads a 3x3 patch grid to 4x4 at 96: the sweep notes it and checks sizes its grid divides
+    assert record["results"]["mobilevitv2_050"]["status"] == "equal"
+    assert record["results"]["mobilevitv2_050"]["sides"] == [64, 128]
+    assert "declared stride 32" in record["results"]["mobilevitv2_050"]["note"]
+    capsys.readouterr()
+    assert timm_sweep.main(["--names", "resnet18", "--json", str(first)]) == 0
+    assert "0 checked now, 2 taken from" in capsys.readouterr().out
+    timm_sweep.write_record(str(second), {"vgg11": {"status": "too_large", "params": 1}})
+    assert timm_sweep.main(["--json", str(merged), "--merge", str(first), str(second)]) == 0
+    assert sorted(timm_sweep.read_record(str(merged))) == ["mobilevitv2_050", "resnet18", "vgg11"]
