@@ -243,3 +243,12 @@ def test_timm_encoders_take_a_depth_through_out_indices():
     with torch.no_grad():
         assert all(torch.equal(a, b) for a, b in zip(encoder(x), reference(x)))
     assert encoder.strides == [2, 4, 8] and encoder.out_channels == [64, 64, 128]
+
+
+@pytest.mark.skipif(not timm_available(), reason="timm is not installed")
+def test_an_encoder_map_the_decoder_cannot_merge_is_refused_by_size():
+    model = encdec.unet(encoder="timm:mobilevitv2_050", num_classes=2).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 128, 128)).shape == (1, 2, 128, 128)
+        with pytest.raises(encdec.InputSizeError, match="gives a 4x4 map at stride 32 for a 96x96 input.*3x3.*64"):
+            model(torch.zeros(1, 3, 96, 96))  # MobileViT-v2 pads its 3x3 patch grid to 4x4

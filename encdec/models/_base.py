@@ -89,9 +89,30 @@ class SegmentationModel(nn.Module):
         self.input_spec.check(x, _model_name(self))
 
     def forward(self, x: Tensor) -> Tensor:
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
+        checking = not torch.jit.is_scripting() and not torch.compiler.is_compiling()
+        if checking:
             self.check_input(x)
-        return self.head(self.decoder(self.encoder(x)))
+        features = self.encoder(x)
+        if checking:
+            self._check_maps(x, features)
+        return self.head(self.decoder(features))
+
+    def _check_maps(self, x: Tensor, features: Sequence[Tensor]) -> None:
+        """Raise ``InputSizeError`` when an encoder map is not ``input / stride`` at a size its stride divides:
+        the decoder could not merge it (a few timm encoders pad or crop at some sizes, e.g. MobileViT-v2 pads odd
+        patch grids)."""
+        height, width = x.shape[-2:]
+        for feature, stride in zip(features, getattr(self.encoder, "strides", ())):
+            if height % stride or width % stride:
+                continue
+            if tuple(feature.shape[-2:]) != (height // stride, width // stride):
+                name = getattr(self.encoder, "name", type(self.encoder).__name__)
+                raise InputSizeError(
+                    f"{_model_name(self)}: encoder {name} gives a {feature.shape[-2]}x{feature.shape[-1]} map at "
+                    f"stride {stride} for a {height}x{width} input, where the decoder needs "
+                    f"{height // stride}x{width // stride}; this encoder pads or crops its maps at this size. Try "
+                    f"sides divisible by {2 * self.size_multiple} (MobileViT-v2, for one, needs an even patch grid)"
+                )
 
 
 class ImageClassifier(nn.Module):
