@@ -216,6 +216,8 @@ class TorchvisionEncoder(nn.Module):
     Attributes:
         out_channels: Channels of each feature map.
         strides: Stride of each feature map.
+        left_out: The network's layers past the last map a limited ``depth`` keeps: not built, and their entries
+            left out of weight files.
 
     Example:
         >>> enc = TorchvisionEncoder("efficientnet_b0")
@@ -238,7 +240,6 @@ class TorchvisionEncoder(nn.Module):
                 steps.append(step)
         tap_list = taps.split()
         used = steps[: steps.index(tap_list[kept - 1]) + 1]
-        #: Layers of the network past the last map kept (``depth``): removed, and their weights left out of files.
         self.left_out = tuple(steps[len(used) : steps.index(tap_list[-1]) + 1])
         for step in self.left_out:
             parent, _, child = step.rpartition(".")
