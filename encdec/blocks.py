@@ -36,6 +36,8 @@ class ConvBNAct(nn.Sequential):
         bias: Whether the convolution has a bias (the course models do, torchvision's do not).
         act: Append a ReLU.
         affine: Whether the BatchNorm has a learnable scale and shift.
+        norm: ``False`` puts an ``Identity`` where the BatchNorm would be (the indices stay the same), as
+            segmentation_models_pytorch does where there is too little to normalise.
 
     Example:
         >>> block = ConvBNAct(3, 16, 3)
@@ -54,11 +56,12 @@ class ConvBNAct(nn.Sequential):
         bias: bool = True,
         act: bool = True,
         affine: bool = True,
+        norm: bool = True,
     ) -> None:
         padding = kernel_size // 2 if padding is None else padding
         layers: List[nn.Module] = [
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias),
-            nn.BatchNorm2d(out_channels, affine=affine),
+            nn.BatchNorm2d(out_channels, affine=affine) if norm else nn.Identity(),
         ]
         if act:
             layers.append(nn.ReLU(inplace=True))

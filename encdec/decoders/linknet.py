@@ -9,6 +9,7 @@ from typing import List, Optional, Sequence
 from torch import Tensor, nn
 
 from ..blocks import ConvBNAct
+from .unet import UNetDecoder
 
 __all__ = ["LinknetBlock", "LinknetDecoder"]
 
@@ -40,9 +41,10 @@ class LinknetBlock(nn.Module):
         return x if skip is None else x + skip
 
 
-class LinknetDecoder(nn.Module):
+class LinknetDecoder(UNetDecoder):
     """One :class:`LinknetBlock` per halving of the coarsest stride, deepest first, each adding the next finer
-    map; blocks past the finest map add nothing and end at ``prefinal_channels``.
+    map; blocks past the finest map add nothing and end at ``prefinal_channels``. It climbs the maps as
+    :class:`~encdec.decoders.unet.UNetDecoder` does.
 
     Args:
         encoder_channels: The encoder's ``out_channels`` (high to low resolution).
@@ -57,18 +59,10 @@ class LinknetDecoder(nn.Module):
     """
 
     def __init__(self, encoder_channels: Sequence[int], *, levels: int, prefinal_channels: int = 32) -> None:
-        super().__init__()
         skips = list(encoder_channels[:-1])[::-1][: levels - 1]
         ins: List[int] = [encoder_channels[-1]]
         for skip in skips + [0] * (levels - 1 - len(skips)):
             ins.append(skip or ins[-1])  # a block without a skip keeps the channels coming in
         outs = ins[1:] + [prefinal_channels]
-        self.blocks = nn.ModuleList(LinknetBlock(i, o) for i, o in zip(ins, outs))
+        super().__init__([LinknetBlock(i, o) for i, o in zip(ins, outs)])
         self.out_channels = prefinal_channels
-
-    def forward(self, features: Sequence[Tensor]) -> Tensor:
-        skips = list(features[:-1])[::-1]
-        x = features[-1]
-        for i, block in enumerate(self.blocks):
-            x = block(x, skips[i] if i < len(skips) else None)
-        return x

@@ -10,20 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..blocks import ConvBNAct
+
 __all__ = ["PSPDecoder", "PyramidPooling"]
-
-
-def _conv_relu(in_channels: int, out_channels: int, *, norm: bool) -> nn.Sequential:
-    """1x1 conv, BatchNorm (or nothing, with a bias instead) and ReLU, indexed ``0``-``2``."""
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=not norm),
-                         nn.BatchNorm2d(out_channels) if norm else nn.Identity(), nn.ReLU(inplace=True))
 
 
 class _PoolBranch(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, grid: int) -> None:
         super().__init__()
         # a 1x1 grid holds one value per channel and image, too few for BatchNorm statistics
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(grid), _conv_relu(in_channels, out_channels, norm=grid > 1))
+        norm = grid > 1
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(grid),
+                                  ConvBNAct(in_channels, out_channels, 1, bias=not norm, norm=norm))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.interpolate(self.pool(x), size=x.shape[-2:], mode="bilinear", align_corners=True)
@@ -69,7 +67,7 @@ class PSPDecoder(nn.Module):
     def __init__(self, encoder_channels: Sequence[int], *, out_channels: int = 512, dropout: float = 0.2) -> None:
         super().__init__()
         self.psp = PyramidPooling(encoder_channels[-1])
-        self.conv = _conv_relu(self.psp.out_channels, out_channels, norm=True)
+        self.conv = ConvBNAct(self.psp.out_channels, out_channels, 1, bias=False)
         self.dropout = nn.Dropout2d(dropout)
         self.out_channels = out_channels
 

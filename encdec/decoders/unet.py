@@ -7,8 +7,6 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from ..blocks import DecoderBlock
-
 __all__ = ["UNetDecoder"]
 
 
@@ -18,16 +16,17 @@ class UNetDecoder(nn.Module):
     Blocks beyond the available skips get none (used when the encoder's first map is at stride 2).
 
     Args:
-        blocks: The ``DecoderBlock`` modules, deepest first.
+        blocks: The blocks, deepest first: ``DecoderBlock``s, or any module called as ``block(x, skip)``.
         dropout: Dropout probability after every block but the last (the Pet ResNet34-U-Net uses 0.5).
 
     Example:
+        >>> from encdec.blocks import DecoderBlock
         >>> dec = UNetDecoder([DecoderBlock(16, 8, 8)])
         >>> dec([torch.zeros(1, 8, 8, 8), torch.zeros(1, 16, 4, 4)]).shape
         torch.Size([1, 8, 8, 8])
     """
 
-    def __init__(self, blocks: Sequence[DecoderBlock], *, dropout: float = 0.0) -> None:
+    def __init__(self, blocks: Sequence[nn.Module], *, dropout: float = 0.0) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.dropout = nn.Dropout(dropout) if dropout else None
