@@ -8,8 +8,10 @@ odd sizes), or, for a model whose timm config fixes its input size (most ViTs), 
 maps must equal timm's exactly and match the channels and strides it declares.
 
 Models run one after another in a worker process, so that a model which hangs or takes the memory of the machine is
-reported (timeout, crash) and the sweep goes on. Models whose two copies would not fit ``--max-gb`` are reported
-as ``too_large``, never silently dropped; a resumed sweep tries them (and timeouts and crashes) again.
+reported (timeout, crash) and the sweep goes on. A model whose two copies would not fit ``--max-gb`` is compared
+with timm's model holding the encoder's own tensors (built on the meta device, so one copy of the weights); one
+whose single copy would not fit is reported as ``too_large``, never silently dropped. A resumed sweep tries
+``too_large`` models, timeouts and crashes again.
 
 The verdicts are written as a record with the timm and torch versions and the CPU class
 (``benchmarks/results/timm-sweep.json`` is the last complete one). Run from a checkout (hours for the whole family
@@ -156,6 +158,10 @@ def _reference_maps(reference: Any, x: Any) -> List[Any]:
 def check_one(name: str, max_gb: float) -> Dict[str, Any]:
     """Compare ``create_encoder("timm:" + name)`` with timm's own ``features_only`` model; a JSON-able verdict.
 
+    A model whose two fp32 copies exceed ``max_gb`` but one fits is compared with timm's model built on the meta
+    device and given the encoder's own tensors (``"shared_weights": true`` in the verdict): timm's forward on the
+    same weights, without a second copy of them.
+
     Example:
         >>> check_one("resnet18", max_gb=4.0)["status"]  # doctest: +SKIP
         'equal'
@@ -173,22 +179,27 @@ def check_one(name: str, max_gb: float) -> Dict[str, Any]:
     params = sum(p.numel() for p in probe.parameters())
     cfg = dict(getattr(probe, "pretrained_cfg", {}) or {})
     del probe
-    if 2 * 4 * params / 2**30 > max_gb:
-        return {"status": "too_large", "params": params, "detail": f"two fp32 copies exceed {max_gb:g} GB"}
+    copy_gb = 4 * params / 2**30
+    if copy_gb > max_gb:
+        return {"status": "too_large", "params": params, "detail": f"one fp32 copy exceeds {max_gb:g} GB"}
+    shared = 2 * copy_gb > max_gb
     torch.manual_seed(0)
     try:
         encoder = create_encoder(f"timm:{name}").eval()
     except Exception as error:  # noqa: BLE001 - reported as the failure it is
         return {"status": "failed", "params": params, "detail": f"build: {type(error).__name__}: {str(error)[:160]}"}
-    reference = timm.create_model(name, features_only=True, pretrained=False).eval()
     _randomize(encoder)
-    reference.load_state_dict(encoder.model.state_dict())
+    try:
+        reference = _reference(timm, name, encoder.model, shared=shared)
+    except ValueError as error:
+        return {"status": "failed", "params": params, "detail": f"reference: {error}"}
     refused, notes = "", []
     for sides in _side_sets(cfg, max(encoder.strides)):
         outcome, detail = _run_sides(encoder, reference, sides)
         if outcome == "equal":
             noted = {"note": "; ".join(notes)} if notes else {}
-            return {"status": "equal", "params": params, "sides": sides, **noted}
+            return {"status": "equal", "params": params, "sides": sides, **noted,
+                    **({"shared_weights": True} if shared else {})}
         if outcome == "refused":
             refused = detail
         elif outcome == "stride":  # e.g. MobileViT-v2 pads odd patch grids: try sizes its grid divides
@@ -198,6 +209,34 @@ def check_one(name: str, max_gb: float) -> Dict[str, Any]:
     if notes:
         return {"status": "failed", "params": params, "detail": "; ".join(notes)}
     return {"status": "reference_failed", "params": params, "detail": refused}
+
+
+def _reference(timm: Any, name: str, source: Any, *, shared: bool) -> Any:
+    """timm's own ``features_only`` model of ``name`` holding ``source``'s weights: loaded into a model of its own,
+    or, when ``shared``, built on the meta device and given ``source``'s tensors themselves (buffers kept out of
+    the state dict too, each checked by name and shape)."""
+    import itertools
+
+    import torch
+
+    if not shared:
+        reference = timm.create_model(name, features_only=True, pretrained=False).eval()
+        reference.load_state_dict(source.state_dict())
+        return reference
+    with torch.device("meta"):
+        reference = timm.create_model(name, features_only=True, pretrained=False).eval()
+    reference.load_state_dict(source.state_dict(), assign=True)
+    buffers = dict(source.named_buffers())
+    for key, buffer in list(reference.named_buffers()):
+        if buffer.is_meta:  # a buffer outside the state dict (``persistent=False``)
+            if key not in buffers or buffers[key].shape != buffer.shape:
+                raise ValueError(f"timm's model has a buffer {key} {tuple(buffer.shape)} the encoder does not match")
+            owner, _, attribute = key.rpartition(".")
+            reference.get_submodule(owner)._buffers[attribute] = buffers[key]
+    left = [k for k, t in itertools.chain(reference.named_parameters(), reference.named_buffers()) if t.is_meta]
+    if left:
+        raise ValueError(f"timm's model kept tensors the encoder does not have: {', '.join(left[:3])}")
+    return reference
 
 
 def _run_sides(encoder: Any, reference: Any, sides: Sequence[int]) -> Tuple[str, str]:

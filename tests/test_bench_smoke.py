@@ -132,3 +132,18 @@ def test_timm_sweep_records_resumes_and_merges(tmp_path, capsys):
     timm_sweep.write_record(str(second), {"vgg11": {"status": "too_large", "params": 1}})
     assert timm_sweep.main(["--json", str(merged), "--merge", str(first), str(second)]) == 0
     assert sorted(timm_sweep.read_record(str(merged))) == ["mobilevitv2_050", "resnet18", "vgg11"]
+
+
+def test_timm_sweep_compares_a_model_too_large_for_two_copies_on_shared_weights():
+    timm = pytest.importorskip("timm")
+    import torch
+
+    from benchmarks.timm_sweep import check_one
+
+    with torch.device("meta"):
+        params = sum(p.numel() for p in timm.create_model("eva02_tiny_patch14_224", features_only=True).parameters())
+    one_copy_gb = 4 * params / 2**30
+    verdict = check_one("eva02_tiny_patch14_224", max_gb=1.5 * one_copy_gb)  # rotary buffers outside the state dict
+    assert verdict["status"] == "equal" and verdict["shared_weights"] is True
+    assert check_one("eva02_tiny_patch14_224", max_gb=0.5 * one_copy_gb)["status"] == "too_large"
+    assert "shared_weights" not in check_one("eva02_tiny_patch14_224", max_gb=3 * one_copy_gb)
