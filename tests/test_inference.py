@@ -312,6 +312,9 @@ def test_tiles_are_rounded_up_to_the_size_multiple():
     labels = predict(model, torch.randn(1, 3, 75, 110), precision="fp32", tile=40, overlap=0.25, optimize=False)
     assert labels.shape == (1, 75, 110)
     assert {shape[-2:] for shape in model.shapes} == {(48, 48)}  # image content, not padding, fills each tile
+    # 48-pixel tiles on the 16-pixel grid of the 80x112 padded extent, 32 apart: 2 rows x 3 columns (40-pixel
+    # tiles padded to 48 would have taken 3 x 4)
+    assert sum(shape[0] for shape in model.shapes) == 6
 
 
 def test_tile_errors_name_the_option():

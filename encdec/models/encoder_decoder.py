@@ -9,6 +9,7 @@ in both. Decoder and head names are converted by each builder's table.
 
 from __future__ import annotations
 
+import re
 from typing import Callable, List, Sequence
 
 from torch import nn
@@ -61,8 +62,10 @@ def smp_filter(decoder_rules: Sequence[tuple], head: str) -> Callable[[dict, nn.
     """A checkpoint filter converting smp's names (``segmentation_head.0.*`` and the decoder's) to encdec's.
 
     States without ``segmentation_head.`` entries pass through, after converting encdec's earlier names of
-    ``unet(encoder="resnet*")``. smp's auxiliary ``classification_head`` is dropped (and listed as dropped).
-    An smp encoder other than the model's is refused, naming the smp encoders that load.
+    ``unet(encoder="resnet*")``. smp's auxiliary ``classification_head`` is dropped (and listed as dropped), and
+    so are the weights of encoder stages smp keeps but does not run (``encoder_depth`` < 5), which an encdec
+    encoder of limited ``depth`` does not build (its ``left_out``). An smp encoder other than the model's is
+    refused, naming the smp encoders that load.
 
     Example:
         >>> import torch
@@ -75,7 +78,9 @@ def smp_filter(decoder_rules: Sequence[tuple], head: str) -> Callable[[dict, nn.
     def convert(state: dict, model: nn.Module) -> dict:
         if not any(k.startswith("segmentation_head.") for k in state):
             return remap_keys(state, _COURSE_RESNET_RULES) if _has_torchvision_encoder(model) else state
-        out = remap_keys(state, rules, drop=[r"^classification_head\."])
+        left_out = getattr(getattr(model, "encoder", None), "left_out", ())
+        drop = [r"^classification_head\.", *(rf"^encoder\.{re.escape(step)}\." for step in left_out)]
+        out = remap_keys(state, rules, drop=drop)
         if model is not None:
             _check_smp_encoder(out, model)
         return out

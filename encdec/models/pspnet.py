@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
-from torch import nn
-
 from .._registry import register_model
 from ..decoders import PSPDecoder
 from ..encoders import create_encoder
@@ -17,19 +15,8 @@ __all__ = ["pspnet"]
 
 PathLike = Union[str, os.PathLike]
 
-# smp's PSPNet decoder names are encdec's; only its head is renamed.
-_smp_pspnet_filter = smp_filter([], "head.0.")
-
-
-def _pspnet_filter(state: dict, model: nn.Module) -> dict:
-    """smp's names converted; an smp file also holds the encoder stages its ``encoder_depth`` does not run (smp
-    keeps them), which this model does not have: they are left out, and listed as dropped."""
-    left_out = tuple(f"encoder.{step}." for step in getattr(getattr(model, "encoder", None), "left_out", ()))
-    state = {k: v for k, v in state.items() if not (left_out and k.startswith(left_out))}
-    return _smp_pspnet_filter(state, model)
-
-
-@register_model(task="segmentation", checkpoint_filter=_pspnet_filter)
+# smp's PSPNet decoder names are encdec's; only its head is renamed (and the stages it does not run dropped).
+@register_model(task="segmentation", checkpoint_filter=smp_filter([], "head.0."))
 def pspnet(
     *,
     encoder: str = "resnet34",
