@@ -16,7 +16,8 @@ from ._json import jsonable
 from .input_spec import InputSpec, input_spec_of
 from .weights import load_weights
 
-__all__ = ["ReferenceCheckpoint", "ModelInfo", "register_model", "create_model", "list_models", "model_info"]
+__all__ = ["ReferenceCheckpoint", "ModelInfo", "VariantChoice", "register_model", "create_model", "list_models",
+           "model_info"]
 
 StateDict = Dict[str, Any]
 FilterFn = Callable[[StateDict, nn.Module], StateDict]
@@ -64,6 +65,8 @@ class ModelInfo:
         checkpoint_filter: Pure function mapping a reference state dict to this model's own key names.
         reference_checkpoints: The reference checkpoints this builder loads.
         summary: One line describing the model.
+        variants: The layouts the builder's ``variant`` argument names, the default first (empty for builders with
+            one layout). A checkpoint of another layout loads into a model whose caller named none.
 
     Example:
         >>> import encdec
@@ -78,6 +81,7 @@ class ModelInfo:
     checkpoint_filter: Optional[FilterFn] = None
     reference_checkpoints: Tuple[ReferenceCheckpoint, ...] = field(default_factory=tuple)
     summary: str = ""
+    variants: Tuple[str, ...] = ()
 
     @functools.cached_property
     def input_spec(self) -> Optional[InputSpec]:
@@ -108,6 +112,7 @@ def register_model(
     task: str,
     checkpoint_filter: Optional[FilterFn] = None,
     reference_checkpoints: Tuple[ReferenceCheckpoint, ...] = (),
+    variants: Tuple[str, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder under its function name and record, on each model it builds, how it was built.
 
@@ -118,6 +123,10 @@ def register_model(
     left out, and those the builder lists in ``model.unused_arguments`` for the configuration it built), which
     ``save_pretrained`` writes and ``from_pretrained`` reads back, and
     ``model.checkpoint_filter``, which ``load_weights`` uses to convert reference checkpoints.
+
+    A builder with several layouts lists them in ``variants`` and takes ``variant=None``; the registry passes the
+    first when the caller names none, records the one built, and lets ``load_weights`` rebuild the model in the
+    layout a checkpoint's shapes show (``model.adapt_to_checkpoint``) as long as the caller named none.
 
     Example:
         >>> @register_model(task="classification")
@@ -139,20 +148,97 @@ def register_model(
             bound = signature.bind(**kwargs)
             bound.apply_defaults()
             weights = bound.arguments.pop("weights", None)
+            chosen_by_caller = _check_variant(name, variants, bound.arguments)
             model = fn(**bound.arguments)
             unused = model.__dict__.pop("unused_arguments", ())  # arguments this configuration ignores
             config = {k: v for k, v in bound.arguments.items() if k not in _PATH_ARGUMENTS and k not in unused}
             model.encdec_config = {"architecture": name, "kwargs": jsonable(config)}
             model.checkpoint_filter = checkpoint_filter
+            if variants:
+                model.adapt_to_checkpoint = VariantChoice(fn, variants, dict(config), named=chosen_by_caller)
             if weights is not None:
                 load_weights(model, weights)
             return model
 
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _MODELS[name] = ModelInfo(name, builder, task, checkpoint_filter, tuple(reference_checkpoints), summary)
+        _MODELS[name] = ModelInfo(name, builder, task, checkpoint_filter, tuple(reference_checkpoints), summary,
+                                  tuple(variants))
         return builder
 
     return decorate
+
+
+def _check_variant(name: str, variants: Tuple[str, ...], arguments: Dict[str, Any]) -> bool:
+    """Fill in the default layout when the caller named none; whether the caller named one."""
+    if not variants:
+        return False
+    asked = arguments.get("variant")
+    if asked is None:
+        arguments["variant"] = variants[0]
+        return False
+    if asked not in variants:
+        raise ValueError(f"{name}: variant must be one of {', '.join(repr(v) for v in variants)} (the default "
+                         f"{variants[0]!r}), got {asked!r}")
+    return True
+
+
+def _shapes_fit(own: Dict[str, Any], state: Dict[str, Any]) -> bool:
+    return all(tuple(state[k].shape) == tuple(own[k].shape) for k in own.keys() & state.keys())
+
+
+@dataclass(frozen=True)
+class VariantChoice:
+    """Rebuilds a model, in place, in the layout whose tensor shapes a checkpoint holds.
+
+    The registry attaches one as ``model.adapt_to_checkpoint`` to models of builders with several layouts
+    (``register_model(variants=...)``); ``load_weights`` calls it with the state dict it is about to load, before
+    checking it. A model whose caller named its layout, a model whose shapes already fit, or a state dict that fits
+    no layout is left alone (the load then reports what does not fit, naming the layout the file holds).
+
+    Example:
+        >>> import encdec
+        >>> narrow = encdec.resnet50_unet(variant="narrow").state_dict()
+        >>> model = encdec.resnet50_unet()
+        >>> model.adapt_to_checkpoint(model, narrow), model.encdec_config["kwargs"]["variant"]
+        ('narrow', 'narrow')
+    """
+
+    builder: Callable[..., nn.Module]
+    variants: Tuple[str, ...]
+    kwargs: Dict[str, Any]
+    named: bool = False
+
+    def __call__(self, model: nn.Module, state: Dict[str, Any]) -> Optional[str]:
+        """The layout the model was rebuilt in, or ``None`` when it was left as it was."""
+        variant = None if self.named else self.layout_of(model, state)
+        if variant is not None:
+            _take_contents(model, self.builder(**{**self.kwargs, "variant": variant}))
+            model.encdec_config["kwargs"]["variant"] = variant
+        return variant
+
+    def layout_of(self, model: nn.Module, state: Dict[str, Any]) -> Optional[str]:
+        """Another layout whose shapes ``state`` fits, when it does not fit the model's; else ``None``."""
+        if _shapes_fit(model.state_dict(), state):
+            return None
+        current = model.encdec_config["kwargs"].get("variant")
+        for variant in self.variants:
+            if variant != current:
+                with torch.device("meta"):
+                    probe = self.builder(**{**self.kwargs, "variant": variant})
+                if _shapes_fit(probe.state_dict(), state):
+                    return variant
+        return None
+
+
+def _take_contents(model: nn.Module, fresh: nn.Module) -> None:
+    """Give ``model`` the submodules, parameters and buffers of ``fresh`` (same class and attributes), on the
+    model's device and dtype and in its training mode."""
+    first = next(iter(model.parameters()), None)
+    if first is not None:
+        fresh.to(device=first.device, dtype=first.dtype if first.is_floating_point() else None)
+    fresh.train(model.training)
+    for slot in ("_modules", "_parameters", "_buffers"):
+        model.__dict__[slot] = fresh.__dict__[slot]
 
 
 def _lookup(name: str) -> ModelInfo:

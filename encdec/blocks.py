@@ -135,14 +135,17 @@ class BasicBlock(nn.Module):
 
 
 # Per kind: conv bias, ReLU after the 1x1/3x3 inner convs, ReLU after the last conv (and on the shortcut),
-# stride on the 3x3 (else on the first 1x1), projection in every block, ReLU after the sum.
+# stride on the 3x3 (else on the first 1x1), projection in every block, ReLU after the sum, and whether a block
+# of stride 1 ignores ``mid_channels`` (its inner convolutions as wide as its output).
 _BOTTLENECK_KINDS = {
     "torchvision": dict(bias=False, inner_act=True, last_act=False, stride_3x3=True, always_project=False,
-                        sum_act=True),
+                        sum_act=True, wide_unstrided=False),
     "course_cifar": dict(bias=True, inner_act=True, last_act=True, stride_3x3=False, always_project=True,
-                         sum_act=False),
+                         sum_act=False, wide_unstrided=False),
     "course_voc": dict(bias=True, inner_act=False, last_act=False, stride_3x3=False, always_project=True,
-                       sum_act=True),
+                       sum_act=True, wide_unstrided=True),
+    "course_voc_narrow": dict(bias=True, inner_act=False, last_act=False, stride_3x3=False, always_project=True,
+                              sum_act=True, wide_unstrided=False),
 }
 
 
@@ -151,20 +154,25 @@ class Bottleneck(nn.Module):
 
     Args:
         in_channels: Input channels.
-        mid_channels: Channels of the inner 3x3 convolution.
+        mid_channels: Channels of the inner convolutions (ignored by a ``"course_voc"`` block of stride 1).
         out_channels: Output channels.
         stride: Spatial stride of the block.
         kind: ``"torchvision"``: torchvision's ResNet-50 v1.5 block (bias-free, stride on the 3x3, projection
             only when shapes change, ReLU after the sum). ``"course_cifar"``: the CIFAR-10 ``ResNet50_layer4``
             block: every convolution, including the last and the shortcut, is followed by BatchNorm **and**
-            ReLU, and there is no ReLU after the sum. ``"course_voc"``: the VOC ResNet-50 U-Net block:
-            convolutions followed by BatchNorm only, ReLU after the sum. Both course kinds put the stride on
-            the first 1x1 convolution and, reproducing the reference's always-true ``x.size() is not
+            ReLU, and there is no ReLU after the sum. ``"course_voc"``: the VOC ResNet-50 U-Net block as its
+            listing prints it: convolutions followed by BatchNorm only, ReLU after the sum, and a block of stride 1
+            ignores ``mid_channels`` (``conv1x1(in, out)``, ``conv3x3(out, out)``, ``conv1x1(out, out)``), so its
+            inner convolutions are as wide as its output. ``"course_voc_narrow"``: the same block with
+            ``mid_channels`` used at every stride (the layout encdec 0.1 built). The course kinds put the stride
+            on the first 1x1 convolution and, reproducing the reference's always-true ``x.size() is not
             out.size()`` test, apply the 1x1 projection shortcut in every block, even when shapes match.
 
     Example:
-        >>> Bottleneck(64, 64, 256, kind="course_voc")(torch.zeros(1, 64, 8, 8)).shape
-        torch.Size([1, 256, 8, 8])
+        >>> Bottleneck(64, 64, 256, kind="course_voc").conv2[0].weight.shape[0]  # stride 1: as wide as the output
+        256
+        >>> Bottleneck(64, 64, 256, stride=2, kind="course_voc").conv2[0].weight.shape[0]
+        64
     """
 
     def __init__(
@@ -182,6 +190,8 @@ class Bottleneck(nn.Module):
         k = _BOTTLENECK_KINDS[kind]
         bias, inner_act = k["bias"], k["inner_act"]
         s1, s3 = (1, stride) if k["stride_3x3"] else (stride, 1)
+        if k["wide_unstrided"] and stride == 1:
+            mid_channels = out_channels
         self.conv1 = ConvBNAct(in_channels, mid_channels, 1, s1, 0, bias=bias, act=inner_act)
         self.conv2 = ConvBNAct(mid_channels, mid_channels, 3, s3, 1, bias=bias, act=inner_act)
         self.conv3 = ConvBNAct(mid_channels, out_channels, 1, 1, 0, bias=bias, act=k["last_act"])

@@ -209,6 +209,8 @@ def _describe(report: LoadReport, path: Path) -> str:
     extra = f"; dropped {len(dropped)} entries the reference never uses ({shown})" if dropped else ""
     skipped = len(report.missing) + len(report.unexpected) + len(report.mismatched)
     extra += f"; {skipped} entries did not fit and were left as built" if skipped else ""
+    extra += f"; the file holds the {report.variant!r} layout, so the model was built in it" \
+        if report.variant_from_checkpoint else ""
     return f"loaded {len(report.loaded)} tensors from {path}{extra}"
 
 

@@ -56,6 +56,19 @@ def _meta_model(model: Union[str, nn.Module], size: Optional[int], kwargs: Dict[
         return create_model(model, **kwargs)
 
 
+def _variant_sizes(net: nn.Module, info: Any) -> Dict[str, Any]:
+    """For a builder with several layouts: the one built and each layout's parameter count (built on meta)."""
+    if info is None or not info.variants:
+        return {}
+    kwargs = dict(net.encdec_config["kwargs"])
+    sizes = {}
+    for variant in info.variants:
+        with torch.device("meta"):
+            sizes[variant] = sum(p.numel() for p in create_model(info.name, **{**kwargs, "variant": variant})
+                                 .parameters())
+    return {"built": kwargs.get("variant"), "default": info.variants[0], "parameters": sizes}
+
+
 def model_summary(
     model: Union[str, nn.Module],
     input_size: Optional[int] = None,
@@ -157,6 +170,7 @@ def model_summary(
         "flops_per_image": counter.get_total_flops() / run_batch,
         "memory": memory,
         "layers": layers,
+        "variants": _variant_sizes(net, info),
         "reference_checkpoints": [
             {"filename": r.filename, "dataset": r.dataset, "num_classes": r.num_classes, "input_size": r.input_size,
              "mean": r.mean, "std": r.std, "reached": r.reached}

@@ -85,7 +85,7 @@ def test_basic_block_course_kind():
     torch.testing.assert_close(block(x), F.relu(main + short))
 
 
-@pytest.mark.parametrize("kind", ["course_cifar", "course_voc"])
+@pytest.mark.parametrize("kind", ["course_cifar", "course_voc", "course_voc_narrow"])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_course_bottlenecks(kind, stride):
     block = randomize(Bottleneck(16, 8, 16, stride, kind=kind), 4)
@@ -100,6 +100,18 @@ def test_course_bottlenecks(kind, stride):
     s = conv_bn(x, block.shortcut[0], block.shortcut[1], relu_inside)
     expected = y + s if kind == "course_cifar" else F.relu(y + s)
     torch.testing.assert_close(block(x), expected)
+
+
+@pytest.mark.parametrize("kind, stride, inner", [
+    # the VOC listing's non-downsampling block: conv1x1(in, out), conv3x3(out, out), conv1x1(out, out)
+    ("course_voc", 1, 24), ("course_voc", 2, 8),
+    ("course_voc_narrow", 1, 8), ("course_voc_narrow", 2, 8), ("course_cifar", 1, 8), ("torchvision", 1, 8),
+])
+def test_bottleneck_inner_width(kind, stride, inner):
+    block = Bottleneck(16, 8, 24, stride, kind=kind)
+    assert block.conv1[0].weight.shape == (inner, 16, 1, 1)
+    assert block.conv2[0].weight.shape == (inner, inner, 3, 3)
+    assert block.conv3[0].weight.shape == (24, inner, 1, 1)
 
 
 def test_course_cifar_output_can_be_negative_only_without_final_relu():

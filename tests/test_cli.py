@@ -74,6 +74,16 @@ def test_info_reports_flops_memory_layers_and_checkpoints(capsys):
     assert "vgg16_epoch250.ckpt" in out and "encdec convert vgg16_epoch250.ckpt" in out
 
 
+def test_info_names_both_resnet50_unet_layouts(capsys):
+    code, out, _ = run(capsys, "info", "resnet50_unet")
+    assert code == 0
+    assert "parameters: 22,605,718" in out  # the course listing's network, without its never-used UnetConv2_1
+    assert "course (default) 22,605,718 parameters; narrow 11,006,614 parameters; this is course" in out
+    code, out, _ = run(capsys, "info", "resnet50_unet", "--arg", 'variant="narrow"', "--json")
+    report = json.loads(out)
+    assert report["parameters"] == 11_006_614 and report["variants"]["built"] == "narrow"
+
+
 def test_info_and_list_show_the_encoder_based_builders(capsys):
     code, out, _ = run(capsys, "info", "fpn", "--encoder", "efficientnet_b0", "--json")
     assert code == 0

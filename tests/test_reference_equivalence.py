@@ -56,7 +56,8 @@ SPEC_COUNTS = [
     ("vgg16_cifar", {}, 35, 14_983_498),
     ("resnet50_cifar", {}, 373, 14_750_730),
     ("unet", {"num_classes": 22}, 128, 31_392_086),
-    ("resnet50_unet", {"num_classes": 22}, 245, 11_043_542),
+    ("resnet50_unet", {"num_classes": 22}, 245, 22_642_646),
+    ("resnet50_unet", {"num_classes": 22, "narrow": True}, 245, 11_043_542),  # the layout encdec 0.1 built
     ("resnet34_unet", {"num_classes": 2}, 311, 38_345_024),
     ("unet_pet", {"num_classes": 2}, 74, 31_373_122),
     ("custom_cnn", {"num_classes": 4}, 39, 1_702_916),
@@ -131,7 +132,8 @@ def _assert_same_outputs(model, name, inputs, outputs):
             )
 
 
-@pytest.mark.parametrize("name, kwargs, entries, params", SPEC_COUNTS, ids=[row[0] for row in SPEC_COUNTS])
+@pytest.mark.parametrize("name, kwargs, entries, params", SPEC_COUNTS,
+                         ids=[row[0] + ("-narrow" if row[1].get("narrow") else "") for row in SPEC_COUNTS])
 def test_restatement_matches_spec_counts(name, kwargs, entries, params):
     with torch.device("meta"):  # resfcn18 at 192 holds 1.8 GB of fc1: count without allocating
         model = ref.REFERENCES[name](**kwargs)

@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
           f"{'x'.join(map(str, report['output_shape'][1:]))} per image")
     print(f"input-size rule: {report['size_rule']}")
     print(f"parameters: {report['parameters']:,} ({human_bytes(mem['weights'])} in float32)")
+    variants = report["variants"]
+    if variants:
+        print("layouts (--arg variant=NAME; a checkpoint's shapes choose when none is named): " + "; ".join(
+            f"{v}{' (default)' if v == variants['default'] else ''} {n:,} parameters"
+            for v, n in variants["parameters"].items()) + f"; this is {variants['built']}")
     print(f"FLOPs: {human_count(report['flops_per_image'], 'FLOPs')} per {size}x{size} image, forward "
           f"(a multiply-add counts 2)")
     print(f"memory of one float32 training step with Adam at batch {mem['batch_size']} (estimate): "

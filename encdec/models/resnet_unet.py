@@ -169,23 +169,34 @@ RESNET50_UNET_REFERENCE = ReferenceCheckpoint(
     "UNet_resnet_course.pth", "Pascal VOC 2012", 22, 256, IMAGENET_MEAN, IMAGENET_STD,
 )
 
+#: ``resnet50_unet``'s layouts: the course listing's (default) and the one encdec 0.1 built, by bottleneck kind.
+RESNET50_UNET_VARIANTS = {"course": "course_voc", "narrow": "course_voc_narrow"}
+
 
 @register_model(
     task="segmentation", checkpoint_filter=resnet50_unet_filter, reference_checkpoints=(RESNET50_UNET_REFERENCE,),
+    variants=tuple(RESNET50_UNET_VARIANTS),
 )
 def resnet50_unet(
-    *, num_classes: int = 22, in_channels: int = 3, weights: Optional[PathLike] = None
+    *, num_classes: int = 22, in_channels: int = 3, variant: Optional[str] = None, weights: Optional[PathLike] = None
 ) -> SegmentationModel:
     """The Pascal VOC reference ``UNetWithResnet50Encoder`` (22 outputs).
 
     Encoder: a biased 7x7 stem, max pool, then course bottlenecks of the VOC kind (``Bottleneck(kind=
-    "course_voc")``: no ReLU inside, ReLU after the sum, projection in every block): ``layer2`` ends with a
-    stride-2 block, ``layer3`` keeps the resolution. Decoder: ``ResNet50UNetDecoder``. Output sizes are computed
-    from the input, so any side divisible by 8 works (the reference ran 256x256 only).
+    "course_voc")``: no ReLU inside, ReLU after the sum, projection in every block, and, as the course listing
+    builds them, inner convolutions as wide as the output in every block that keeps the resolution): ``layer2``
+    ends with a stride-2 block, ``layer3`` keeps the resolution. Decoder: ``ResNet50UNetDecoder``. Output sizes are
+    computed from the input, so any side divisible by 8 works (the reference ran 256x256 only). 22,605,718
+    parameters with 22 outputs (the course's 22,642,646 less the never-used ``UnetConv2_1``).
 
     Args:
         num_classes: Output channels.
         in_channels: Image channels.
+        variant: ``"course"``: the network the course listing prints, whose checkpoints the course saved.
+            ``"narrow"``: the layout encdec 0.1 built, with ``middle_channels`` (64, 128) inside every block
+            (11,006,614 parameters); its files keep loading. ``None`` (default) builds ``"course"``, and a
+            checkpoint loaded later (``weights=``, :func:`encdec.load_weights`, :func:`encdec.from_pretrained`)
+            picks the layout its shapes hold.
         weights: A checkpoint (reference keys ``layer1.0.weight`` ... ``UnetConv3.bias``; the unused
             ``UnetConv2_1.*`` entries are dropped and listed in the load report), loaded after building.
 
@@ -193,10 +204,12 @@ def resnet50_unet(
         >>> import torch, encdec
         >>> encdec.resnet50_unet().eval()(torch.zeros(1, 3, 64, 64)).shape
         torch.Size([1, 22, 64, 64])
+        >>> sum(p.numel() for p in encdec.resnet50_unet(variant="narrow").parameters())
+        11006614
     """
-    voc = "course_voc"
-    layer2 = bottleneck_stage([(64, 64, 256, False), (256, 64, 256, False), (256, 64, 256, True)], voc)
-    layer3 = bottleneck_stage([(256, 128, 512, False)] + [(512, 128, 512, False)] * 3, voc)
+    kind = RESNET50_UNET_VARIANTS[variant or "course"]
+    layer2 = bottleneck_stage([(64, 64, 256, False), (256, 64, 256, False), (256, 64, 256, True)], kind)
+    layer3 = bottleneck_stage([(256, 128, 512, False)] + [(512, 128, 512, False)] * 3, kind)
     encoder = ResNetEncoder([layer2, layer3], in_channels=in_channels, stem_bias=True, tap_stem="post_pool")
     return SegmentationModel(encoder, ResNet50UNetDecoder(), nn.Conv2d(64, num_classes, 1), num_classes=num_classes,
                              in_channels=in_channels, size_multiple=8)

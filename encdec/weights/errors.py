@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 __all__ = ["WeightsError", "LoadReport"]
 
@@ -32,6 +32,9 @@ class LoadReport:
             (only with ``strict=False``).
         dropped: Reference keys removed on purpose by the model's key map (e.g. weights the reference
             defines but never uses).
+        variant: For a builder with several layouts (``resnet50_unet``), the layout loaded.
+        variant_from_checkpoint: Whether that layout was chosen from the checkpoint's shapes (the model was
+            rebuilt in it because its caller named none).
 
     Example:
         >>> LoadReport(loaded=["w"], missing=["b"]).complete
@@ -43,6 +46,8 @@ class LoadReport:
     unexpected: List[str] = field(default_factory=list)
     mismatched: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=list)
     dropped: List[str] = field(default_factory=list)
+    variant: Optional[str] = None
+    variant_from_checkpoint: bool = False
 
     @property
     def complete(self) -> bool:

@@ -170,6 +170,10 @@ def load_weights(
         checkpoint_filter: Renames foreign keys to the model's (see :data:`CheckpointFilter`); default: the
             model's own ``checkpoint_filter`` attribute, which encdec's builders set.
 
+    A model of a builder with several layouts (``resnet50_unet``'s ``variant``) built without naming one is
+    rebuilt in place in the layout the checkpoint's shapes show, before anything is loaded; the report's
+    ``variant`` says which layout was loaded. Load before creating an optimizer over the model's parameters.
+
     Returns:
         A ``LoadReport``.
 
@@ -191,8 +195,20 @@ def load_weights(
     # was dropped on purpose (the reference defines it but never uses it).
     kept = {id(value) for value in state.values()}
     dropped = sorted(key for key, value in original.items() if id(value) not in kept)
-    report = load_state_dict(model, state, strict=strict, source=str(path))
+    # A builder with several layouts, called without naming one, lets the checkpoint's shapes pick it.
+    adapt = getattr(model, "adapt_to_checkpoint", None)
+    chosen = adapt(model, state) if callable(adapt) else None
+    try:
+        report = load_state_dict(model, state, strict=strict, source=str(path))
+    except WeightsError as error:
+        other = adapt.layout_of(model, state) if callable(adapt) and hasattr(adapt, "layout_of") else None
+        if other is None:
+            raise
+        raise WeightsError(f"{error}\n  Hint: the checkpoint holds the {other!r} layout: build the model with "
+                           f"variant={other!r}, or name no variant and let the checkpoint choose") from None
     report.dropped = dropped
+    report.variant = (getattr(model, "encdec_config", None) or {}).get("kwargs", {}).get("variant")
+    report.variant_from_checkpoint = chosen is not None
     return report
 
 

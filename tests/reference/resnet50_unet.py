@@ -14,18 +14,27 @@ def cb(i, o, k, s, p):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, in_channels, middle_channels, out_channels, downsample=False):
+    """Lines 27-58 of the VOC report's listing. ``narrow=True`` restates the layout encdec 0.1 built instead, which
+    used ``middle_channels`` in the non-downsampling branch too."""
+
+    def __init__(self, in_channels, middle_channels, out_channels, downsample=False, narrow=False):
         super().__init__()
         self.downsample = downsample
-        s = 2 if downsample else 1
-        self.layer = nn.Sequential(
-            cb(in_channels, middle_channels, 1, s, 0),
-            cb(middle_channels, middle_channels, 3, 1, 1),
-            cb(middle_channels, out_channels, 1, 1, 0),
-        )
         if downsample:
+            self.layer = nn.Sequential(
+                cb(in_channels, middle_channels, 1, 2, 0),
+                cb(middle_channels, middle_channels, 3, 1, 1),
+                cb(middle_channels, out_channels, 1, 1, 0),
+            )
             self.downsize = cb(in_channels, out_channels, 1, 2, 0)
         else:
+            # the listing's lines 41-45: middle_channels is not used here, the branch is out_channels wide
+            inner = middle_channels if narrow else out_channels
+            self.layer = nn.Sequential(
+                cb(in_channels, inner, 1, 1, 0),
+                cb(inner, inner, 3, 1, 1),
+                cb(inner, out_channels, 1, 1, 0),
+            )
             self.make_equal_channel = cb(in_channels, out_channels, 1, 1, 0)
         self.relu = nn.ReLU(inplace=True)
 
@@ -39,22 +48,22 @@ class ResidualBlock(nn.Module):
 
 
 class UNetWithResnet50Encoder(nn.Module):
-    def __init__(self, num_classes: int = 22, in_channels: int = 3):
+    def __init__(self, num_classes: int = 22, in_channels: int = 3, narrow: bool = False):
         super().__init__()
         self.layer1 = nn.Sequential(
             nn.Conv2d(in_channels, 64, 7, 2, 3), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
         )
         self.pool = nn.MaxPool2d(3, 2, 1, return_indices=False)
         self.layer2 = nn.Sequential(
-            ResidualBlock(64, 64, 256),
-            ResidualBlock(256, 64, 256),
-            ResidualBlock(256, 64, 256, downsample=True),
+            ResidualBlock(64, 64, 256, narrow=narrow),
+            ResidualBlock(256, 64, 256, narrow=narrow),
+            ResidualBlock(256, 64, 256, downsample=True, narrow=narrow),
         )
         self.layer3 = nn.Sequential(
-            ResidualBlock(256, 128, 512),
-            ResidualBlock(512, 128, 512),
-            ResidualBlock(512, 128, 512),
-            ResidualBlock(512, 128, 512),
+            ResidualBlock(256, 128, 512, narrow=narrow),
+            ResidualBlock(512, 128, 512, narrow=narrow),
+            ResidualBlock(512, 128, 512, narrow=narrow),
+            ResidualBlock(512, 128, 512, narrow=narrow),
         )
         self.bridge = conv(512, 512)
         self.UpConv1 = nn.Conv2d(512, 256, 3, padding=1)
