@@ -34,9 +34,13 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(fields, indent=2))
             return 0
+        if not recipe.ran_in_report:
+            print(f"note               {recipe.report} defines this model but never runs it")
+        hidden = ("defects", "not_in_report", "ran_in_report")
         for key, value in fields.items():
-            if key != "defects":
-                print(f"{key:<19}{value}")
+            if key not in hidden:
+                mark = "   [encdec's choice: not in the report]" if key in recipe.not_in_report else ""
+                print(f"{key:<19}{value}{mark}")
         for defect in recipe.defects:
             print(f"defect kept        {defect}")
         return 0
@@ -44,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return 0
-    print(table([(r.name, r.report, r.model, r.data, r.optimizer, f"{r.lr:g}", r.batch_size, r.epochs,
+    print(table([(r.name + ("" if r.ran_in_report else " (never run)"), r.report, r.model, r.data, r.optimizer,
+                  f"{r.lr:g}", r.batch_size, r.epochs,
                   f"{r.scheduler} per {r.scheduler_interval}" if r.scheduler != "none" else "none", r.loss,
                   r.monitor) for r in rows],
                 ["recipe", "report", "model", "data", "optimizer", "lr", "batch", "epochs", "schedule", "loss",

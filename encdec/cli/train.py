@@ -50,18 +50,20 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="other builder argument, JSON value (repeatable), e.g. --arg widths=[16,32,64,128,256]")
 
 
-def add_runtime_args(p: argparse.ArgumentParser, precision: str = "auto") -> None:
-    """``--device``, ``--precision`` and ``--workers`` (shared with eval, whose precision defaults to fp32)."""
+def add_runtime_args(p: argparse.ArgumentParser, precision: Optional[str] = "auto") -> None:
+    """``--device``, ``--precision`` and ``--workers`` (shared with eval, whose precision defaults to fp32; train's
+    comes from the recipe)."""
     p.add_argument("--device", type=device, default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, mps")
+    default = precision or "the recipe's: fp32 for the course recipes, else auto"
     p.add_argument("--precision", default=precision, choices=["auto", "fp32", "bf16", "fp16"],
-                   help=f"(default {precision}) auto picks bf16 on GPUs and on CPUs with native bfloat16, else fp32")
+                   help=f"(default {default}) auto picks bf16 on GPUs and on CPUs with native bfloat16, else fp32")
     p.add_argument("--workers", type=at_least(0), metavar="N", help="DataLoader worker processes")
 
 
-def check_precision(args: argparse.Namespace) -> None:
+def check_precision(args: argparse.Namespace, precision: Optional[str] = None) -> None:
     """fp16 needs CUDA: refuse it before any data is read."""
     on_cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
-    if args.precision == "fp16" and not on_cuda:
+    if (precision or args.precision) == "fp16" and not on_cuda:
         raise UsageError(f"--precision fp16 needs a CUDA device (--device {args.device}); use bf16 or fp32 on the CPU")
 
 
@@ -126,7 +128,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tensorboard", action="store_true",
                    help="also log every epoch's numbers to OUT/tensorboard (needs: pip install 'encdec[tensorboard]')")
     p.add_argument("--no-plots", action="store_true", help="skip curves.png and predictions.png")
-    add_runtime_args(p)
+    add_runtime_args(p, precision=None)
     p.set_defaults(func=run)
 
 
@@ -161,7 +163,7 @@ def _settings(args: argparse.Namespace, spec: DataSpec) -> Recipe:
         model=args.model, num_classes=args.num_classes, size=args.size, augment=args.augment,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
         epochs=args.epochs, scheduler=args.scheduler, scheduler_interval=args.scheduler_interval, loss=args.loss,
-        monitor=args.monitor, scheduler_args=scheduler_args,
+        monitor=args.monitor, scheduler_args=scheduler_args, precision=args.precision,
     )
 
 
@@ -218,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
     args.model = settings.model
     _claim_out(Path(args.out or f"runs/{settings.model}-{spec.kind}"), args.resume, args.overwrite)
     info = lookup_model(settings.model)
-    check_precision(args)
+    check_precision(args, settings.precision)
+    _say_where_the_report_started(settings, args)
     kwargs = parse_model_args(settings.model, args.arg, args.encoder)
     size = settings.size or spec.info.default_size(info.task, info.input_size)
     if "input_size" in inspect.signature(info.builder).parameters:
@@ -249,8 +252,7 @@ def run(args: argparse.Namespace) -> int:
     if workers is None:
         workers = 0 if spec.kind == "shapes" else min(4, os.cpu_count() or 1)
     batch_size = min(settings.batch_size, len(train_set))
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, num_workers=workers,
-                              drop_last=len(train_set) > batch_size, persistent_workers=workers > 0)
+    train_loader = training_loader(train_set, batch_size, workers)
     val_loader = DataLoader(val_set, batch_size=batch_size, num_workers=workers)
 
     out = Path(args.out or f"runs/{args.model}-{spec.kind}")
@@ -275,10 +277,10 @@ def run(args: argparse.Namespace) -> int:
         stderr(f"note: recipe {settings.name} reproduces a defect of {settings.report}: {defect}")
     stderr(f"training {settings.model} ({sum(p.numel() for p in params):,} trainable parameters) on {spec.kind}: "
            f"{len(train_set)} training / {len(val_set)} validation images at {size}x{size}, {settings.epochs} "
-           f"epochs, batch {batch_size} -> {out}/")
+           f"epochs, batch {batch_size}, precision {settings.precision} -> {out}/")
     history = fit(model, train_loader, val_loader, epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
                   scheduler_interval=settings.scheduler_interval, loss=loss, device=args.device,
-                  precision=args.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
+                  precision=settings.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
                   early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet,
                   tensorboard=args.tensorboard)
     save_pretrained(model, out, class_names=val_set.class_names, mean=list(val_set.mean), std=list(val_set.std),
@@ -296,6 +298,30 @@ def run(args: argparse.Namespace) -> int:
     list_skipped(skipped + skipped_val)
     print(f"use it: encdec eval --weights {out} --data {args.data}   |   encdec.from_pretrained(\"{out}\")")
     return 0
+
+
+def training_loader(dataset: Any, batch_size: int, workers: int) -> DataLoader:
+    """The shuffled training loader of ``encdec train``: every sample each epoch (``fit`` joins a last batch of
+    one to the batch before it, since BatchNorm cannot train on a single sample).
+
+    Example:
+        >>> len(training_loader(list(range(27)), 8, 0))
+        4
+    """
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=False,
+                      persistent_workers=workers > 0)
+
+
+def _say_where_the_report_started(settings: Recipe, args: argparse.Namespace) -> None:
+    """A recipe whose report fine-tuned a course checkpoint, or started from an ImageNet file, says so when the
+    command line does not pass it."""
+    if settings.weights is not None and args.weights is None:
+        stderr(f"note: {settings.report} fine-tuned the course checkpoint {settings.weights} (recipe "
+               f"{settings.name}); without --weights {settings.weights} this run starts from random weights and "
+               "its numbers are not comparable to the report's")
+    if settings.encoder_weights is not None and args.encoder_weights is None:
+        stderr(f"note: {settings.report} started the encoder from {settings.encoder_weights} (recipe {settings.name}); "
+               f"pass --encoder-weights {settings.encoder_weights} to do the same")
 
 
 def preprocessing_record(spec: DataSpec, task: str, size: int, dataset: Any) -> dict:

@@ -186,8 +186,9 @@ def from_spec(
         num_classes: VOC: 22 maps the boundary to class 21 (the reference), anything else ignores it (255).
             Shapes: the number of classes (default 3).
         normalize: Pet: ImageNet normalisation (for pretrained encoders); the reference feeds ``[0, 1]`` images.
-        augment: VOC and Pet training splits: random crops and flips beyond the reports' own preprocessing;
-            ``False`` gives exactly the reports' (VOC: resize only; Pet: resize and random flips).
+        augment: Training splits: random crops and flips beyond the reports' own preprocessing; ``False`` gives
+            exactly the reports' (VOC: resize only; Pet: resize and random flips; CIFAR-10: its random crop and
+            flip, which the report applies; dogs: the evaluation resize and centre crop, nothing random).
         skip_corrupt: VOC, Pet and dogs: substitute the next readable sample for an unreadable file instead of
             raising (see :func:`encdec.datasets.check.check_dataset` to find and leave them out beforehand).
 
@@ -236,8 +237,8 @@ def from_spec(
                 dataset = subset(dataset, kept if train else held_out)
             mean, std = CIFAR10_MEAN, CIFAR10_STD
         else:
-            dataset = DogImages(spec.path, split, presets.dogs_train(size) if train else presets.dogs_eval(size),
-                                skip_corrupt=skip_corrupt)
+            preset = presets.dogs_train(size) if train and augment else presets.dogs_eval(size)
+            dataset = DogImages(spec.path, split, preset, skip_corrupt=skip_corrupt)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{error}; {spec.kind}:PATH expects {kind.layout}") from None
     dataset.mean, dataset.std = tuple(mean), tuple(std)

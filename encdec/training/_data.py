@@ -5,6 +5,9 @@ from ``(seed, epoch)``, and every sample is read with Python's, NumPy's and torc
 ``(seed, epoch, index)`` (and put back afterwards in the main process). So the augmentation of sample ``i`` in
 epoch ``e`` is the same in an uninterrupted run and in one resumed at any epoch, with or without worker
 processes, persistent or not, and the loader never draws from the global generator (which dropout uses).
+
+No sample is left out of a training epoch unless the loader asks (``drop_last=True``): a trailing batch of a single
+sample, which BatchNorm cannot normalise in training mode, joins the batch before it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 
 from ..batches import split_batch
 
-__all__ = ["reproducible_loader", "set_data_epoch", "batch_shape"]
+__all__ = ["reproducible_loader", "set_data_epoch", "batch_shape", "fold_single_tail", "folds_single_tail"]
 
 
 def _sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -54,6 +57,37 @@ class _SeededItems(Dataset):
             torch.set_rng_state(saved[2])
 
 
+def fold_single_tail(batches: Iterator[List[int]]) -> Iterator[List[int]]:
+    """The batches, with a last batch of one sample joined to the batch before it.
+
+    Example:
+        >>> [len(b) for b in fold_single_tail(iter([[0, 1], [2, 3], [4]]))]
+        [2, 3]
+        >>> [len(b) for b in fold_single_tail(iter([[0], ]))]  # a single batch stays as it is
+        [1]
+    """
+    previous: Optional[List[int]] = None
+    for batch in batches:
+        if previous is not None:
+            if len(batch) == 1:
+                previous = previous + list(batch)
+                continue
+            yield previous
+        previous = list(batch)
+    if previous is not None:
+        yield previous
+
+
+def folds_single_tail(samples: int, batch_size: int, drop_last: bool) -> bool:
+    """Whether an epoch of ``samples`` in batches of ``batch_size`` ends in a batch of one that gets folded.
+
+    Example:
+        >>> folds_single_tail(17, 8, False), folds_single_tail(17, 8, True), folds_single_tail(1, 8, False)
+        (True, False, False)
+    """
+    return not drop_last and batch_size > 1 and samples > batch_size and samples % batch_size == 1
+
+
 class _EpochBatches(Sampler[List[Tuple[int, int, int]]]):
     """The batches of the original loader as ``(seed, epoch, index)`` keys; a plain shuffle is redrawn from
     ``(seed, epoch)``."""
@@ -81,12 +115,20 @@ class _EpochBatches(Sampler[List[Tuple[int, int, int]]]):
             if len(batch) == size or not self.drop_last:
                 yield batch
 
+    @property
+    def folds(self) -> bool:
+        """Whether each epoch's last batch of one sample joins the batch before it (plain batching only)."""
+        sampler = getattr(self.batch_sampler, "sampler", None)
+        if self.batch_size is None or sampler is None or not hasattr(sampler, "__len__"):
+            return False
+        return folds_single_tail(len(sampler), self.batch_size, self.drop_last)
+
     def __iter__(self) -> Iterator[List[Tuple[int, int, int]]]:
-        for batch in self._indices():
+        for batch in fold_single_tail(self._indices()) if self.folds else self._indices():
             yield [(self.seed, self.epoch, int(i)) for i in batch]
 
     def __len__(self) -> int:
-        return len(self.batch_sampler)
+        return len(self.batch_sampler) - int(self.folds)
 
 
 def reproducible_loader(loader: Optional[DataLoader], seed: int) -> Optional[DataLoader]:

@@ -88,7 +88,8 @@ def fit(
 
     Args:
         model: A segmentation model (logits ``(N, C, H, W)``) or classifier (logits ``(N, C)``).
-        train_loader: Yields ``(images, targets)`` batches.
+        train_loader: Yields ``(images, targets)`` batches. Every sample is seen each epoch unless it was built
+            with ``drop_last=True``; a last batch of a single sample joins the batch before it (said once).
         val_loader: Same for validation; ``None`` skips validation.
         epochs: Total number of epochs (a resumed run continues up to this number).
         optimizer: Defaults to ``Adam(lr=1e-3)`` over the trainable parameters, with ``fused=True`` on CPU and CUDA
@@ -193,6 +194,10 @@ def fit(
         run.data_seed = _distributed.gather_objects(drawn, info)[0]  # every rank shards and shuffles alike
         train_loader = _distributed.shard_loader(train_loader, info, train=True, seed=run.data_seed)
         train_loader = reproducible_loader(train_loader, run.data_seed)
+        if getattr(getattr(train_loader, "batch_sampler", None), "folds", False):
+            size = train_loader.batch_sampler.batch_size
+            log(info, progress, f"note: each epoch's last batch holds {size + 1} samples: the one sample left over "
+                "joins it, since BatchNorm cannot train on a batch of one (pass drop_last=True to leave it out)")
         val_loader = _distributed.shard_loader(val_loader, info, train=False, seed=run.data_seed)
         loaders = [train_loader, val_loader]
         if resume_from is not None:
