@@ -18,7 +18,7 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CIFAR10_MEAN", "CIFAR10_STD", "SHAP
 IMAGENET_MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)
 #: ImageNet channel standard deviation.
 IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
-#: CIFAR-10 channel mean as the reference code (seed 002) normalises.
+#: CIFAR-10 channel mean as the CIFAR-10 report's code normalises.
 CIFAR10_MEAN: Tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 #: CIFAR-10 channel standard deviation as the reference code normalises.
 CIFAR10_STD: Tuple[float, float, float] = (0.2023, 0.1994, 0.2010)

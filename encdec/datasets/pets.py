@@ -18,7 +18,7 @@ class OxfordPetSegmentation(ImageMaskDataset):
 
     Items are ``(image, mask)``: without ``transforms`` a uint8 image ``(3, H, W)`` and an int64 mask ``(H, W)``.
 
-    * ``mode="binary"`` (the reference mapping of seed 003 and segmentation_models_pytorch): pet and border
+    * ``mode="binary"`` (the reference mapping of the Pet report and segmentation_models_pytorch): pet and border
       -> 1, background -> 0; ``class_names = ["background", "pet"]``.
     * ``mode="trimap"``: background -> 0, pet -> 1, border -> 2; ``class_names = ["background", "pet",
       "border"]``.

@@ -10,14 +10,14 @@ Inputs are image tensors ``(3, H, W)``, uint8 (as the datasets return them) or f
 
 Reference presets (what the reference checkpoints were trained and evaluated with):
 
-* VOC (seed 000): resize to 256x256 with PIL's **nearest** filter for the image too, ImageNet normalisation.
-* Oxford Pet (seed 003): resize to 256x256 with PIL's bilinear filter (masks: nearest), values in ``[0, 1]``
+* VOC (the VOC U-Net report): resize to 256x256 with PIL's **nearest** filter for the image too, ImageNet normalisation.
+* Oxford Pet (the Pet report): resize to 256x256 with PIL's bilinear filter (masks: nearest), values in ``[0, 1]``
   without normalisation; random horizontal and vertical flips for training.
 
 The reference resizes go through Pillow itself (:class:`PILResize`), so their pixels equal the course code's
 ``Image.resize`` exactly; torch's own ``"nearest"`` picks other source pixels than PIL's, and its bilinear
 filter rounds differently.
-* CIFAR-10 (seed 002): RandomCrop(32, padding=4) + RandomHorizontalFlip for training, normalisation with
+* CIFAR-10 (the CIFAR-10 report): RandomCrop(32, padding=4) + RandomHorizontalFlip for training, normalisation with
   mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.2010).
 
 Example:
@@ -265,7 +265,7 @@ def classification_train(
 
 # ---- named presets --------------------------------------------------------------------------------------------
 def voc_eval(size: Size = 256, interpolation: Union[str, InterpolationMode] = "nearest") -> v2.Compose:
-    """VOC reference preset (seed 000): resize to 256x256, nearest for the image too, ImageNet normalisation.
+    """VOC reference preset (the VOC U-Net report): resize to 256x256, nearest for the image too, ImageNet mean/std.
 
     Args:
         size: Output side or ``(H, W)``.
@@ -303,7 +303,7 @@ def voc_train(
 
 
 def pets_eval(size: Size = 256, normalize: bool = False) -> v2.Compose:
-    """Oxford Pet reference preset (seed 003): resize to 256x256, values in ``[0, 1]``.
+    """Oxford Pet reference preset (the Pet report): resize to 256x256, values in ``[0, 1]``.
 
     Args:
         size: Output side or ``(H, W)``.

@@ -208,8 +208,9 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in [
                  "report does not print its optimizer, learning rate, batch size or image size"),
     Recipe("dogs_cnn_course", model="custom_cnn", size=32, not_in_report=_DOGS_UNSTATED + ("epochs",),
            ran_in_report=False, **_DOGS_COURSE,
-           notes="CustomCNN(num_cls=100, img_size=32) is defined in the report but never run (its runs are "
-                 "--arch resfcn18 and --arch resnet18); the epochs follow those runs"),
+           notes="CustomCNN(num_cls=100, img_size=32) is defined in the report, but no printed command selects it "
+                 "(its runs name --arch resfcn18 and --arch resnet18; one logged run gives no --arch, and train.py's "
+                 "default is not printed); the epochs follow those runs"),
     Recipe("dogs_improved", report="encdec", model="resnet18_classifier", data="dogs", num_classes=None, size=224,
            augment=True, optimizer="adamw", lr=3e-4, weight_decay=1e-4, batch_size=32, epochs=20,
            scheduler="cosine", loss="ce", monitor="val_accuracy", eval_split="val",

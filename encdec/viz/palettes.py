@@ -32,9 +32,9 @@ BINARY_FOREGROUND: Color = (255, 176, 0)
 def _build_palettes() -> Dict[str, np.ndarray]:
     voc = voc_palette(256)
     voc22 = voc.copy()
-    voc22[21] = BOUNDARY_COLOR  # seed 000's 22-class colour map: class 21 is the boundary
+    voc22[21] = BOUNDARY_COLOR  # the VOC U-Net report's 22-class colour map: class 21 is the boundary
     binary = voc.copy()
-    binary[0], binary[1] = (0, 0, 0), BINARY_FOREGROUND  # seed 003's black background; a pet seen on white pages
+    binary[0], binary[1] = (0, 0, 0), BINARY_FOREGROUND  # the Pet report's black background; a pet seen on white pages
     shapes = voc.copy()
     shapes[0] = (0, 0, 0)
     shapes[1 : 1 + len(_TAB10)] = _TAB10  # background black, then well-separated colours
