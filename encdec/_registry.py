@@ -14,13 +14,17 @@ from torch import nn
 
 from ._json import jsonable
 from .input_spec import InputSpec, input_spec_of
-from .weights import load_weights
+from .weights import WeightsError, load_weights
+from .weights.errors import shorten
 
 __all__ = ["ReferenceCheckpoint", "ModelInfo", "VariantChoice", "register_model", "create_model", "list_models",
            "model_info"]
 
 StateDict = Dict[str, Any]
 FilterFn = Callable[[StateDict, nn.Module], StateDict]
+#: Checks another library's ``config.json`` found beside a weights file against the model: ``f(model, config,
+#: source)``, raising ``WeightsError`` when the file was built otherwise.
+ConfigCheck = Callable[[nn.Module, Dict[str, Any], str], None]
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ def register_model(
     checkpoint_filter: Optional[FilterFn] = None,
     reference_checkpoints: Tuple[ReferenceCheckpoint, ...] = (),
     variants: Tuple[str, ...] = (),
+    config_check: Optional[ConfigCheck] = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder under its function name and record, on each model it builds, how it was built.
 
@@ -127,6 +132,11 @@ def register_model(
     A builder with several layouts lists them in ``variants`` and takes ``variant=None``; the registry passes the
     first when the caller names none, records the one built, and lets ``load_weights`` rebuild the model in the
     layout a checkpoint's shapes show (``model.adapt_to_checkpoint``) as long as the caller named none.
+
+    Every model also gets ``model.check_saved_config``, which ``load_weights`` calls with the ``config.json`` it
+    finds beside a weights file: an encdec config must name the model's architecture, and another library's config
+    (segmentation_models_pytorch's) goes to the builder's ``config_check``, which refuses a file built with other
+    options than the model's.
 
     Example:
         >>> @register_model(task="classification")
@@ -154,6 +164,7 @@ def register_model(
             config = {k: v for k, v in bound.arguments.items() if k not in _PATH_ARGUMENTS and k not in unused}
             model.encdec_config = {"architecture": name, "kwargs": jsonable(config)}
             model.checkpoint_filter = checkpoint_filter
+            model.check_saved_config = functools.partial(check_saved_config, name, config_check)
             if variants:
                 model.adapt_to_checkpoint = VariantChoice(fn, variants, dict(config), named=chosen_by_caller)
             if weights is not None:
@@ -166,6 +177,30 @@ def register_model(
         return builder
 
     return decorate
+
+
+def check_saved_config(name: str, config_check: Optional[ConfigCheck], model: nn.Module, config: Any,
+                       source: str) -> None:
+    """Refuse weights whose folder's ``config.json`` describes another model than ``model``.
+
+    Example:
+        >>> import encdec
+        >>> try:
+        ...     check_saved_config("custom_cnn", None, encdec.custom_cnn(), {"architecture": "vgg16_cifar",
+        ...                                                                 "kwargs": {}}, "m.pth")
+        ... except encdec.WeightsError as error:
+        ...     print(str(error)[:72])
+        m.pth: the config.json beside it records a vgg16_cifar, not a custom_cnn
+    """
+    if not isinstance(config, dict):
+        return
+    recorded = config.get("architecture")
+    if isinstance(recorded, str) and isinstance(config.get("kwargs", {}), dict):  # an encdec config
+        if recorded != name:
+            raise WeightsError(f"{source}: the config.json beside it records a {shorten(recorded)}, not a {name}; "
+                               "load the folder with encdec.from_pretrained")
+    elif config_check is not None:
+        config_check(model, config, source)
 
 
 def _check_variant(name: str, variants: Tuple[str, ...], arguments: Dict[str, Any]) -> bool:

@@ -25,8 +25,8 @@ from typing import Any, Mapping, Optional, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["NonFiniteError", "check_finite", "check_images", "check_labels", "check_target_shape", "check_targets",
-           "class_labels", "logits_of", "split_batch"]
+__all__ = ["NonFiniteError", "check_finite", "class_probabilities", "check_images", "check_labels",
+           "check_target_shape", "check_targets", "class_labels", "logits_of", "split_batch"]
 
 _IMAGE_KEYS = ("image", "images", "input", "inputs", "pixel_values")
 _TARGET_KEYS = ("mask", "masks", "label", "labels", "target", "targets")
@@ -200,6 +200,23 @@ def check_finite(logits: Tensor, where: str = "batch") -> None:
     bad = int((~finite).sum())
     raise NonFiniteError(f"{where}: the model's outputs hold {bad} NaN or infinite values out of {logits.numel()}; "
                          "the weights or the inputs are broken (a NaN image, weights from a diverged run)")
+
+
+def class_probabilities(logits: Tensor, activation: Optional[str] = None) -> Tensor:
+    """Scores in ``[0, 1]`` from logits ``(N, C, ...)``: a sigmoid per output for ``activation="sigmoid"`` and for
+    one-output (binary) models, else a softmax over the classes (``None``, ``"softmax"``, ``"softmax2d"``).
+
+    Example:
+        >>> class_probabilities(torch.zeros(1, 2, 1, 1)).flatten().tolist()
+        [0.5, 0.5]
+        >>> class_probabilities(torch.zeros(1, 2, 1, 1), "sigmoid").flatten().tolist()
+        [0.5, 0.5]
+        >>> class_probabilities(torch.full((1, 1, 1, 1), 20.0)).item() > 0.99
+        True
+    """
+    if activation == "sigmoid" or logits.shape[1] == 1:
+        return logits.sigmoid()
+    return logits.softmax(dim=1)
 
 
 def class_labels(scores: Tensor) -> Tensor:

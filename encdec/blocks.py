@@ -19,6 +19,7 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "DecoderBlock",
+    "SCSE",
     "ResidualMLPBlock",
     "SeparableConv2d",
 ]
@@ -78,6 +79,7 @@ class DoubleConv(nn.Sequential):
         bias: Convolution bias. ``True`` for the VOC U-Net, ``False`` for the Pet models.
         affine: BatchNorm scale and shift. ``False`` reproduces the Pet models' ``BatchNorm2d(affine=False)``,
             which carries only running statistics.
+        norm: ``False`` puts an ``Identity`` where each BatchNorm would be (the indices stay the same).
 
     Example:
         >>> DoubleConv(3, 8, bias=False, affine=False)(torch.zeros(2, 3, 16, 16)).shape
@@ -92,10 +94,11 @@ class DoubleConv(nn.Sequential):
         *,
         bias: bool = True,
         affine: bool = True,
+        norm: bool = True,
     ) -> None:
         mid = out_channels if mid_channels is None else mid_channels
-        first = ConvBNAct(in_channels, mid, 3, bias=bias, affine=affine)
-        second = ConvBNAct(mid, out_channels, 3, bias=bias, affine=affine)
+        first = ConvBNAct(in_channels, mid, 3, bias=bias, affine=affine, norm=norm)
+        second = ConvBNAct(mid, out_channels, 3, bias=bias, affine=affine, norm=norm)
         super().__init__(*first, *second)
 
 
@@ -215,6 +218,8 @@ class DecoderBlock(nn.Module):
         out_channels: Output channels.
         upsample: ``"bilinear"`` (align_corners=True, as the reference U-Nets), ``"nearest"``, or
             ``"transposed"`` (a learned ``ConvTranspose2d(kernel 2, stride 2)`` stored as ``up``).
+        align_corners: For ``"bilinear"``: ``False`` samples at pixel centres, as segmentation_models_pytorch's
+            ``decoder_interpolation="bilinear"`` does.
         up_channels: Channels after a transposed upsampling (default ``out_channels``); interpolation keeps
             ``in_channels``.
         skip_first: Concatenate ``(skip, upsampled)`` instead of ``(upsampled, skip)``; the order is baked
@@ -223,6 +228,11 @@ class DecoderBlock(nn.Module):
             work).
         bias: Convolution bias of the ``DoubleConv``.
         affine: BatchNorm affine parameters of the ``DoubleConv``.
+        norm: ``False`` puts an ``Identity`` where the ``DoubleConv``'s BatchNorms would be (smp's
+            ``decoder_use_norm=False``, whose convolutions then have a bias).
+        attention: ``"scse"`` adds concurrent spatial and channel squeeze-and-excitation (:class:`SCSE`) after the
+            concatenation (``attention1``) and after the ``DoubleConv`` (``attention2``), as smp's
+            ``decoder_attention_type="scse"``.
 
     Example:
         >>> block = DecoderBlock(64, 32, 32, upsample="transposed")
@@ -244,11 +254,17 @@ class DecoderBlock(nn.Module):
         pad_to_skip: bool = False,
         bias: bool = True,
         affine: bool = True,
+        align_corners: bool = True,
+        norm: bool = True,
+        attention: Optional[str] = None,
     ) -> None:
         super().__init__()
         if upsample not in self.upsample_modes:
             raise ValueError(f"upsample must be one of {self.upsample_modes}, got {upsample!r}")
+        if attention not in (None, "scse"):
+            raise ValueError(f"attention must be None or 'scse', got {attention!r}")
         self.mode = upsample
+        self.align_corners = align_corners
         self.skip_first = skip_first
         self.pad_to_skip = pad_to_skip
         if upsample == "transposed":
@@ -257,13 +273,17 @@ class DecoderBlock(nn.Module):
         else:
             up_channels = in_channels
             self.up = None
-        self.conv = DoubleConv(up_channels + skip_channels, out_channels, bias=bias, affine=affine)
+        # built without a skip too (never run then), as smp builds it, so that its checkpoints load
+        self.attention1 = SCSE(up_channels + skip_channels) if attention else None
+        self.conv = DoubleConv(up_channels + skip_channels, out_channels, bias=bias or not norm, affine=affine,
+                               norm=norm)
+        self.attention2 = SCSE(out_channels) if attention else None
 
     def upsample(self, x: Tensor) -> Tensor:
         if self.up is not None:
             return self.up(x)
         if self.mode == "bilinear":
-            return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
+            return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=self.align_corners)
         return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
     def forward(self, x: Tensor, skip: Optional[Tensor] = None) -> Tensor:
@@ -274,7 +294,40 @@ class DecoderBlock(nn.Module):
                 if dy or dx:
                     x = F.pad(x, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
             x = torch.cat([skip, x] if self.skip_first else [x, skip], dim=1)
-        return self.conv(x)
+            if self.attention1 is not None:
+                x = self.attention1(x)
+        x = self.conv(x)
+        return x if self.attention2 is None else self.attention2(x)
+
+
+class SCSE(nn.Module):
+    """Concurrent spatial and channel squeeze-and-excitation (Roy et al., 2018): ``x * cSE(x) + x * sSE(x)``.
+
+    The channel gate ``cSE`` pools each channel to one value, squeezes the channels by ``reduction`` (1x1 conv,
+    ReLU), expands them back (1x1 conv) and takes a sigmoid; the spatial gate ``sSE`` is a 1x1 convolution to one
+    map and a sigmoid. The modules are numbered as segmentation_models_pytorch numbers them (``cSE.1``, ``cSE.3``,
+    ``sSE.0``), so its weights load.
+
+    Args:
+        channels: Channels of the input (and output).
+        reduction: Channel squeeze factor of ``cSE``.
+
+    Example:
+        >>> SCSE(32)(torch.zeros(1, 32, 4, 4)).shape
+        torch.Size([1, 32, 4, 4])
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        squeezed = channels // reduction
+        if squeezed < 1:
+            raise ValueError(f"SCSE needs at least {reduction} channels to squeeze by {reduction}, got {channels}")
+        self.cSE = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, squeezed, 1), nn.ReLU(inplace=True),
+                                 nn.Conv2d(squeezed, channels, 1), nn.Sigmoid())
+        self.sSE = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Sigmoid())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.cSE(x) + x * self.sSE(x)
 
 
 class ResidualMLPBlock(nn.Module):

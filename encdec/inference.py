@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .batches import check_finite, class_labels, logits_of
+from .batches import check_finite, class_labels, class_probabilities, logits_of
 from .input_spec import input_spec_of
 from .layout import LayoutProbe, known_channels_last
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
@@ -120,6 +120,12 @@ def _restore(output: torch.Tensor, size: Tuple[int, ...], probabilities: bool) -
     return output if probabilities else class_labels(output[None])[0]
 
 
+def _fixed_segmentation_side(model: nn.Module) -> Optional[int]:
+    """The one side a segmentation model on a fixed-size encoder takes (timm's Swin-like models), else ``None``."""
+    spec = input_spec_of(model)
+    return spec.fixed if spec is not None and getattr(model, "decoder", None) is not None else None
+
+
 def _pad(batch: torch.Tensor, model: nn.Module) -> torch.Tensor:
     """Pad a batch at the bottom and right up to the model's next valid size (models that take one fixed size
     are fed as they are: padding would not make an image of another size fit)."""
@@ -173,6 +179,7 @@ class _Runner:
         self.probe = LayoutProbe(channels_last, model, device, precision)
         self.compile = compile
         self.compiled_layout: Optional[bool] = None
+        self.activation = (getattr(model, "encdec_config", None) or {}).get("activation")
 
     def _callable(self, channels_last: bool) -> Callable[..., Any]:
         layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -186,9 +193,13 @@ class _Runner:
         return cache[channels_last]
 
     def logits(self, batch: torch.Tensor, where: str, measurable: bool = True) -> torch.Tensor:
-        """Float logits of a batch: padded to the model's size rule on the way in, cropped back on the way out."""
+        """Float logits of a batch: padded to the model's size rule on the way in, cropped back on the way out (a
+        segmentation model that takes one fixed size gets the batch resized to it, and its logits resized back)."""
         h, w = batch.shape[-2:]
         x = _pad(batch.to(self.device), self.model)
+        fixed = _fixed_segmentation_side(self.model)
+        if fixed is not None and (h, w) != (fixed, fixed):
+            x = F.interpolate(x, size=(fixed, fixed), mode="bilinear", align_corners=False, antialias=True)
 
         def forward(channels_last: bool) -> torch.Tensor:
             xi = x.contiguous(memory_format=torch.channels_last) if channels_last else x
@@ -202,11 +213,13 @@ class _Runner:
         else:
             logits = self.probe.run(tuple(x.shape), forward, measurable=measurable)  # type: ignore[assignment]
         check_finite(logits, where)
+        if logits.dim() == 4 and fixed is not None and (h, w) != (fixed, fixed):
+            return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         return logits[..., :h, :w] if logits.dim() == 4 else logits
 
     def __call__(self, batch: torch.Tensor, first: int, probabilities: bool, measurable: bool) -> torch.Tensor:
         logits = self.logits(batch, f"predict, images {first + 1}-{first + len(batch)}", measurable)
-        out = logits.softmax(dim=1) if probabilities else class_labels(logits)
+        out = class_probabilities(logits, self.activation) if probabilities else class_labels(logits)
         return out.cpu().contiguous()
 
     def tiled(self, image: torch.Tensor, index: int, tile: Optional[int], overlap: float, batch_size: int,
@@ -265,7 +278,9 @@ def predict(
             :class:`encdec.OnnxPredictor` (run in ONNX Runtime or OpenVINO, in fp32 on the CPU).
         images: A tensor ``(N, C, H, W)`` or ``(C, H, W)``; or one image or a list of images of any sizes.
         batch_size: Images per forward pass.
-        probabilities: Return softmax probabilities instead of labels.
+        probabilities: Return class probabilities instead of labels: a softmax over the classes, or a sigmoid per
+            output for one-output models and for models whose config records ``activation="sigmoid"`` (smp models
+            built with it; their forward returns logits).
         mean: Per-channel mean for non-float inputs; default: the model's ``encdec_config["mean"]``, else ImageNet.
         std: Per-channel std, same rule.
         device: ``"auto"`` or a torch device.

@@ -25,6 +25,7 @@ from ._registry import create_model, model_info
 from ._version import __version__
 from .atomic import atomic_write_text
 from .input_spec import input_spec_of
+from .models.smp_config import SmpOptionError, from_smp_config, is_smp_config
 from .weights import CONFIG_KEYS, LoadReport, WeightsError, load_weights, read_metadata, save_weights
 from .weights.errors import shorten
 from .weights.formats import PathLike
@@ -133,6 +134,15 @@ def _read_config(path: Path) -> Dict[str, Any]:
             raise WeightsError(f"{config_path}: cannot be read ({e.strerror})") from None
         except UnicodeDecodeError as e:
             raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
+        if is_smp_config(config):  # written by segmentation_models_pytorch's save_pretrained
+            try:
+                architecture, kwargs = from_smp_config(config)
+            except SmpOptionError as e:
+                raise SmpOptionError(f"{config_path}: {e}") from None
+            activation = kwargs.pop("activation", None)
+            config = {"architecture": architecture, "kwargs": kwargs}
+            if activation is not None:
+                config["activation"] = activation
     else:
         weights_path = path
         meta = read_metadata(path)
@@ -175,7 +185,13 @@ def saved_architecture(path: PathLike) -> Optional[str]:
 
 
 def from_pretrained(path: PathLike, **overrides: Any) -> nn.Module:
-    """Build and load a model from a ``save_pretrained`` folder or a ``.safetensors`` file saved by encdec.
+    """Build and load a model from a ``save_pretrained`` folder or a ``.safetensors`` file saved by encdec, or a
+    folder written by segmentation_models_pytorch's ``save_pretrained``.
+
+    An smp folder's ``config.json`` is read option by option (:func:`encdec.models.smp_config.from_smp_config`):
+    the equal encdec model is built and loaded, or the option encdec does not build the same way is named and
+    nothing is loaded. smp's ``activation`` is recorded (``encdec_config["activation"]``) and applied by
+    :func:`encdec.predict` with ``probabilities=True``; the model's forward returns logits, as losses need.
 
     Args:
         path: The folder (``config.json`` + ``model.safetensors``) or the file.

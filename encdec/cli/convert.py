@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..pretrained import convert_checkpoint
+from ..pretrained import convert_checkpoint, saved_architecture
 from ..weights import WeightsError
 from ..weights.formats import check_regular_file
 from ._common import (
@@ -30,10 +30,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and check weights and outputs are identical. Checkpoints are read without running pickled code.\n\n"
         "examples:\n  encdec convert vgg16_epoch250.ckpt vgg16.safetensors --model vgg16_cifar\n"
         "  encdec convert UNet_best_model.pth unet_voc.safetensors --model unet\n"
-        "  encdec convert ResNet_UNet_best_model_90.pth pets/ --model resnet34_unet --class-names background,pet"))
-    p.add_argument("input", metavar="IN", help="checkpoint file")
+        "  encdec convert ResNet_UNet_best_model_90.pth pets/ --model resnet34_unet --class-names background,pet\n"
+        "  encdec convert smp-unet/ unet-encdec/   # a segmentation_models_pytorch save_pretrained folder"))
+    p.add_argument("input", metavar="IN", help="checkpoint file, or a save_pretrained folder (encdec's or "
+                   "segmentation_models_pytorch's)")
     p.add_argument("output", metavar="OUT", help="a .safetensors file, or a folder (config.json + model.safetensors)")
-    p.add_argument("--model", required=True, metavar="NAME", help="a model name from `encdec list`")
+    p.add_argument("--model", metavar="NAME", help="a model name from `encdec list` (not needed for a folder or "
+                   "file that records its architecture)")
     p.add_argument("--num-classes", type=positive(), metavar="N", help="number of outputs")
     add_encoder_argument(p)
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
@@ -44,7 +47,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     src, dst = Path(args.input), Path(args.output)
-    check_regular_file(src)  # a directory, FIFO, device or broken link is named as such
+    if not src.is_dir():
+        check_regular_file(src)  # a FIFO, device or broken link is named as such
+    recorded = saved_architecture(src)  # a folder's config (smp's read option by option), or a file's metadata
+    if args.model is None and recorded is None:
+        raise UsageError(f"{src} does not record its architecture: pass --model NAME (see `encdec list`)")
+    if args.model is not None and recorded is not None and args.model != recorded:
+        raise UsageError(f"{src} holds a {recorded}, not a {args.model}; leave --model out")
+    args.model = args.model or recorded
     lookup_model(args.model)
     kwargs = parse_model_args(args.model, args.arg, args.encoder)
     if args.num_classes is not None:

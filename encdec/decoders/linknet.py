@@ -21,6 +21,7 @@ class LinknetBlock(nn.Module):
     Args:
         in_channels: Channels coming up the decoder.
         out_channels: Output channels (those of the skip connection it adds, when it has one).
+        norm: ``False``: no BatchNorm (biased 1x1 convolutions), smp's ``decoder_use_norm=False``.
 
     Example:
         >>> block = LinknetBlock(64, 32)
@@ -28,13 +29,13 @@ class LinknetBlock(nn.Module):
         torch.Size([1, 32, 16, 16])
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, *, norm: bool = True) -> None:
         super().__init__()
         mid = in_channels // 4
-        up = nn.Sequential(nn.ConvTranspose2d(mid, mid, 4, stride=2, padding=1), nn.BatchNorm2d(mid),
-                           nn.ReLU(inplace=True))
-        self.block = nn.Sequential(ConvBNAct(in_channels, mid, 1, bias=False), up,
-                                   ConvBNAct(mid, out_channels, 1, bias=False))
+        up = nn.Sequential(nn.ConvTranspose2d(mid, mid, 4, stride=2, padding=1),
+                           nn.BatchNorm2d(mid) if norm else nn.Identity(), nn.ReLU(inplace=True))
+        self.block = nn.Sequential(ConvBNAct(in_channels, mid, 1, bias=not norm, norm=norm), up,
+                                   ConvBNAct(mid, out_channels, 1, bias=not norm, norm=norm))
 
     def forward(self, x: Tensor, skip: Optional[Tensor] = None) -> Tensor:
         x = self.block(x)
@@ -50,6 +51,7 @@ class LinknetDecoder(UNetDecoder):
         encoder_channels: The encoder's ``out_channels`` (high to low resolution).
         levels: Number of blocks (``log2`` of the coarsest stride: 5 for stride 32).
         prefinal_channels: Channels of the last block's output.
+        norm: ``False``: blocks without BatchNorm.
 
     Example:
         >>> dec = LinknetDecoder([64, 64, 128, 256, 512], levels=5)
@@ -58,11 +60,12 @@ class LinknetDecoder(UNetDecoder):
         torch.Size([1, 32, 64, 64])
     """
 
-    def __init__(self, encoder_channels: Sequence[int], *, levels: int, prefinal_channels: int = 32) -> None:
+    def __init__(self, encoder_channels: Sequence[int], *, levels: int, prefinal_channels: int = 32,
+                 norm: bool = True) -> None:
         skips = list(encoder_channels[:-1])[::-1][: levels - 1]
         ins: List[int] = [encoder_channels[-1]]
         for skip in skips + [0] * (levels - 1 - len(skips)):
             ins.append(skip or ins[-1])  # a block without a skip keeps the channels coming in
         outs = ins[1:] + [prefinal_channels]
-        super().__init__([LinknetBlock(i, o) for i, o in zip(ins, outs)])
+        super().__init__([LinknetBlock(i, o, norm=norm) for i, o in zip(ins, outs)])
         self.out_channels = prefinal_channels

@@ -16,10 +16,10 @@ __all__ = ["PSPDecoder", "PyramidPooling"]
 
 
 class _PoolBranch(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, grid: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, grid: int, norm: bool = True) -> None:
         super().__init__()
         # a 1x1 grid holds one value per channel and image, too few for BatchNorm statistics
-        norm = grid > 1
+        norm = norm and grid > 1
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(grid),
                                   ConvBNAct(in_channels, out_channels, 1, bias=not norm, norm=norm))
 
@@ -41,9 +41,9 @@ class PyramidPooling(nn.Module):
         torch.Size([1, 32, 8, 8])
     """
 
-    def __init__(self, in_channels: int, grids: Sequence[int] = (1, 2, 3, 6)) -> None:
+    def __init__(self, in_channels: int, grids: Sequence[int] = (1, 2, 3, 6), *, norm: bool = True) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(_PoolBranch(in_channels, in_channels // len(grids), g) for g in grids)
+        self.blocks = nn.ModuleList(_PoolBranch(in_channels, in_channels // len(grids), g, norm) for g in grids)
         self.out_channels = in_channels + len(grids) * (in_channels // len(grids))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -57,6 +57,7 @@ class PSPDecoder(nn.Module):
         encoder_channels: The encoder's ``out_channels``; the last map is used.
         out_channels: Channels of the output.
         dropout: ``Dropout2d`` probability.
+        norm: ``False``: no BatchNorm (biased convolutions), smp's ``decoder_use_norm=False``.
 
     Example:
         >>> dec = PSPDecoder([64, 64, 128], out_channels=32).eval()
@@ -64,10 +65,11 @@ class PSPDecoder(nn.Module):
         torch.Size([1, 32, 8, 8])
     """
 
-    def __init__(self, encoder_channels: Sequence[int], *, out_channels: int = 512, dropout: float = 0.2) -> None:
+    def __init__(self, encoder_channels: Sequence[int], *, out_channels: int = 512, dropout: float = 0.2,
+                 norm: bool = True) -> None:
         super().__init__()
-        self.psp = PyramidPooling(encoder_channels[-1])
-        self.conv = ConvBNAct(self.psp.out_channels, out_channels, 1, bias=False)
+        self.psp = PyramidPooling(encoder_channels[-1], norm=norm)
+        self.conv = ConvBNAct(self.psp.out_channels, out_channels, 1, bias=not norm, norm=norm)
         self.dropout = nn.Dropout2d(dropout)
         self.out_channels = out_channels
 

@@ -69,6 +69,42 @@ def _indices_within_depth(timm: Any, name: str, depth: int) -> tuple:
     return tuple(range(maps_within_depth(reductions, depth, name=TIMM_PREFIX + name)))
 
 
+def _fixed_side(name: str, input_size: Any) -> int:
+    if not isinstance(input_size, (tuple, list)) or len(input_size) != 3 or input_size[1] != input_size[2]:
+        raise EncoderError(f"timm's {name!r} takes only its fixed input size {input_size}, which is not square; "
+                           "encdec's models take square fixed sizes only")
+    return int(input_size[1])
+
+
+def _check_map_sizes(timm: Any, name: str, kwargs: dict, encoder: TimmEncoder) -> None:
+    """Refuse, when it is built, an encoder whose maps are never the input size divided by their strides (valid
+    convolutions, as Inception's): no decoder could merge them. A copy is run on the meta device (no memory)."""
+    largest = max(encoder.strides)
+    sides = [encoder.fixed_size] if encoder.fixed_size is not None else [largest * 4, largest * 8]
+    options = {k: v for k, v in kwargs.items() if k not in ("pretrained", "pretrained_cfg_overlay")}
+    if encoder.fixed_size is None and getattr(encoder.model, "pretrained_cfg", {}).get("fixed_input_size"):
+        options["dynamic_img_size"] = True
+    try:
+        with torch.device("meta"):
+            probe = timm.create_model(name, features_only=True, **options)
+            shapes = []
+            for side in sides:
+                maps = probe(torch.empty(1, kwargs.get("in_chans", 3), side, side))
+                shapes.append([tuple(m.shape[1:3]) if encoder.channels_last_maps else tuple(m.shape[-2:])
+                               for m in maps])
+    except Exception:  # noqa: BLE001 - a model the meta device cannot run is checked at its first forward
+        return
+    for side, sizes in zip(sides, shapes):
+        if all(hw == (side // s, side // s) for hw, s in zip(sizes, encoder.strides)):
+            return
+    raise EncoderError(
+        f"timm's {name!r} gives maps that are not the input size divided by their strides (at {sides[0]}x{sides[0]}: "
+        f"{', '.join(f'{h}x{w}' for h, w in shapes[0])} for strides {encoder.strides}), so no decoder can merge "
+        "them; choose another "
+        "encoder"
+    )
+
+
 class TimmEncoder(nn.Module):
     """A timm backbone as an encoder, through ``timm.create_model(name, features_only=True)``.
 
@@ -111,11 +147,23 @@ class TimmEncoder(nn.Module):
             self.model = timm.create_model(name, features_only=True, **kwargs)
         except (RuntimeError, TypeError, ValueError, AttributeError, AssertionError) as error:
             raise EncoderError(f"timm cannot build {name!r} as an encoder (features_only=True): {error}") from None
+        config = getattr(self.model, "pretrained_cfg", None) or {}
+        #: The one input side the encoder takes (timm's ``fixed_input_size`` models that cannot size dynamically).
+        self.fixed_size: Optional[int] = None
+        if config.get("fixed_input_size"):
+            try:  # ViT-like models interpolate their position embeddings when built with dynamic_img_size
+                self.model = timm.create_model(name, features_only=True, dynamic_img_size=True, **kwargs)
+            except (RuntimeError, TypeError, ValueError, AttributeError, AssertionError):
+                self.fixed_size = _fixed_side(name, config.get("input_size"))
         self.name = TIMM_PREFIX + name
         self.out_channels: List[int] = list(self.model.feature_info.channels())
         self.strides: List[int] = list(self.model.feature_info.reduction())
+        #: Height and width must be divisible by this (the coarsest stride; patch grids and windows need no more
+        #: once timm sizes them dynamically).
+        self.size_multiple = max(self.strides)
         # Transformers such as Swin give channels-last maps (timm's ``output_fmt``); decoders take NCHW.
         self.channels_last_maps = getattr(self.model, "output_fmt", "NCHW") == "NHWC"  # timm's Format is a str enum
+        _check_map_sizes(timm, name, kwargs, self)
 
     def forward(self, x: Tensor) -> List[Tensor]:
         maps = list(self.model(x))

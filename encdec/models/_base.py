@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import List, Sequence, Union
 
 import torch
@@ -57,7 +58,14 @@ class SegmentationModel(nn.Module):
         self.head = head
         self.num_classes = num_classes
         self.in_channels = in_channels
-        self.input_spec = InputSpec(in_channels, size_multiple, max(min_size, size_multiple), None, reference_size)
+        # the encoder's own rule (timm's fixed-size or patch-grid models) joins the decoder's
+        multiple = math.lcm(size_multiple, int(getattr(encoder, "size_multiple", 1)))
+        fixed = getattr(encoder, "fixed_size", None)
+        if fixed is not None and fixed % multiple:
+            raise InputSizeError(f"{_model_name(self)}: the encoder takes only {fixed}x{fixed} inputs, which the "
+                                 f"decoder cannot take (sides divisible by {multiple}); choose another encoder")
+        self.input_spec = InputSpec(in_channels, multiple, max(min_size, multiple), fixed,
+                                    fixed if fixed is not None else reference_size)
 
     @property
     def size_multiple(self) -> int:

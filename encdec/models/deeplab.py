@@ -10,7 +10,9 @@ from .._registry import register_model
 from ..decoders import DeepLabV3PlusDecoder
 from ..encoders import EncoderError, create_encoder
 from ._base import SegmentationModel
+from .encoder_decoder import encoder_depth as depth_of
 from .encoder_decoder import smp_filter, upsampling_head
+from .smp_config import check_smp_config
 
 __all__ = ["deeplabv3plus"]
 
@@ -27,7 +29,8 @@ SMP_DEEPLABV3PLUS_RULES = [
 ]
 
 
-@register_model(task="segmentation", checkpoint_filter=smp_filter(SMP_DEEPLABV3PLUS_RULES, "head.0."))
+@register_model(task="segmentation", checkpoint_filter=smp_filter(SMP_DEEPLABV3PLUS_RULES, "head.0."),
+                config_check=check_smp_config)
 def deeplabv3plus(
     *,
     encoder: str = "resnet34",
@@ -39,6 +42,7 @@ def deeplabv3plus(
     decoder_atrous_rates: Sequence[int] = (12, 24, 36),
     decoder_aspp_separable: bool = True,
     decoder_aspp_dropout: float = 0.5,
+    encoder_depth: int = 5,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """DeepLabV3+ on any encoder: the encoder dilated to ``encoder_output_stride``, ASPP, one stride-4 skip.
@@ -59,6 +63,7 @@ def deeplabv3plus(
         decoder_atrous_rates: ASPP's three dilation rates.
         decoder_aspp_separable: Depthwise-separable ASPP branches.
         decoder_aspp_dropout: Dropout after ASPP.
+        encoder_depth: Halvings of the encoder kept (smp's ``encoder_depth``; 5 keeps every map).
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Example:
@@ -69,7 +74,7 @@ def deeplabv3plus(
     if encoder_output_stride not in (8, 16):
         raise ValueError(f"encoder_output_stride must be 8 or 16, got {encoder_output_stride}")
     body = create_encoder(encoder, in_channels=in_channels, weights=encoder_weights,
-                          output_stride=encoder_output_stride)
+                          output_stride=encoder_output_stride, depth=depth_of(encoder_depth))
     if 4 not in body.strides:
         raise EncoderError(f"deeplabv3plus needs a stride-4 feature map; {encoder} gives strides {body.strides}")
     decoder = DeepLabV3PlusDecoder(body.out_channels, body.strides.index(4), out_channels=decoder_channels,

@@ -10,14 +10,15 @@ in both. Decoder and head names are converted by each builder's table.
 from __future__ import annotations
 
 import re
-from typing import Callable, List, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from torch import nn
 
 from ..encoders import TorchvisionEncoder, check_pyramid, pyramid_stride
 from ..weights import WeightsError, remap_keys
 
-__all__ = ["SMP_ENCODERS", "pyramid_multiple", "smp_filter", "upsampling_head"]
+__all__ = ["DECODER_NORMS", "SMP_ENCODERS", "decoder_norm", "encoder_depth", "pyramid_multiple", "smp_filter",
+           "upsampling_head"]
 
 #: smp encoders whose checkpoints load into the encdec encoder of the same name (tested against smp itself).
 SMP_ENCODERS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
@@ -31,6 +32,53 @@ _COURSE_RESNET_RULES = [
     (r"^encoder\.stages\.(\d)\.(\d+)\.conv(\d)\.1\.", lambda m: f"encoder.layer{int(m[1]) + 1}.{m[2]}.bn{m[3]}."),
     (r"^encoder\.stages\.(\d)\.(\d+)\.shortcut\.", lambda m: f"encoder.layer{int(m[1]) + 1}.{m[2]}.downsample."),
 ]
+
+
+def _check_smp_options(state: dict, model: nn.Module) -> None:
+    """Name the smp option a checkpoint was built with when the model was built without it (its keys tell)."""
+    own = model.state_dict()
+    found = []
+    if any(".attention1." in k or ".attention2." in k for k in state) and not any(".attention1." in k for k in own):
+        found.append("decoder_attention_type='scse'")
+    normless = [k for k in own if k.startswith("decoder.") and k.endswith(".running_mean")
+                and k[: -len("1.running_mean")] + "0.bias" in state and k not in state]
+    if normless:
+        found.append("decoder_use_norm=False")
+    if found:
+        name = model.encdec_config["architecture"] if getattr(model, "encdec_config", None) else "the model"
+        raise WeightsError(f"this smp checkpoint was built with {' and '.join(found)}; build {name} with "
+                           f"{', '.join(found)} to load it")
+
+
+#: smp's ``decoder_use_norm`` values encdec builds: with BatchNorm, or with none (biased convolutions).
+DECODER_NORMS = {True: True, "batchnorm": True, False: False, "identity": False}
+
+
+def decoder_norm(value: Any) -> bool:
+    """Whether smp's ``decoder_use_norm`` value asks for BatchNorm (``True``) or none (``False``); other norms are
+    refused by name.
+
+    Example:
+        >>> decoder_norm("batchnorm"), decoder_norm(False)
+        (True, False)
+    """
+    if isinstance(value, (bool, str)) and value in DECODER_NORMS:
+        return DECODER_NORMS[value]
+    raise ValueError(f"decoder_use_norm={value!r} is not supported yet: encdec builds True / 'batchnorm' (BatchNorm) "
+                     "and False / 'identity' (none)")
+
+
+def encoder_depth(value: int) -> Optional[int]:
+    """The ``depth`` to build an encoder with for smp's ``encoder_depth`` (5, smp's default, keeps every map).
+
+    Example:
+        >>> encoder_depth(5), encoder_depth(4)
+        (None, 4)
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 5:
+        raise ValueError(f"encoder_depth must be a whole number from 1 to 5 (halvings of the input kept), "
+                         f"got {value!r}")
+    return None if value == 5 else value
 
 
 def upsampling_head(in_channels: int, num_classes: int, scale: int, kernel_size: int = 1) -> nn.Sequential:
@@ -83,6 +131,7 @@ def smp_filter(decoder_rules: Sequence[tuple], head: str) -> Callable[[dict, nn.
         out = remap_keys(state, rules, drop=drop)
         if model is not None:
             _check_smp_encoder(out, model)
+            _check_smp_options(out, model)
         return out
 
     return convert
@@ -93,12 +142,22 @@ def _has_torchvision_encoder(model: nn.Module) -> bool:
 
 
 def _check_smp_encoder(state: dict, model: nn.Module) -> None:
+    """An smp checkpoint loads only into an encoder whose taps are proven equal to smp's: names and shapes that fit
+    are no evidence (smp's densenet taps its maps after each transition's BatchNorm and ReLU, encdec's at the dense
+    blocks' outputs: the same tensors give other outputs)."""
+    encoder = getattr(model.encoder, "name", type(model.encoder).__name__)
+    if isinstance(model.encoder, TorchvisionEncoder) and encoder not in SMP_ENCODERS:
+        raise WeightsError(
+            f"this is an smp checkpoint, and encdec's {encoder!r} encoder is not proven to tap the feature maps smp's "
+            f"encoder of that name taps, so its tensors could load and give other outputs; smp checkpoints load for "
+            f"smp encoders {', '.join(SMP_ENCODERS)} (pass the same name as encoder=) and for timm encoders "
+            "('tu-NAME' in smp is encoder='timm:NAME' here)"
+        )
     ours = {k for k in model.state_dict() if k.startswith("encoder.")}
     theirs = [k for k in state if k.startswith("encoder.")]
     known = sum(k in ours for k in theirs)
-    if theirs and known >= len(theirs) / 2:
+    if theirs and known == len(theirs):
         return
-    encoder = getattr(model.encoder, "name", type(model.encoder).__name__)
     shown: List[str] = theirs[:3]
     raise WeightsError(
         f"this smp checkpoint's encoder is not encdec's {encoder!r} (its encoder entries: {', '.join(shown)}, ...). "

@@ -10,6 +10,7 @@ from ..decoders import FPNDecoder
 from ..encoders import create_encoder
 from ._base import SegmentationModel
 from .encoder_decoder import pyramid_multiple, smp_filter, upsampling_head
+from .smp_config import check_smp_config
 
 __all__ = ["fpn"]
 
@@ -23,7 +24,8 @@ SMP_FPN_RULES = [
 ]
 
 
-@register_model(task="segmentation", checkpoint_filter=smp_filter(SMP_FPN_RULES, "head.0."))
+@register_model(task="segmentation", checkpoint_filter=smp_filter(SMP_FPN_RULES, "head.0."),
+                config_check=check_smp_config)
 def fpn(
     *,
     encoder: str = "resnet34",

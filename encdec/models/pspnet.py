@@ -9,14 +9,15 @@ from .._registry import register_model
 from ..decoders import PSPDecoder
 from ..encoders import create_encoder
 from ._base import SegmentationModel
-from .encoder_decoder import smp_filter, upsampling_head
+from .encoder_decoder import decoder_norm, smp_filter, upsampling_head
+from .smp_config import check_smp_config
 
 __all__ = ["pspnet"]
 
 PathLike = Union[str, os.PathLike]
 
 # smp's PSPNet decoder names are encdec's; only its head is renamed (and the stages it does not run dropped).
-@register_model(task="segmentation", checkpoint_filter=smp_filter([], "head.0."))
+@register_model(task="segmentation", checkpoint_filter=smp_filter([], "head.0."), config_check=check_smp_config)
 def pspnet(
     *,
     encoder: str = "resnet34",
@@ -27,6 +28,7 @@ def pspnet(
     psp_out_channels: int = 512,
     psp_dropout: float = 0.2,
     upsampling: int = 8,
+    decoder_use_norm: Union[bool, str] = "batchnorm",
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """PSPNet on any encoder, cut at ``encoder_depth``: pyramid pooling over its coarsest remaining map.
@@ -47,6 +49,7 @@ def pspnet(
         psp_out_channels: Channels of the decoder's output.
         psp_dropout: Spatial dropout after the decoder.
         upsampling: Upsampling factor of the head; the coarsest stride kept, for logits at the input size.
+        decoder_use_norm: ``True``/``"batchnorm"``, or ``False``/``"identity"`` (no BatchNorm in the decoder).
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Raises:
@@ -62,7 +65,8 @@ def pspnet(
     if upsampling != stride:
         raise ValueError(f"upsampling={upsampling} would not bring {encoder}'s coarsest map at encoder_depth="
                          f"{encoder_depth} (stride {stride}) back to the input size; pass upsampling={stride}")
-    decoder = PSPDecoder(body.out_channels, out_channels=psp_out_channels, dropout=psp_dropout)
+    decoder = PSPDecoder(body.out_channels, out_channels=psp_out_channels, dropout=psp_dropout,
+                         norm=decoder_norm(decoder_use_norm))
     head = upsampling_head(decoder.out_channels, num_classes, upsampling, kernel_size=3)
     return SegmentationModel(body, decoder, head, num_classes=num_classes, in_channels=in_channels,
                              size_multiple=stride)

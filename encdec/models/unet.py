@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -15,7 +15,9 @@ from ..encoders import create_encoder
 from ..normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..weights import remap_keys
 from ._base import SegmentationModel
-from .encoder_decoder import pyramid_multiple, smp_filter
+from .encoder_decoder import decoder_norm, pyramid_multiple, smp_filter
+from .encoder_decoder import encoder_depth as depth_of
+from .smp_config import check_smp_config
 
 __all__ = ["UNetEncoder", "unet", "unet_pet"]
 
@@ -104,9 +106,16 @@ def pet_unet_filter(state: dict, model: nn.Module) -> dict:
 
 def _encoder_unet(
     encoder_name: str, num_classes: int, in_channels: int, decoder_channels: Sequence[int],
-    encoder_weights: Optional[PathLike],
+    encoder_weights: Optional[PathLike], encoder_depth: int, interpolation: str, attention: Optional[str],
+    use_norm: Any,
 ) -> SegmentationModel:
-    encoder = create_encoder(encoder_name, in_channels=in_channels, weights=encoder_weights)
+    if interpolation not in ("nearest", "bilinear"):
+        raise ValueError(f"decoder_interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
+    if attention not in (None, "scse"):
+        raise ValueError(f"decoder_attention_type={attention!r} is not supported; use None or 'scse'")
+    norm = decoder_norm(use_norm)
+    encoder = create_encoder(encoder_name, in_channels=in_channels, weights=encoder_weights,
+                             depth=depth_of(encoder_depth))
     multiple = pyramid_multiple(encoder, "unet", len(encoder.strides))
     levels = multiple.bit_length() - 1  # one decoder block per halving, back to the input's resolution
     if len(decoder_channels) != levels:
@@ -115,7 +124,8 @@ def _encoder_unet(
     channels = encoder.out_channels
     skips = (channels[:-1][::-1] + [0] * levels)[:levels]
     ins = [channels[-1], *decoder_channels[:-1]]
-    blocks = [DecoderBlock(i, s, o, upsample="nearest", bias=False) for i, s, o in zip(ins, skips, decoder_channels)]
+    blocks = [DecoderBlock(i, s, o, upsample=interpolation, align_corners=False, bias=False, norm=norm,
+                           attention=attention) for i, s, o in zip(ins, skips, decoder_channels)]
     head = nn.Conv2d(decoder_channels[-1], num_classes, 3, padding=1)
     return SegmentationModel(encoder, UNetDecoder(blocks), head, num_classes=num_classes, in_channels=in_channels,
                              size_multiple=multiple)
@@ -125,6 +135,8 @@ def _encoder_unet(
 SMP_UNET_RULES = [
     (r"^decoder\.blocks\.(\d+)\.conv1\.([01])\.", lambda m: f"decoder.blocks.{m[1]}.conv.{m[2]}."),
     (r"^decoder\.blocks\.(\d+)\.conv2\.([01])\.", lambda m: f"decoder.blocks.{m[1]}.conv.{int(m[2]) + 3}."),
+    (r"^decoder\.blocks\.(\d+)\.attention([12])\.attention\.",
+     lambda m: f"decoder.blocks.{m[1]}.attention{m[2]}."),
 ]
 _smp_unet_filter = smp_filter(SMP_UNET_RULES, "head.")
 
@@ -143,6 +155,7 @@ VOC_UNET_REFERENCE = ReferenceCheckpoint(
 
 @register_model(
     task="segmentation", checkpoint_filter=_unet_filter, reference_checkpoints=(VOC_UNET_REFERENCE,),
+    config_check=check_smp_config,
 )
 def unet(
     *,
@@ -152,6 +165,10 @@ def unet(
     encoder: Optional[str] = None,
     encoder_weights: Optional[PathLike] = None,
     decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+    encoder_depth: int = 5,
+    decoder_interpolation: str = "nearest",
+    decoder_attention_type: Optional[str] = None,
+    decoder_use_norm: Union[bool, str] = "batchnorm",
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """U-Net: the Pascal VOC reference (22 outputs), or a U-Net on a torchvision ResNet encoder.
@@ -173,7 +190,12 @@ def unet(
         widths: Channels of the five reference levels (``(8, 16, 32, 64, 128)`` gives a tiny U-Net).
         encoder: An encoder name, or ``None`` for the reference U-Net.
         encoder_weights: torchvision state-dict file for the encoder.
-        decoder_channels: Decoder block widths with an encoder.
+        decoder_channels: Decoder block widths with an encoder (one per halving of the coarsest stride kept).
+        encoder_depth: With an encoder: halvings kept (smp's ``encoder_depth``; 4 keeps the maps down to stride
+            16 and needs four ``decoder_channels``).
+        decoder_interpolation: With an encoder: ``"nearest"`` or ``"bilinear"`` (pixel centres, as smp) upsampling.
+        decoder_attention_type: With an encoder: ``"scse"`` adds smp's squeeze-and-excitation to every block.
+        decoder_use_norm: With an encoder: ``True``/``"batchnorm"``, or ``False``/``"identity"`` (no norm).
         weights: A checkpoint of the whole model (reference layout, encdec layout or safetensors), loaded
             after building.
 
@@ -186,11 +208,19 @@ def unet(
         torch.Size([1, 2, 64, 64])
     """
     if encoder is not None:
-        model = _encoder_unet(encoder, num_classes, in_channels, tuple(decoder_channels), encoder_weights)
+        model = _encoder_unet(encoder, num_classes, in_channels, tuple(decoder_channels), encoder_weights,
+                              encoder_depth, decoder_interpolation, decoder_attention_type, decoder_use_norm)
         model.unused_arguments = ("widths",)  # left out of the recorded configuration
     else:
         if encoder_weights is not None:
             raise ValueError("encoder_weights needs an encoder, e.g. unet(encoder='resnet34', encoder_weights=...)")
+        given = {k: v for k, v, default in (
+            ("encoder_depth", encoder_depth, 5), ("decoder_interpolation", decoder_interpolation, "nearest"),
+            ("decoder_attention_type", decoder_attention_type, None), ("decoder_use_norm", decoder_use_norm,
+                                                                       "batchnorm")) if v != default}
+        if given:
+            raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in given.items())}: options of the U-Net on an "
+                             "encoder (pass encoder=...); the reference U-Net has bilinear upsampling and BatchNorm")
         if len(widths) != 5:
             raise ValueError(f"widths needs 5 entries (one per level), got {len(widths)}")
         w = tuple(widths)
@@ -199,7 +229,8 @@ def unet(
             UNetEncoder(in_channels, w), UNetDecoder(blocks), nn.Conv2d(w[0], num_classes, 1),
             num_classes=num_classes, in_channels=in_channels, size_multiple=16,
         )
-        model.unused_arguments = ("decoder_channels",)
+        model.unused_arguments = ("decoder_channels", "encoder_depth", "decoder_interpolation",
+                                  "decoder_attention_type", "decoder_use_norm")
     return model
 
 

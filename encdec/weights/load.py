@@ -11,8 +11,10 @@ Every checkpoint goes through the same steps:
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -196,6 +198,11 @@ def load_weights(
     kept = {id(value) for value in state.values()}
     dropped = sorted(key for key, value in original.items() if id(value) not in kept)
     # A builder with several layouts, called without naming one, lets the checkpoint's shapes pick it.
+    check = getattr(model, "check_saved_config", None)
+    if callable(check):
+        config = _config_beside(path)
+        if config is not None:
+            check(model, config, str(path))
     adapt = getattr(model, "adapt_to_checkpoint", None)
     chosen = adapt(model, state) if callable(adapt) else None
     try:
@@ -210,6 +217,22 @@ def load_weights(
     report.variant = (getattr(model, "encdec_config", None) or {}).get("kwargs", {}).get("variant")
     report.variant_from_checkpoint = chosen is not None
     return report
+
+
+_CONFIG_LIMIT = 1 << 20  # a config.json is kilobytes; a larger one beside a weights file is not one
+
+
+def _config_beside(path: PathLike) -> Optional[Dict[str, Any]]:
+    """The parsed ``config.json`` in the folder of a weights file (an encdec run, an smp ``save_pretrained``), or
+    ``None`` when there is none or it is not a small JSON object."""
+    config = Path(path).parent / "config.json"
+    try:
+        if not config.is_file() or config.stat().st_size > _CONFIG_LIMIT:
+            return None
+        value = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def load_state_dict(

@@ -18,16 +18,18 @@ __all__ = ["CONFIG_KEYS", "config_value", "weights_metadata", "save_weights"]
 #: What a model's ``encdec_config`` may carry besides its architecture, saved with its weights: the class names, the
 #: normalisation, and ``preprocessing`` (how training prepared the images: ``size`` ``[H, W]``, ``resize``
 #: ``"stretch"`` or ``"none"``, ``task``, ``ignore_index``, ``palette``), which ``predict`` and the command line use.
-CONFIG_KEYS = ("class_names", "mean", "std", "preprocessing")
+CONFIG_KEYS = ("class_names", "mean", "std", "preprocessing", "activation")
 
 
 def config_value(value: Any) -> Any:
-    """A config entry as JSON-able data: mappings as dicts, other collections as lists.
+    """A config entry as JSON-able data: mappings as dicts, strings as they are, other collections as lists.
 
     Example:
-        >>> config_value((0.5, 0.5)), config_value({"size": [64, 64]})
-        ([0.5, 0.5], {'size': [64, 64]})
+        >>> config_value((0.5, 0.5)), config_value({"size": [64, 64]}), config_value("sigmoid")
+        ([0.5, 0.5], {'size': [64, 64]}, 'sigmoid')
     """
+    if isinstance(value, str):
+        return value
     return dict(value) if isinstance(value, Mapping) else list(value)
 
 _TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
