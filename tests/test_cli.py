@@ -599,3 +599,11 @@ def test_metrics_csv_matches_history_json(shapes_run):
     for line, record in zip(rows[1:], history):
         for key, value in zip(header, line.split(",")):
             assert float(value) == pytest.approx(record[key]), key
+
+
+@pytest.mark.parametrize("loss", ["dice", "jaccard", "focal", "lovasz", "tversky", "bce", "bce_dice"])
+def test_train_reaches_every_loss(capsys, tmp_path, loss):
+    code, out, err = run(capsys, "train", "--model", "unet", TINY, "--data", "shapes:8", "--size", "32", "--epochs",
+                         "1", "--batch-size", "4", "--loss", loss, "--out", tmp_path / loss, *FAST)
+    assert code == 0, err
+    assert "val_miou" in out

@@ -105,7 +105,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gamma", type=positive(float), help="step / multistep / plateau: decay factor")
     p.add_argument("--milestones", metavar="E1,E2,...", help="multistep: the epochs at which to decay")
     p.add_argument("--patience", type=at_least(0), help="plateau: epochs without improvement before a decay")
-    p.add_argument("--loss", choices=list(LOSSES), help="segmentation loss: cross-entropy (default), Dice, or both")
+    p.add_argument("--loss", choices=list(LOSSES), help="segmentation loss (default ce; see the training guide)")
     p.add_argument("--monitor", metavar="KEY", help="history key that picks the best epoch, e.g. val_dice, val_loss")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random crops and flips beyond the reference preprocessing (default on; recipes say)")

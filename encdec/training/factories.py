@@ -16,13 +16,27 @@ from typing import Any, Iterable, Optional
 import torch
 from torch import nn
 
-from ..losses import DiceCELoss, DiceLoss
+from ..losses import (
+    MODES,
+    BCEDiceLoss,
+    DiceCELoss,
+    DiceLoss,
+    FocalLoss,
+    JaccardLoss,
+    LovaszLoss,
+    SoftBCEWithLogitsLoss,
+    TverskyLoss,
+)
 
 __all__ = ["LOSSES", "OPTIMIZERS", "SCHEDULERS", "make_loss", "make_optimizer", "make_scheduler"]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "step", "multistep", "plateau", "cosine", "onecycle")
-LOSSES = ("ce", "dice", "dice_ce")
+#: The losses by name: cross-entropy, soft Dice, both, soft Jaccard (IoU), focal, Lovasz, Tversky, binary
+#: cross-entropy and BCE + Dice (see :mod:`encdec.losses`).
+LOSSES = ("ce", "dice", "dice_ce", "jaccard", "focal", "lovasz", "tversky", "bce", "bce_dice")
+_BY_NAME = {"dice": DiceLoss, "jaccard": JaccardLoss, "focal": FocalLoss, "lovasz": LovaszLoss,
+            "tversky": TverskyLoss, "bce": SoftBCEWithLogitsLoss, "bce_dice": BCEDiceLoss}
 
 
 def make_optimizer(
@@ -84,21 +98,32 @@ def make_scheduler(
     raise ValueError(f"scheduler {name!r} is not one of {', '.join(SCHEDULERS)}")
 
 
-def make_loss(name: str, *, ignore_index: Optional[int] = None) -> Optional[nn.Module]:
-    """``"ce"`` (``None``: :func:`encdec.fit`'s default cross entropy, which ignores the dataset's ignore label),
-    ``"dice"`` (soft Dice) or ``"dice_ce"`` (both), the Dice losses ignoring ``ignore_index``.
+def make_loss(name: str, *, ignore_index: Optional[int] = None, mode: str = "multiclass") -> Optional[nn.Module]:
+    """A loss of :data:`LOSSES` by name, for targets of ``mode`` (``"binary"``, ``"multiclass"`` or
+    ``"multilabel"``), ignoring ``ignore_index``, with the loss's own defaults.
+
+    ``"ce"`` is ``None`` (:func:`encdec.fit`'s default cross-entropy, which ignores the dataset's ignore label) and
+    ``"dice_ce"`` its sum with Dice, both multiclass; ``"bce"`` and ``"bce_dice"`` score each class against the rest
+    in multiclass mode.
 
     Raises:
-        ValueError: An unknown name.
+        ValueError: An unknown name or mode, or a multiclass-only loss for another mode.
 
     Example:
         >>> type(make_loss("dice_ce", ignore_index=255)).__name__
         'DiceCELoss'
+        >>> make_loss("lovasz", mode="binary")
+        LovaszLoss(mode='binary', ignore_index=None)
     """
+    if name not in LOSSES:
+        raise ValueError(f"loss {name!r} is not one of {', '.join(LOSSES)}")
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if name in ("ce", "dice_ce") and mode != "multiclass":
+        other = "bce" if name == "ce" else "bce_dice"
+        raise ValueError(f"loss {name!r} is for multiclass targets; for {mode} targets use {other!r}")
     if name == "ce":
         return None
-    if name == "dice":
-        return DiceLoss(ignore_index=ignore_index)
     if name == "dice_ce":
         return DiceCELoss(ignore_index=ignore_index)
-    raise ValueError(f"loss {name!r} is not one of {', '.join(LOSSES)}")
+    return _BY_NAME[name](mode, ignore_index=ignore_index)
