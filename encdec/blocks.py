@@ -233,6 +233,8 @@ class DecoderBlock(nn.Module):
         attention: ``"scse"`` adds concurrent spatial and channel squeeze-and-excitation (:class:`SCSE`) after the
             concatenation (``attention1``) and after the ``DoubleConv`` (``attention2``), as smp's
             ``decoder_attention_type="scse"``.
+        attend_without_skip: Apply ``attention1`` to the upsampled tensor when no skip comes (smp does in a block
+            whose encoder map is missing, where it concatenates an empty one).
 
     Example:
         >>> block = DecoderBlock(64, 32, 32, upsample="transposed")
@@ -257,6 +259,7 @@ class DecoderBlock(nn.Module):
         align_corners: bool = True,
         norm: bool = True,
         attention: Optional[str] = None,
+        attend_without_skip: bool = False,
     ) -> None:
         super().__init__()
         if upsample not in self.upsample_modes:
@@ -265,6 +268,7 @@ class DecoderBlock(nn.Module):
             raise ValueError(f"attention must be None or 'scse', got {attention!r}")
         self.mode = upsample
         self.align_corners = align_corners
+        self.attend_without_skip = attend_without_skip
         self.skip_first = skip_first
         self.pad_to_skip = pad_to_skip
         if upsample == "transposed":
@@ -294,8 +298,8 @@ class DecoderBlock(nn.Module):
                 if dy or dx:
                     x = F.pad(x, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
             x = torch.cat([skip, x] if self.skip_first else [x, skip], dim=1)
-            if self.attention1 is not None:
-                x = self.attention1(x)
+        if self.attention1 is not None and (skip is not None or self.attend_without_skip):
+            x = self.attention1(x)
         x = self.conv(x)
         return x if self.attention2 is None else self.attention2(x)
 

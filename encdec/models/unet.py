@@ -124,8 +124,11 @@ def _encoder_unet(
     channels = encoder.out_channels
     skips = (channels[:-1][::-1] + [0] * levels)[:levels]
     ins = [channels[-1], *decoder_channels[:-1]]
+    # smp concatenates an empty map where the encoder has none (a timm encoder without a stride-2 map), so every
+    # block but the last attends to its input
     blocks = [DecoderBlock(i, s, o, upsample=interpolation, align_corners=False, bias=False, norm=norm,
-                           attention=attention) for i, s, o in zip(ins, skips, decoder_channels)]
+                           attention=attention, attend_without_skip=n < levels - 1)
+              for n, (i, s, o) in enumerate(zip(ins, skips, decoder_channels))]
     head = nn.Conv2d(decoder_channels[-1], num_classes, 3, padding=1)
     return SegmentationModel(encoder, UNetDecoder(blocks), head, num_classes=num_classes, in_channels=in_channels,
                              size_multiple=multiple)
