@@ -197,12 +197,13 @@ def load_weights(
     # was dropped on purpose (the reference defines it but never uses it).
     kept = {id(value) for value in state.values()}
     dropped = sorted(key for key, value in original.items() if id(value) not in kept)
-    # A builder with several layouts, called without naming one, lets the checkpoint's shapes pick it.
+    # The config.json of the file's folder (an encdec run, an smp save_pretrained) says what the file was built as.
     check = getattr(model, "check_saved_config", None)
     if callable(check):
         config = _config_beside(path)
         if config is not None:
             check(model, config, str(path))
+    # A builder with several layouts, called without naming one, lets the checkpoint's shapes pick it.
     adapt = getattr(model, "adapt_to_checkpoint", None)
     chosen = adapt(model, state) if callable(adapt) else None
     try:
