@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import LoadReport, WeightsError, listing, shorten
-from .formats import PathLike, read_checkpoint_file
+from .formats import PathLike, check_layouts, read_checkpoint_file
 
 __all__ = ["CheckpointFilter", "read_state_dict", "remap_keys", "load_state_dict", "load_weights"]
 
@@ -56,6 +56,7 @@ def read_state_dict(path: PathLike, *, use_ema: bool = False) -> StateDict:
     raw = read_checkpoint_file(path)
     state = _unwrap(raw, str(path), use_ema)
     _check_tensors(state, str(path))
+    check_layouts(state, str(path))  # before anything reads a value: an expanded view would be materialised
     return _strip_prefixes(state)
 
 
@@ -217,7 +218,8 @@ def load_state_dict(
 ) -> LoadReport:
     """Check a state dict against ``model`` completely, then load it: all of it, or (``strict=False``) what fits.
 
-    Besides names and shapes it refuses non-floating values for floating parameters, non-finite values, and values
+    Names and shapes are checked first (no value of a mis-shaped tensor is ever read); then it refuses
+    non-floating values for floating parameters, non-finite values, and values
     no trained model holds (:data:`PLAUSIBILITY_CHECKS`: negative BatchNorm variances, negative or fractional
     batch counters, and the model's own ``plausibility_checks``).
     BatchNorm ``num_batches_tracked`` counters absent from old checkpoints are not required.
@@ -242,11 +244,14 @@ def load_state_dict(
     unexpected = [k for k in state if k not in own]
     mismatched = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own
                   if k in state and state[k].shape != own[k].shape]
-    bad_dtype = [f"{k} ({state[k].dtype} for {own[k].dtype})" for k in own
-                 if k in state and own[k].is_floating_point() and not state[k].is_floating_point()]
-    nonfinite = [k for k in own if k in state and state[k].is_floating_point() and state[k].numel()
-                 and not _all_finite(state[k], own[k].dtype)]
-    implausible = _implausible(model, state, own)
+    if strict and (missing or unexpected or mismatched):  # shapes first: no value of a mis-shaped tensor is read
+        raise WeightsError(_mismatch_message(model, source, missing, unexpected, mismatched))
+    fitting = {k: state[k] for k in own if k in state and state[k].shape == own[k].shape}
+    bad_dtype = [f"{k} ({v.dtype} for {own[k].dtype})" for k, v in fitting.items()
+                 if own[k].is_floating_point() and not v.is_floating_point()]
+    nonfinite = [k for k, v in fitting.items() if v.is_floating_point() and v.numel()
+                 and not _all_finite(v, own[k].dtype)]
+    implausible = _implausible(model, fitting, own)
     if bad_dtype or nonfinite or implausible:
         parts = implausible
         if bad_dtype:
@@ -254,8 +259,6 @@ def load_state_dict(
         if nonfinite:
             parts.append(f"NaN or infinite values in: {listing(nonfinite)}")
         raise WeightsError(f"{source}: " + "; ".join(parts))
-    if strict and (missing or unexpected or mismatched):
-        raise WeightsError(_mismatch_message(model, source, missing, unexpected, mismatched))
     skip = {k for k, _, _ in mismatched}
     loadable = {k: v for k, v in state.items() if k in own and k not in skip}
     model.load_state_dict(loadable, strict=strict)
