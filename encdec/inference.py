@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._files import open_regular_file
 from .batches import check_finite, class_labels, logits_of
 from .input_spec import input_spec_of
 from .layout import LayoutProbe, known_channels_last
@@ -53,9 +54,9 @@ def _image_to_tensor(image: Any, mean: torch.Tensor, std: torch.Tensor) -> torch
         from PIL import Image
 
         path = Path(image)
-        if not path.is_file():
+        if not path.exists() and "\0" not in str(path):
             raise FileNotFoundError(f"predict: image file {str(path)!r} does not exist")
-        with Image.open(path) as handle:
+        with open_regular_file(path, "image") as f, Image.open(f) as handle:  # one non-blocking open
             image = handle.convert("RGB")
     if type(image).__module__.startswith("PIL."):
         image = np.asarray(image.convert("RGB") if image.mode not in ("RGB", "L") else image)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from ._files import read_regular_file
 from ._registry import create_model, model_info
 from ._version import __version__
 from .atomic import atomic_write_text
@@ -34,6 +35,7 @@ __all__ = ["save_pretrained", "from_pretrained", "load_model", "convert_checkpoi
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config.json of encdec's is a few hundred bytes (a palette: a few KB)
 
 
 def save_pretrained(
@@ -128,11 +130,12 @@ def _read_config(path: Path) -> Dict[str, Any]:
         if not config_path.is_file() or not weights_path.is_file():
             raise WeightsError(f"{path}: expected {CONFIG_FILE} and {WEIGHTS_FILE} (written by save_pretrained)")
         try:
-            config = _json(config_path.read_text(), config_path, "the file")
-        except OSError as e:
+            text = read_regular_file(config_path, "config", limit=MAX_CONFIG_BYTES).decode("utf-8")
+        except OSError as e:  # NotARegularFileError: a FIFO or device swapped in, or a huge file
             raise WeightsError(f"{config_path}: cannot be read ({e.strerror})") from None
         except UnicodeDecodeError as e:
             raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
+        config = _json(text, config_path, "the file")
     else:
         weights_path = path
         meta = read_metadata(path)
