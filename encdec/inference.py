@@ -31,7 +31,7 @@ from .layout import LayoutProbe, known_channels_last
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
 from .preprocessing import recorded_size, resize_policy
 from .runtime import autocast, compile_module, is_conv_net, resolve_device, resolve_precision
-from .tiling import sliding_window
+from .tiling import check_overlap, sliding_window
 
 __all__ = ["predict", "optimize_for_inference", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -302,8 +302,9 @@ def predict(
         a list of those. Always on the CPU.
 
     Raises:
-        TypeError: An input is of a type that is not an image.
-        ValueError: ``batch_size`` is not positive, or an image's shape or channels do not fit.
+        TypeError: An input is of a type that is not an image, or ``overlap`` is not a number.
+        ValueError: ``batch_size`` or ``tile`` is not positive, ``overlap`` is outside ``[0, 1)``, or an image's
+            shape or channels do not fit.
         encdec.batches.NonFiniteError: The model's outputs for some images are NaN or infinite (never turned into
             labels); the message names the images.
 
@@ -315,6 +316,9 @@ def predict(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_overlap(overlap)  # refused before any work, tiled or not
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
+        raise ValueError(f"tile must be a positive number of pixels or None, got {tile!r}")
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     known_channels_last(channels_last, model, device, precision)  # a bad value is refused before any work
