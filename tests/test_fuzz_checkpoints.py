@@ -42,7 +42,7 @@ import encdec
 from encdec.weights import read_metadata
 
 SEED = int(os.environ.get("ENCDEC_FUZZ_SEED", "20250607"))
-MIN_CASES = 500
+MIN_CASES = 1000
 TIME_LIMIT_S = 180.0  # a guard against runaway time (about 10 s on an idle 2-core machine), not a benchmark
 MAX_MESSAGE = 4000  # hostile files carry megabyte-long names; messages must stay readable
 
@@ -686,9 +686,24 @@ def gen_configs() -> List[Case]:
         "string classes": {"architecture": "custom_cnn", "kwargs": '{"num_classes": "x"}'},
         "class names not JSON": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "class_names": "[x"},
         "wrong class count": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 7}'},
+        "training size 200000": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}',
+                                 "preprocessing": '{"size": [200000, 200000]}'},
+        "std of zero": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "std": "[0, 0.2, 0.2]",
+                        "mean": "[0.5, 0.5, 0.5]"},
+        "NaN mean": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "mean": "[NaN, 0, 0]"},
+        "mean a string": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "mean": '"abc"'},
+        "class names a string": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "class_names": '"ab"'},
+        "too few class names": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "class_names": '["a"]'},
+        "palette of strings": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}',
+                               "preprocessing": '{"palette": [["a", "b", "c"]]}'},
     }
-    return [Case("config", label, safetensors_file(state, meta), ".safetensors", "error",
-                 r"config|JSON|does not fit|architecture") for label, meta in configs.items()]
+    cases = [Case("config", label, safetensors_file(state, meta), ".safetensors", "error",
+                  r"config|JSON|does not fit|architecture") for label, meta in configs.items()]
+    meta = {"architecture": "custom_cnn", "kwargs": json.dumps({"num_classes": 2, "weights": "/etc/passwd",
+                                                                "encoder_weights": "/etc/passwd"})}
+    cases.append(Case("config", "file-naming arguments (left out)", safetensors_file(state, meta), ".safetensors",
+                      "load"))
+    return cases
 
 
 def build_cases(rng: random.Random, sentinel_dir: Path) -> List[Case]:
@@ -896,7 +911,7 @@ def test_expanded_tensors_are_refused_by_layout_with_bounded_memory(tmp_path):
 
 
 def test_layout_checks_name_the_key_and_the_problem():
-    from encdec.weights.formats import check_layouts
+    from encdec.weights.tensor_layout import check_layouts
 
     flat = torch.arange(12.0)
     check_layouts({"a": flat.view(3, 4), "b": flat.view(3, 4).t(), "c": flat[::2], "d": torch.zeros(0)}, "f")

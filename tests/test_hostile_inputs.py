@@ -117,3 +117,71 @@ def test_a_valid_checkpoint_still_resumes(one_epoch_run, tmp_path):
     model, loader, folder = one_epoch_run
     atomic_save(load_checkpoint(folder / LAST), tmp_path / LAST)
     assert len(encdec.fit(model, loader, epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False)) == 2
+
+
+# ---------------------------------------------------------------------------------------------- recorded architecture
+
+
+def test_a_file_recording_another_architecture_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    model = encdec.unet(num_classes=2, widths=TINY)
+    path = tmp_path / "other.safetensors"
+    save_file(model.state_dict(), str(path), metadata={"architecture": "resnet34_unet", "kwargs": "{}"})
+    message = "records architecture 'resnet34_unet', but the model is 'unet'"
+    with pytest.raises(encdec.WeightsError, match=message):
+        encdec.load_weights(encdec.unet(num_classes=2, widths=TINY), path)
+    with pytest.raises(encdec.WeightsError, match=message):
+        encdec.unet(num_classes=2, widths=TINY, weights=str(path))
+    save_file(model.state_dict(), str(path), metadata={"architecture": "unet"})
+    assert encdec.load_weights(encdec.unet(num_classes=2, widths=TINY), path).complete
+
+
+# ---------------------------------------------------------------------------------------------- hostile run folders
+
+
+def _run_folder(tmp_path, **changes):
+    folder = encdec.save_pretrained(encdec.custom_cnn(num_classes=3), tmp_path / "run", class_names=["a", "b", "c"])
+    config = json.loads((folder / "config.json").read_text())
+    for key, value in changes.items():
+        if key.startswith("kwargs."):
+            config["kwargs"][key[len("kwargs."):]] = value
+        elif key.startswith("preprocessing."):
+            config.setdefault("preprocessing", {})[key[len("preprocessing."):]] = value
+        else:
+            config[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize("changes, problem", [
+    ({"preprocessing.size": [200000, 200000]}, r"'preprocessing.size' must be one or two whole "
+                                               "numbers from 1 to 16384"),
+    ({"preprocessing.size": "64"}, r"'preprocessing.size' must be"),
+    ({"preprocessing.resize": "zoom"}, r"'preprocessing.resize' must be one of"),
+    ({"std": [0.2, 0, 0.2]}, r"'std' must be positive numbers"),
+    ({"std": [float("nan")] * 3}, r"'std' must be a list of 1 to 4 finite numbers"),
+    ({"mean": [float("inf"), 0, 0]}, r"'mean' must be a list of 1 to 4 finite numbers"),
+    ({"mean": "abc"}, r"'mean' must be a list of 1 to 4 finite numbers .* got 'abc'"),
+    ({"mean": [0.5, 0.5], "std": [0.2] * 3}, r"'std' must be as long as 'mean'"),
+    ({"class_names": "cat"}, r"'class_names' must be a list of strings, one per class, got 'cat'"),
+    ({"class_names": ["a", 2, "c"]}, r"'class_names' must be a list of strings"),
+    ({"class_names": ["a", "b"]}, r"'class_names' lists 2 names for a model with 3 outputs"),
+    ({"kwargs": [1]}, r"'kwargs' is a list"),
+])
+def test_a_hostile_config_json_is_refused_by_name(tmp_path, changes, problem):
+    folder = _run_folder(tmp_path, **changes)
+    with pytest.raises(encdec.WeightsError, match=f"config.json: .*{problem}"):
+        encdec.from_pretrained(folder)
+
+
+def test_a_config_never_makes_encdec_open_another_file(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:SECRET-CONTENTS\n")
+    folder = _run_folder(tmp_path, **{"kwargs.weights": str(secret), "kwargs.encoder_weights": str(secret)})
+    model = encdec.from_pretrained(folder)  # the arguments are left out: the folder's own weights are loaded
+    assert model.num_classes == 3
+    folder = _run_folder(tmp_path, **{"kwargs.weights": str(secret), "kwargs.num_classes": "x"})
+    with pytest.raises(encdec.WeightsError) as info:
+        encdec.from_pretrained(folder)
+    assert "SECRET" not in str(info.value) and "root:x" not in str(info.value)

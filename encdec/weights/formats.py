@@ -17,7 +17,7 @@ import struct
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, Mapping, Optional, Union
+from typing import Any, BinaryIO, Dict, Optional, Tuple, Union
 
 import torch
 
@@ -26,8 +26,8 @@ from .errors import WeightsError, shorten
 from .zip_reader import check_zip, load_zip
 
 __all__ = [
-    "DIGEST_KEY", "check_layouts", "check_regular_file", "describe_non_file", "read_checkpoint_file", "read_metadata",
-    "tensor_crc32",
+    "DIGEST_KEY", "check_regular_file", "describe_non_file", "read_checkpoint_file",
+    "read_checkpoint_with_metadata", "read_metadata", "tensor_crc32",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -60,6 +60,23 @@ def read_checkpoint_file(path: PathLike) -> Any:
         >>> torch.save({"w": torch.zeros(2)}, path)
         >>> read_checkpoint_file(path)["w"].tolist()
         [0.0, 0.0]
+    """
+    return _read_file(Path(path))[0]
+
+
+def read_checkpoint_with_metadata(path: PathLike) -> Tuple[Any, Dict[str, str]]:
+    """The object a checkpoint file holds and its string metadata (:func:`read_metadata`), from one open of it.
+
+    Raises:
+        WeightsError: As :func:`read_checkpoint_file`.
+
+    Example:
+        >>> import tempfile, encdec
+        >>> path = tempfile.mkdtemp() + "/m.safetensors"
+        >>> _ = encdec.save_weights(encdec.custom_cnn(), path)
+        >>> state, meta = read_checkpoint_with_metadata(path)
+        >>> meta["architecture"], len(state) == len(encdec.custom_cnn().state_dict())
+        ('custom_cnn', True)
     """
     return _read_file(Path(path))
 
@@ -150,77 +167,6 @@ def tensor_crc32(tensor: torch.Tensor) -> int:
     return zlib.crc32(memoryview(data))
 
 
-# A storage may hold more bytes than the tensors in it use (a file saved from slices of a larger buffer), but not
-# arbitrarily more: beyond this factor plus _STORAGE_SLACK bytes, most of the file is bytes no tensor reads.
-_STORAGE_EXCESS = 16
-_STORAGE_SLACK = 16 * 1024 * 1024
-
-
-def check_layouts(state: Mapping[str, Any], source: str) -> None:
-    """Refuse tensors whose strides and storage do not describe values stored once each, before anything reads
-    their values.
-
-    A checkpoint's tensor is a view: a storage, an offset, a shape and strides. A hostile file can make a few bytes
-    look like gigabytes (``torch.zeros(1).expand(1 << 15, 1 << 15)``: stride 0, one value shown a billion times),
-    and any check that reads the values (finite? plausible?) would then materialise them. Refused here, naming
-    the key: a stride of 0 along a dimension longer than 1 (an expanded view), strides that make elements overlap,
-    a view that reaches past its storage, and a storage many times larger than the tensors stored in it use.
-
-    Args:
-        state: Names and tensors (non-tensor values are left to the caller's checks).
-        source: The file, for messages.
-
-    Raises:
-        WeightsError: Naming the key and what is wrong with its layout.
-
-    Example:
-        >>> check_layouts({"w": torch.zeros(2, 3)}, "m.pth")
-        >>> try:
-        ...     check_layouts({"w": torch.zeros(1).expand(4, 4)}, "m.pth")
-        ... except WeightsError as error:
-        ...     print(str(error).split(": ", 1)[1][:60])
-        tensor 'w' of shape [4, 4] is an expanded view (stride 0 alo
-    """
-    need: Dict[Any, int] = {}
-    owners: Dict[Any, str] = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor) or value.layout != torch.strided or value.is_nested \
-                or value.device.type == "meta":
-            continue
-        storage = value.untyped_storage()
-        width = value.element_size()
-        where = f"{source}: tensor {shorten(repr(key))} of shape {list(value.shape)}"
-        if value.numel():
-            _check_strides(value, where)
-            last = value.storage_offset() + sum((n - 1) * s for n, s in zip(value.shape, value.stride()))
-            if (last + 1) * width > storage.nbytes():
-                raise WeightsError(f"{where} reaches element {last} of a storage of {storage.nbytes() // width} "
-                                   "elements; the file is damaged or hostile")
-        ident = (storage.data_ptr(), storage.nbytes())
-        need[ident] = need.get(ident, 0) + value.numel() * width
-        owners.setdefault(ident, where)
-    for ident, used in need.items():
-        held = ident[1]
-        if held > _STORAGE_EXCESS * used + _STORAGE_SLACK:
-            raise WeightsError(f"{owners[ident]} is stored in a storage of {held} bytes, of which the tensors "
-                               f"stored there use {used}; refused (a damaged or hostile file)")
-
-
-def _check_strides(value: torch.Tensor, where: str) -> None:
-    """Refuse a view that shows one stored element at several positions (stride 0 or overlapping strides)."""
-    dims = sorted((stride, size, dim) for dim, (size, stride) in enumerate(zip(value.shape, value.stride()))
-                  if size > 1)
-    reach = 1  # elements spanned by the dimensions of smaller strides
-    for stride, size, dim in dims:
-        if stride == 0:
-            raise WeightsError(f"{where} is an expanded view (stride 0 along dimension {dim} of size {size}): it "
-                               f"stores fewer values than it shows; checkpoints store every value once")
-        if stride < reach:
-            raise WeightsError(f"{where} has overlapping strides {list(value.stride())}: it shows some stored "
-                               "values at several positions; checkpoints store every value once")
-        reach = stride * size
-
-
 #: Metadata key of the per-tensor CRC-32 values that encdec writes into safetensors files.
 DIGEST_KEY = "encdec_crc32"
 
@@ -242,16 +188,16 @@ def _verify_digests(path: Path, state: Dict[str, torch.Tensor], recorded: Any) -
             )
 
 
-def _read_file(path: Path) -> Any:
+def _read_file(path: Path) -> Tuple[Any, Dict[str, str]]:
     with _open(path) as f:  # the one open: everything below reads through this handle, never the name again
         head = f.read(8)
         if _looks_like_safetensors(path, f, head):
             header = _safetensors_header(path, f, head)
             state = _load_safetensors(path, f, header, data_start=8 + struct.unpack("<Q", head)[0])
-            recorded = (header.get("__metadata__") or {}).get(DIGEST_KEY)
-            if recorded is not None:
-                _verify_digests(path, state, recorded)
-            return state
+            meta = header.get("__metadata__") or {}
+            if meta.get(DIGEST_KEY) is not None:
+                _verify_digests(path, state, meta[DIGEST_KEY])
+            return state, {str(k): str(v) for k, v in meta.items()}
         if path.suffix == ".safetensors" and len(head) < 8:
             raise WeightsError(
                 f"{path}: truncated safetensors file: {len(head)} bytes, shorter than the 8-byte header length field"
@@ -263,10 +209,10 @@ def _read_file(path: Path) -> Any:
             if f.readinto(data) != len(data):
                 raise WeightsError(f"{path}: corrupt torch zip checkpoint: the file changed while it was read")
             loaded = load_zip(path, data, infos, f)  # every member's CRC-32 checked; None when it needs torch's reader
-            return loaded if loaded is not None else _torch_load(path, f)
+            return (loaded if loaded is not None else _torch_load(path, f)), {}
         if head[:1] == b"\x80":
             _check_legacy_storages(path, f)
-            return _torch_load(path, f)
+            return _torch_load(path, f), {}
     shown = head[:8].hex(" ") if head else "an empty file"
     raise WeightsError(
         f"{path}: not a checkpoint format encdec reads (first bytes: {shown}). Supported: safetensors, "

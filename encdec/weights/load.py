@@ -19,7 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from .errors import LoadReport, WeightsError, listing, shorten
-from .formats import PathLike, check_layouts, read_checkpoint_file
+from .formats import PathLike, read_checkpoint_file, read_checkpoint_with_metadata
+from .tensor_layout import check_layouts
 
 __all__ = ["CheckpointFilter", "read_state_dict", "remap_keys", "load_state_dict", "load_weights"]
 
@@ -53,10 +54,13 @@ def read_state_dict(path: PathLike, *, use_ema: bool = False) -> StateDict:
         >>> list(read_state_dict(path))
         ['fc.weight']
     """
-    raw = read_checkpoint_file(path)
-    state = _unwrap(raw, str(path), use_ema)
-    _check_tensors(state, str(path))
-    check_layouts(state, str(path))  # before anything reads a value: an expanded view would be materialised
+    return _state_of(read_checkpoint_file(path), str(path), use_ema)
+
+
+def _state_of(raw: Any, source: str, use_ema: bool) -> StateDict:
+    state = _unwrap(raw, source, use_ema)
+    _check_tensors(state, source)
+    check_layouts(state, source)  # before anything reads a value: an expanded view would be materialised
     return _strip_prefixes(state)
 
 
@@ -179,8 +183,9 @@ def load_weights(
         A ``LoadReport``.
 
     Raises:
-        WeightsError: Unreadable, unsafe or non-fitting checkpoints; the message lists the keys at fault with
-            both shapes and a hint such as ``num_classes=10``.
+        WeightsError: Unreadable, unsafe or non-fitting checkpoints, or a file that records another architecture
+            than the model's; the message lists the keys at fault with both shapes and a hint such as
+            ``num_classes=10``.
 
     Example:
         >>> import tempfile, encdec
@@ -189,7 +194,9 @@ def load_weights(
         >>> encdec.load_weights(encdec.custom_cnn(num_classes=3), path).complete
         True
     """
-    original = read_state_dict(path, use_ema=use_ema)
+    raw, metadata = read_checkpoint_with_metadata(path)  # one open of the file for both
+    _check_recorded_architecture(model, path, metadata)
+    original = _state_of(raw, str(path), use_ema)
     keymap = checkpoint_filter if checkpoint_filter is not None else getattr(model, "checkpoint_filter", None)
     state = keymap(original, model) if keymap is not None else original
     # A filter renames or drops keys but keeps the tensors: a tensor of the file that is not among the results
@@ -211,6 +218,18 @@ def load_weights(
     report.variant = (getattr(model, "encdec_config", None) or {}).get("kwargs", {}).get("variant")
     report.variant_from_checkpoint = chosen is not None
     return report
+
+
+def _check_recorded_architecture(model: nn.Module, path: PathLike, metadata: Mapping[str, str]) -> None:
+    """Refuse a file whose encdec metadata names another architecture than the model's (tensors of one
+    architecture can fit another's names and shapes, and would load silently)."""
+    own = (getattr(model, "encdec_config", None) or {}).get("architecture")
+    if own is None:
+        return
+    recorded = metadata.get("architecture")
+    if recorded is not None and recorded != own:
+        raise WeightsError(f"{path}: records architecture {shorten(repr(recorded))}, but the model is {own!r}; build "
+                           f"the model the file records (encdec.from_pretrained(path) does) or pass another file")
 
 
 def load_state_dict(
