@@ -4,7 +4,9 @@ Every file encdec writes (weights, training checkpoints, ``history.json``, ONNX 
 outputs) goes through :func:`atomic_write`: the bytes go to a private temporary folder next to the destination,
 are flushed and ``fsync``-ed, then renamed over the destination with :func:`os.replace`, and the directory
 itself is ``fsync``-ed so the rename survives a power loss. A writer killed half-way leaves only its temporary
-folder, named ``.<file name>.<host>-<pid>.<random>.tmp``; the next write to the same file removes the folders
+folder, named ``.<file name>.<host>-<pid>.<random>.tmp`` (for a file name over 100 bytes, its first 60 bytes and a
+hash of the whole name stand in for it, so the folder's name stays within the 255 bytes a name may have); the
+next write to the same file removes the folders
 of writers on this host whose process is gone.
 
 Example:
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -77,15 +80,21 @@ def atomic_write(path: PathLike, write: Callable[[Any], Any], *, handle: bool = 
         >>> atomic_write(d / "b.txt", lambda p: pathlib.Path(p).write_text("hi")).read_text()
         'hi'
     """
+    if "\0" in os.fsdecode(path):
+        raise OSError(errno.EINVAL, f"cannot write {os.fsdecode(path)!r}: a path cannot contain a NUL character")
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         sweep_stale_temporaries(path)
-        folder = tempfile.mkdtemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=TEMP_SUFFIX, dir=directory)
+        folder = tempfile.mkdtemp(prefix=f".{_temp_stem(path.name)}.{_HOST}-{os.getpid()}.", suffix=TEMP_SUFFIX,
+                                  dir=directory)
     except OSError as error:
         raise _write_error(path, error) or error from error
-    tmp = os.path.join(folder, path.name)
+    # Inside the private folder the file keeps its name (writers may derive side files from it), unless that name
+    # leaves no room for a writer's own suffix (safetensors adds ".tmpXXXXXX") within NAME_MAX (255 bytes).
+    inner = path.name if len(os.fsencode(path.name)) <= _LONG_NAME else "file" + path.suffix[-20:]
+    tmp = os.path.join(folder, inner)
     try:
         if handle:
             with open(tmp, "wb") as f:
@@ -107,17 +116,38 @@ def atomic_write(path: PathLike, write: Callable[[Any], Any], *, handle: bool = 
     return path
 
 
+# File names longer than this many bytes get a shortened stem in temporary names (NAME_MAX is 255 bytes).
+_LONG_NAME = 200
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust writers (safetensors) quote the system's error
+
+
+def _temp_stem(name: str) -> str:
+    """``name``, or for a name too long to carry the temporary suffix within 255 bytes, its first characters and
+    a hash of the whole name (so writers of different long names never share a temporary prefix)."""
+    if len(os.fsencode(name)) <= _LONG_NAME - 100:
+        return name
+    digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:12]
+    short = os.fsencode(name)[:60].decode("utf-8", "ignore")
+    return f"{short}~{digest}"
+
+
 def _write_error(path: Path, error: BaseException, directory: Optional[Path] = None) -> Optional[OSError]:
     """An ``OSError`` naming the destination and the cause, or ``None`` for errors that are not about the disk.
 
     Serialisers report a full disk in their own words (torch: ``RuntimeError: [enforce fail at
-    inline_container.cc] . unexpected pos``), so a non-``OSError`` failure is checked against the free space.
+    inline_container.cc] . unexpected pos``; safetensors: ``SafetensorError: ... I/O error: No space left on device
+    (os error 28)``), so a non-``OSError`` failure is read for a quoted system error and checked against the free
+    space.
     """
     code = getattr(error, "errno", None)
     if not isinstance(error, OSError):
-        if directory is None or not _disk_full(directory):
+        quoted = _OS_ERROR.search(str(error))
+        if quoted is not None:
+            code = int(quoted.group(1))
+        elif directory is None or not _disk_full(directory):
             return None
-        code = errno.ENOSPC
+        else:
+            code = errno.ENOSPC
     cause = os.strerror(code) if code else str(error)
     kept = "the previous file there is untouched" if path.exists() else "nothing was written there"
     return OSError(code, f"cannot write {path}: {cause}; {kept}")
@@ -185,12 +215,13 @@ def sweep_stale_temporaries(path: PathLike) -> int:
     """
     path = Path(path)
     removed = 0
+    stem = _temp_stem(path.name)
     try:
-        candidates = list(path.parent.glob(f".{_glob_escape(path.name)}.*{TEMP_SUFFIX}"))
+        candidates = list(path.parent.glob(f".{_glob_escape(stem)}.*{TEMP_SUFFIX}"))
     except OSError:
         return 0
     for folder in candidates:
-        owner = _OWNER.search(folder.name[len(path.name) + 1:])
+        owner = _OWNER.search(folder.name[len(stem) + 1:])
         if owner is None or owner["host"] != _HOST or int(owner["pid"]) == os.getpid():
             continue
         if _process_gone(int(owner["pid"])) and folder.is_dir():

@@ -24,13 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._files import open_regular_file
 from .batches import check_finite, class_labels, class_probabilities, logits_of
-from .input_spec import input_spec_of
+from .input_spec import input_spec_of, resized_side
 from .layout import LayoutProbe, known_channels_last
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
 from .preprocessing import recorded_size, resize_policy
 from .runtime import autocast, compile_module, is_conv_net, resolve_device, resolve_precision
-from .tiling import sliding_window
+from .tiling import check_overlap, sliding_window
 
 __all__ = ["predict", "optimize_for_inference", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -53,9 +54,9 @@ def _image_to_tensor(image: Any, mean: torch.Tensor, std: torch.Tensor) -> torch
         from PIL import Image
 
         path = Path(image)
-        if not path.is_file():
+        if not path.exists() and "\0" not in str(path):
             raise FileNotFoundError(f"predict: image file {str(path)!r} does not exist")
-        with Image.open(path) as handle:
+        with open_regular_file(path, "image") as f, Image.open(f) as handle:  # one non-blocking open
             image = handle.convert("RGB")
     if type(image).__module__.startswith("PIL."):
         image = np.asarray(image.convert("RGB") if image.mode not in ("RGB", "L") else image)
@@ -118,12 +119,6 @@ def _restore(output: torch.Tensor, size: Tuple[int, ...], probabilities: bool) -
     if output.dim() == 3 and tuple(output.shape[-2:]) != tuple(size):
         output = F.interpolate(output[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
     return output if probabilities else class_labels(output[None])[0]
-
-
-def _fixed_segmentation_side(model: nn.Module) -> Optional[int]:
-    """The one side a segmentation model on a fixed-size encoder takes (timm's Swin-like models), else ``None``."""
-    spec = input_spec_of(model)
-    return spec.fixed if spec is not None and getattr(model, "decoder", None) is not None else None
 
 
 def _pad(batch: torch.Tensor, model: nn.Module) -> torch.Tensor:
@@ -197,7 +192,7 @@ class _Runner:
         segmentation model that takes one fixed size gets the batch resized to it, and its logits resized back)."""
         h, w = batch.shape[-2:]
         x = _pad(batch.to(self.device), self.model)
-        fixed = _fixed_segmentation_side(self.model)
+        fixed = resized_side(self.model)
         if fixed is not None and (h, w) != (fixed, fixed):
             x = F.interpolate(x, size=(fixed, fixed), mode="bilinear", align_corners=False, antialias=True)
 
@@ -316,8 +311,9 @@ def predict(
         a list of those. Always on the CPU.
 
     Raises:
-        TypeError: An input is of a type that is not an image.
-        ValueError: ``batch_size`` is not positive, or an image's shape or channels do not fit.
+        TypeError: An input is of a type that is not an image, or ``overlap`` is not a number.
+        ValueError: ``batch_size`` or ``tile`` is not positive, ``overlap`` is outside ``[0, 1)``, or an image's
+            shape or channels do not fit.
         encdec.batches.NonFiniteError: The model's outputs for some images are NaN or infinite (never turned into
             labels); the message names the images.
 
@@ -329,6 +325,9 @@ def predict(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_overlap(overlap)  # refused before any work, tiled or not
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
+        raise ValueError(f"tile must be a positive number of pixels or None, got {tile!r}")
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     known_channels_last(channels_last, model, device, precision)  # a bad value is refused before any work

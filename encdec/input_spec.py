@@ -14,7 +14,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 from torch import Tensor, nn
 
-__all__ = ["InputSizeError", "InputSpec", "check_floating", "input_spec_of", "nearest_valid_sizes", "size_pair"]
+__all__ = ["InputSizeError", "InputSpec", "check_floating", "input_spec_of", "nearest_valid_sizes", "resized_side",
+           "size_pair"]
 
 
 class InputSizeError(ValueError):
@@ -203,3 +204,16 @@ def input_spec_of(model: nn.Module) -> Optional[InputSpec]:
         channels=int(getattr(model, "in_channels", 3)), multiple=int(multiple),
         min_size=int(getattr(model, "min_size", multiple) or multiple),
     )
+
+
+def resized_side(model: nn.Module) -> Optional[int]:
+    """The one side a segmentation model on a fixed-size encoder takes (timm's EfficientFormer-like models), to
+    which prediction resizes its images; ``None`` for every other model.
+
+    Example:
+        >>> import encdec
+        >>> resized_side(encdec.unet(widths=(8, 16, 32, 64, 128))) is None
+        True
+    """
+    spec = input_spec_of(model)
+    return spec.fixed if spec is not None and getattr(model, "decoder", None) is not None else None

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
@@ -21,6 +22,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from ._files import read_regular_file
 from ._registry import create_model, model_info
 from ._version import __version__
 from .atomic import atomic_write_text
@@ -31,10 +33,17 @@ from .weights.errors import shorten
 from .weights.formats import PathLike
 from .weights.save import config_value
 
-__all__ = ["save_pretrained", "from_pretrained", "load_model", "convert_checkpoint", "saved_architecture"]
+__all__ = ["save_pretrained", "from_pretrained", "load_model", "convert_checkpoint", "saved_architecture",
+           "validate_config"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config.json of encdec's is a few hundred bytes (a palette: a few KB)
+#: Largest training side a config may record (``preprocessing["size"]``): predict resizes every image to it.
+MAX_RECORDED_SIZE = 16384
+#: Builder arguments that name files: never taken from a config (the weights file holds every tensor anyway).
+PATH_ARGUMENTS = ("weights", "encoder_weights")
+_RESIZE_POLICIES = ("stretch", "shorter-side+center-crop", "none")
 
 
 def save_pretrained(
@@ -100,7 +109,90 @@ def _kwargs_text(kwargs: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
 
 
-def _check_config_fits(path: Path, weights_path: Path, architecture: str, kwargs: Mapping[str, Any]) -> None:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_config(config: Mapping[str, Any], source: PathLike) -> Dict[str, Any]:
+    """A saved config checked as a whole (types, ranges, sizes), with the file-naming builder arguments
+    (:data:`PATH_ARGUMENTS`) left out: a config never makes encdec open another file.
+
+    Checked: ``architecture`` a name; ``kwargs`` an object; ``mean`` and ``std`` lists of 1 to 4 finite numbers
+    of the same length, ``std`` positive; ``class_names`` a list of strings; ``preprocessing`` an object whose
+    ``size`` is one or two whole numbers from 1 to :data:`MAX_RECORDED_SIZE`, whose ``resize`` is a known policy,
+    whose ``ignore_index`` is a whole number and whose ``palette`` is a name or a list of ``[r, g, b]`` values
+    0-255.
+    Messages quote no more than 120 characters of any value.
+
+    Raises:
+        WeightsError: Naming the file, the entry and what is wrong.
+
+    Example:
+        >>> validate_config({"architecture": "unet", "kwargs": {"encoder_weights": "/etc/passwd"}}, "c.json")
+        {'architecture': 'unet', 'kwargs': {}}
+        >>> try:
+        ...     validate_config({"architecture": "unet", "std": [0.2, 0, 0.2]}, "c.json")
+        ... except WeightsError as error:
+        ...     print(error)
+        c.json: config 'std' must be positive numbers (a standard deviation divides the images), got [0.2, 0, 0.2]
+    """
+    def bad(key: str, what: str, value: Any) -> WeightsError:
+        return WeightsError(f"{source}: config {key!r} must be {what}, got {shorten(repr(value))}")
+
+    if not isinstance(config, Mapping) or not isinstance(config.get("architecture"), str):
+        raise WeightsError(f"{source}: config has no 'architecture' name")
+    kwargs = config.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise WeightsError(
+            f"{source}: config 'kwargs' is a {type(kwargs).__name__}, not an object of builder arguments"
+        )
+    checked = dict(config)
+    checked["kwargs"] = {k: v for k, v in kwargs.items() if k not in PATH_ARGUMENTS}
+    for key in ("mean", "std"):
+        if key in config:
+            value = config[key]
+            if not isinstance(value, list) or not 1 <= len(value) <= 4 or not all(_is_number(v) for v in value):
+                raise bad(key, "a list of 1 to 4 finite numbers (one per image channel)", value)
+            if key == "std" and not all(v > 0 for v in value):
+                raise bad(key, "positive numbers (a standard deviation divides the images)", value)
+    if "mean" in config and "std" in config and len(config["mean"]) != len(config["std"]):
+        raise bad("std", f"as long as 'mean' ({len(config['mean'])} values)", config["std"])
+    names = config.get("class_names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise bad("class_names", "a list of strings, one per class", names)
+    record = config.get("preprocessing")
+    if record is not None:
+        if not isinstance(record, dict):
+            raise bad("preprocessing", "an object", record)
+        size = record.get("size")
+        if size is not None and (not isinstance(size, list) or not 1 <= len(size) <= 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_RECORDED_SIZE for v in size)):
+            raise bad("preprocessing.size", f"one or two whole numbers from 1 to {MAX_RECORDED_SIZE} (the side "
+                      "predict resizes images to)", size)
+        if record.get("resize", "stretch") not in _RESIZE_POLICIES:
+            raise bad("preprocessing.resize", f"one of {', '.join(_RESIZE_POLICIES)}", record.get("resize"))
+        ignore = record.get("ignore_index")
+        if ignore is not None and (isinstance(ignore, bool) or not isinstance(ignore, int)):
+            raise bad("preprocessing.ignore_index", "a whole number", ignore)
+        palette = record.get("palette")
+        if palette is not None and not (isinstance(palette, str) and len(palette) <= 40) and (
+                not isinstance(palette, list) or not all(
+                isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                            and 0 <= v <= 255 for v in c) for c in palette)):
+            raise bad("preprocessing.palette", "a palette name or a list of [r, g, b] colours of whole numbers 0-255",
+                      palette)
+    return checked
+
+
+def _check_class_names(path: Path, config: Mapping[str, Any], model: nn.Module) -> None:
+    names = config.get("class_names")
+    outputs = getattr(model, "num_classes", None)
+    if names is not None and isinstance(outputs, int) and len(names) != outputs:
+        raise WeightsError(f"{path}: config 'class_names' lists {len(names)} names for a model with {outputs} "
+                           "outputs; it must name every class once")
+
+
+def _check_config_fits(path: Path, weights_path: Path, architecture: str, kwargs: Mapping[str, Any]) -> nn.Module:
     """Build the configured model on the meta device (no memory) and refuse a config the weights file cannot fill.
 
     A hostile config (``num_classes=10**9``) would otherwise allocate gigabytes before loading fails.
@@ -120,6 +212,7 @@ def _check_config_fits(path: Path, weights_path: Path, architecture: str, kwargs
             f"{path}: config asks for {architecture}({shorten(_kwargs_text(kwargs), 300)}) with {need} weight "
             f"values, but {weights_path.name} holds only {have} bytes; refused before building the model"
         )
+    return probe
 
 
 def _read_config(path: Path) -> Dict[str, Any]:
@@ -129,11 +222,12 @@ def _read_config(path: Path) -> Dict[str, Any]:
         if not config_path.is_file() or not weights_path.is_file():
             raise WeightsError(f"{path}: expected {CONFIG_FILE} and {WEIGHTS_FILE} (written by save_pretrained)")
         try:
-            config = _json(config_path.read_text(), config_path, "the file")
-        except OSError as e:
+            text = read_regular_file(config_path, "config", limit=MAX_CONFIG_BYTES).decode("utf-8")
+        except OSError as e:  # NotARegularFileError: a FIFO or device swapped in, or a huge file
             raise WeightsError(f"{config_path}: cannot be read ({e.strerror})") from None
         except UnicodeDecodeError as e:
             raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
+        config = _json(text, config_path, "the file")
         if is_smp_config(config):  # written by segmentation_models_pytorch's save_pretrained
             try:
                 architecture, kwargs = from_smp_config(config)
@@ -153,12 +247,7 @@ def _read_config(path: Path) -> Dict[str, Any]:
             )
         config = {"architecture": meta["architecture"], "kwargs": _json(meta.get("kwargs", "{}"), path, "kwargs")}
         config.update({k: _json(meta[k], path, k) for k in CONFIG_KEYS if k in meta})
-    if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
-        raise WeightsError(f"{path}: config has no 'architecture' name")
-    if not isinstance(config.get("kwargs", {}), dict):
-        raise WeightsError(
-            f"{path}: config 'kwargs' is a {type(config['kwargs']).__name__}, not an object of builder arguments"
-        )
+    config = validate_config(config, config_path if path.is_dir() else path)
     config["weights_path"] = weights_path
     return config
 
@@ -197,8 +286,13 @@ def from_pretrained(path: PathLike, **overrides: Any) -> nn.Module:
         path: The folder (``config.json`` + ``model.safetensors``) or the file.
         **overrides: Builder arguments that replace the saved ones.
 
+    The saved config is checked as a whole first (:func:`validate_config`); builder arguments that name files
+    (``weights``, ``encoder_weights``) are never taken from it.
+
     Raises:
-        WeightsError: The folder or file does not describe a model that can be built from its weights.
+        WeightsError: The folder or file does not describe a model that can be built from its weights, or its
+            config holds values of the wrong type or range (class names that do not match the outputs, a
+            non-positive std, a training size over :data:`MAX_RECORDED_SIZE`).
 
     Example:
         >>> import tempfile, encdec
@@ -210,7 +304,8 @@ def from_pretrained(path: PathLike, **overrides: Any) -> nn.Module:
     config = _read_config(path)
     kwargs = {**config.get("kwargs", {}), **overrides}
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-    _check_config_fits(path, config["weights_path"], config["architecture"], kwargs)
+    probe = _check_config_fits(path, config["weights_path"], config["architecture"], kwargs)
+    _check_class_names(path / CONFIG_FILE if path.is_dir() else path, config, probe)
     model = create_model(config["architecture"], **kwargs)
     load_weights(model, config["weights_path"])
     for key in CONFIG_KEYS:

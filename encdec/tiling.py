@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, List, Optional, Sequence
 
 import torch
@@ -32,9 +33,32 @@ from torch import Tensor
 
 from .batches import class_labels
 
-__all__ = ["blend_weights", "sliding_window", "tile_starts"]
+__all__ = ["blend_weights", "check_overlap", "sliding_window", "tile_starts"]
 
 Forward = Callable[[Tensor], Tensor]
+
+
+def check_overlap(overlap: float) -> None:
+    """Refuse an ``overlap`` that is not a number in ``[0, 1)``, naming the option and its valid values.
+
+    Raises:
+        TypeError: ``overlap`` is not a real number (a string such as ``"0.5"``, a bool, ``None``).
+        ValueError: ``overlap`` is outside ``[0, 1)`` or not finite.
+
+    Example:
+        >>> check_overlap(0.25)
+        >>> try:
+        ...     check_overlap("0.5")
+        ... except TypeError as error:
+        ...     print(error)
+        overlap must be a fraction in [0, 1), got '0.5' (a str): the share of a tile its neighbours overlap
+    """
+    if isinstance(overlap, bool) or not isinstance(overlap, numbers.Real):
+        raise TypeError(f"overlap must be a fraction in [0, 1), got {overlap!r} (a {type(overlap).__name__}): the "
+                        "share of a tile its neighbours overlap")
+    if not 0.0 <= float(overlap) < 1.0:
+        raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}: the share of a tile its "
+                         "neighbours overlap")
 
 
 def tile_starts(length: int, tile: int, stride: int) -> List[int]:
@@ -152,8 +176,7 @@ def sliding_window(
     """
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
         raise ValueError(f"tile must be a positive number of pixels or None, got {tile!r}")
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}")
+    check_overlap(overlap)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:

@@ -42,7 +42,7 @@ import encdec
 from encdec.weights import read_metadata
 
 SEED = int(os.environ.get("ENCDEC_FUZZ_SEED", "20250607"))
-MIN_CASES = 500
+MIN_CASES = 1000
 TIME_LIMIT_S = 180.0  # a guard against runaway time (about 10 s on an idle 2-core machine), not a benchmark
 MAX_MESSAGE = 4000  # hostile files carry megabyte-long names; messages must stay readable
 
@@ -598,6 +598,39 @@ def gen_contents(rng: random.Random) -> List[Case]:
     return cases
 
 
+def gen_layouts(rng: random.Random) -> List[Case]:
+    """Tensors whose strides or storage show more values than the file stores: expanded (stride-0) and
+    overlapping views, in zip and legacy files, float32 and float64, under weights and BatchNorm statistics, and
+    mis-shaped NaN tensors in safetensors files (the shape is refused before any value is read)."""
+    state = tiny_state()
+    cases = []
+    layouts = {
+        "expanded rows": lambda t: t.reshape(-1)[:1].expand(rng.choice([3, 64, 4096]), 4),
+        "expanded columns": lambda t: t[:, :1].expand(3, rng.choice([4, 9, 5000])),
+        "expanded to a billion": lambda t: t.reshape(-1)[:1].expand(1 << 15, 1 << 15),
+        "overlapping rows": lambda t: t.reshape(-1).as_strided((3, 4), (1, 1)),
+        "overlapping windows": lambda t: t.reshape(-1).as_strided((3, 3), (2, 1)),
+    }
+    for key in ["fc.weight", "bn.running_var", "extra"]:
+        for label, make in layouts.items():
+            for dtype in (torch.float32, torch.float64):
+                base = state["fc.weight"].to(dtype)
+                value = make(base)
+                if key == "bn.running_var":
+                    value = value.reshape(-1)[:1].expand(4) if label.startswith("expanded") else \
+                        base.reshape(-1).as_strided((4,), (0,))
+                sd = {**state, key: value}
+                for legacy in (False, True):
+                    form = "legacy" if legacy else "zip"
+                    cases.append(Case("layout", f"{key} {label}, {dtype} ({form})", torch_bytes(sd, legacy), ".pth",
+                                      "error", r"expanded view|overlapping strides"))
+    for key in ["fc.weight", "bn.running_var"]:
+        nan = torch.full((rng.choice([5, 17, 300]),), float("nan"))
+        cases.append(Case("layout", f"{key} mis-shaped and NaN (safetensors)", safetensors_file({**state, key: nan}),
+                          ".safetensors", "error", r"mis-shaped"))
+    return cases
+
+
 def gen_size_claims() -> List[Case]:
     """Files whose few bytes ask for terabytes; each must be refused by a check that runs before allocating."""
     cases = []
@@ -626,6 +659,13 @@ def gen_size_claims() -> List[Case]:
     header = {"w": {"dtype": "F32", "shape": [2**18, 2**18], "data_offsets": [0, 2**38]}}
     cases.append(Case("claims", "safetensors tensor of 256 GB", join_safetensors(header, b"\0" * 16),
                       ".safetensors", "error", "outside"))
+    for side in (1 << 15, 1 << 20):
+        for dtype in (torch.float32, torch.float64):
+            obj = {"weight": torch.zeros(1, dtype=dtype).expand(side, side)}
+            cases.append(Case("claims", f"zip: an expanded {side}x{side} {dtype}", torch_bytes(obj), ".pt", "error",
+                              "expanded view"))
+            cases.append(Case("claims", f"legacy: an expanded {side}x{side} {dtype}", torch_bytes(obj, legacy=True),
+                              ".pt", "error", "expanded view"))
     meta = {"architecture": "custom_cnn", "kwargs": json.dumps({"num_classes": 10**9})}
     cases.append(Case("config", "config asking for 10**9 classes",
                       safetensors_file(encdec.custom_cnn(num_classes=2).state_dict(), meta), ".safetensors", "error",
@@ -646,14 +686,29 @@ def gen_configs() -> List[Case]:
         "string classes": {"architecture": "custom_cnn", "kwargs": '{"num_classes": "x"}'},
         "class names not JSON": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "class_names": "[x"},
         "wrong class count": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 7}'},
+        "training size 200000": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}',
+                                 "preprocessing": '{"size": [200000, 200000]}'},
+        "std of zero": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "std": "[0, 0.2, 0.2]",
+                        "mean": "[0.5, 0.5, 0.5]"},
+        "NaN mean": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "mean": "[NaN, 0, 0]"},
+        "mean a string": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "mean": '"abc"'},
+        "class names a string": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "class_names": '"ab"'},
+        "too few class names": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}', "class_names": '["a"]'},
+        "palette of strings": {"architecture": "custom_cnn", "kwargs": '{"num_classes": 2}',
+                               "preprocessing": '{"palette": [["a", "b", "c"]]}'},
     }
-    return [Case("config", label, safetensors_file(state, meta), ".safetensors", "error",
-                 r"config|JSON|does not fit|architecture") for label, meta in configs.items()]
+    cases = [Case("config", label, safetensors_file(state, meta), ".safetensors", "error",
+                  r"config|JSON|does not fit|architecture") for label, meta in configs.items()]
+    meta = {"architecture": "custom_cnn", "kwargs": json.dumps({"num_classes": 2, "weights": "/etc/passwd",
+                                                                "encoder_weights": "/etc/passwd"})}
+    cases.append(Case("config", "file-naming arguments (left out)", safetensors_file(state, meta), ".safetensors",
+                      "load"))
+    return cases
 
 
 def build_cases(rng: random.Random, sentinel_dir: Path) -> List[Case]:
     return (gen_safetensors(rng) + gen_random_bytes(rng) + gen_zip(rng) + gen_payloads(rng, sentinel_dir)
-            + gen_structure(rng) + gen_contents(rng) + gen_size_claims() + gen_configs())
+            + gen_structure(rng) + gen_contents(rng) + gen_layouts(rng) + gen_size_claims() + gen_configs())
 
 
 # ----------------------------------------------------------------------------------------------- running
@@ -801,6 +856,86 @@ def test_size_claims_are_refused_before_allocating(tmp_path):
         assert "can't allocate" not in message and "MemoryError" not in message, f"{case.label}: {message}"
         assert re.search(case.match, message), f"{case.label}: {message}"
     assert report["rss_growth_kb"] < 200 * 1024, f"peak memory grew by {report['rss_growth_kb'] // 1024} MB"
+
+
+_PEAK_SCRIPT = r"""
+import json, sys, warnings
+import torch
+import encdec
+
+def peak_kb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+model = torch.nn.Linear(1 << 15, 1 << 15, device="meta")
+model.weight = torch.nn.Parameter(torch.zeros(3, 4))  # the key exists; its own shape differs from the file's
+before = peak_kb()
+results = []
+for p in sys.argv[1:]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            encdec.load_weights(model, p, strict=False)
+        results.append(["load", ""])
+    except encdec.WeightsError as e:
+        results.append(["error", str(e)])
+    except BaseException as e:
+        results.append(["escape", type(e).__name__ + ": " + str(e)[:300]])
+print(json.dumps({"results": results, "peak_growth_kb": peak_kb() - before}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_expanded_tensors_are_refused_by_layout_with_bounded_memory(tmp_path):
+    """A 2 MB checkpoint whose model key holds ``torch.zeros(1).expand(1 << 15, 1 << 15)`` (4 GiB once
+    materialised; 8 GiB in float64) is refused by name before any value check reads it: peak memory, measured
+    in a subprocess, grows by far less than 1 GB."""
+    paths = []
+    for legacy in (False, True):
+        for dtype in (torch.float32, torch.float64):
+            for key in ("weight", "bias"):
+                state = {key: torch.zeros(1, dtype=dtype).expand(1 << 15, 1 << 15), "padding": torch.rand(500_000)}
+                path = tmp_path / f"{key}-{dtype}-{'legacy' if legacy else 'zip'}.pth"
+                path.write_bytes(torch_bytes(state, legacy))
+                assert 1_900_000 < path.stat().st_size < 2_200_000
+                paths.append(str(path))
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, *paths], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\n{len(paths)} expanded-tensor files refused; peak memory grew by {report['peak_growth_kb']} KB")
+    for path, (outcome, message) in zip(paths, report["results"]):
+        assert outcome == "error", (path, outcome, message)
+        assert Path(path).name in message and "is an expanded view (stride 0 along dimension 0 of size 32768)" in \
+            message, message
+    assert report["peak_growth_kb"] < 1024 * 1024, f"peak memory grew by {report['peak_growth_kb'] // 1024} MB"
+
+
+def test_layout_checks_name_the_key_and_the_problem():
+    from encdec.weights.tensor_layout import check_layouts
+
+    flat = torch.arange(12.0)
+    check_layouts({"a": flat.view(3, 4), "b": flat.view(3, 4).t(), "c": flat[::2], "d": torch.zeros(0)}, "f")
+    cases = {
+        "expanded view (stride 0 along dimension 1 of size 5)": torch.zeros(2, 1).expand(2, 5),
+        "overlapping strides [1, 1]": flat.as_strided((3, 4), (1, 1)),
+        "of which the tensors stored there use 12": torch.zeros(5_000_000)[:3],
+    }
+    for problem, value in cases.items():
+        with pytest.raises(encdec.WeightsError, match=re.escape(f"f: tensor 'w' of shape {list(value.shape)}")) as info:
+            check_layouts({"w": value}, "f")
+        assert problem in str(info.value)
+
+
+def test_a_mis_shaped_tensor_is_refused_by_shape_before_its_values_are_read():
+    model = Tiny()
+    state = {**model.state_dict(), "bn.running_var": torch.full((7,), -1.0), "fc.weight": torch.full((2, 2), 1e300,
+                                                                                                      dtype=torch.float64)}
+    with pytest.raises(encdec.WeightsError, match=r"mis-shaped: bn\.running_var \(checkpoint \[7\]") as info:
+        encdec.load_state_dict(model, state)
+    assert "infinite" not in str(info.value) and "never negative" not in str(info.value)
+    with pytest.warns(UserWarning, match="loaded"):
+        report = encdec.load_state_dict(Tiny(), state, strict=False)  # the mis-shaped keys are skipped, unread
+    assert {k for k, _, _ in report.mismatched} == {"bn.running_var", "fc.weight"}
 
 
 # ----------------------------------------------------------------------------------------------- hypothesis

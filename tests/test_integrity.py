@@ -142,6 +142,107 @@ def test_odd_filesystem_objects_are_named_and_never_block(tmp_path):
         assert len(said) == 2 and all(f"is {kind}" in line for line in said), (name, said)
 
 
+_SWAP_SCRIPT = r"""
+import os, sys, warnings
+import numpy as np
+import torch
+import encdec
+import encdec.pretrained as pretrained
+import encdec.weights.formats as formats
+from encdec._files import NotARegularFileError
+
+folder = sys.argv[1]
+fifo = os.path.join(folder, "pipe")
+
+
+def swap(path):
+    os.mkfifo(fifo)
+    os.replace(fifo, path)  # the name now leads to a FIFO that nobody writes: a blocking open would wait forever
+
+
+def after(real):
+    def hooked(path, *args, **kwargs):
+        handle = real(path, *args, **kwargs)
+        swap(path)
+        return handle
+    return hooked
+
+
+def before(real):
+    def hooked(path, *args, **kwargs):
+        result = real(path, *args, **kwargs)
+        swap(path)
+        return result
+    return hooked
+
+
+model = encdec.custom_cnn(num_classes=3)
+files = {"zip": "m.pth", "legacy": "legacy.pth", "safetensors": "m.safetensors", "safetensors named .bin": "s.bin"}
+for label, name in files.items():
+    for when in ("between the open and the read", "between the check and the open"):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            os.unlink(path)
+        if label.startswith("safetensors"):
+            encdec.save_weights(model, path if name.endswith(".safetensors") else path + ".safetensors")
+            if not name.endswith(".safetensors"):
+                os.replace(path + ".safetensors", path)
+        else:
+            torch.save(model.state_dict(), path, _use_new_zipfile_serialization=label == "zip")
+        real_open, real_check = formats.open_regular_file, formats.check_regular_file
+        if when.startswith("between the open"):
+            formats.open_regular_file = after(real_open)
+        else:
+            formats.check_regular_file = before(real_check)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                encdec.load_weights(encdec.custom_cnn(num_classes=3), path)
+            print(f"{label} | {when} | loaded")
+        except encdec.WeightsError as e:
+            print(f"{label} | {when} | error: {e}")
+        finally:
+            formats.open_regular_file, formats.check_regular_file = real_open, real_check
+
+run = os.path.join(folder, "run")
+encdec.save_pretrained(model, run)
+real_read = pretrained.read_regular_file
+pretrained.read_regular_file = lambda path, *a, **k: (swap(path), real_read(path, *a, **k))[1]
+try:
+    encdec.from_pretrained(run)
+    print("config | swapped | loaded")
+except encdec.WeightsError as e:
+    print(f"config | swapped | error: {e}")
+pretrained.read_regular_file = real_read
+
+image = os.path.join(folder, "x.png")
+os.mkfifo(image)
+try:
+    encdec.predict(encdec.unet(num_classes=2, widths=(4, 8, 16, 32, 64)), image)
+except OSError as e:
+    print(f"image | FIFO | {type(e).__name__}: {e}")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_path_swapped_for_a_fifo_while_loading_never_blocks(tmp_path):
+    """Every file is opened once, without blocking, and read through that handle: a hook that replaces the path
+    with a FIFO right after the open changes nothing (the handle holds the file), and one that replaces it between
+    the regular-file check and the open is refused by name. A blocking open would hang: the subprocess has a
+    timeout."""
+    done = subprocess.run([sys.executable, "-c", _SWAP_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = dict(line.rsplit(" | ", 1) for line in done.stdout.splitlines())
+    for label in ("zip", "legacy", "safetensors", "safetensors named .bin"):
+        assert lines[f"{label} | between the open and the read"] == "loaded"
+        refused = lines[f"{label} | between the check and the open"]
+        assert refused.startswith("error: ") and "is a named pipe (FIFO), not a checkpoint file" in refused, refused
+    assert "config.json: cannot be read" in lines["config | swapped"]
+    assert "is a named pipe (FIFO), not a config file" in lines["config | swapped"]
+    assert lines["image | FIFO"].endswith("x.png: is a named pipe (FIFO), not an image file")
+
+
 def test_the_command_line_names_odd_files_the_same_way(tmp_path, capsys):
     os.mkfifo(tmp_path / "x.pth")
     code = main(["convert", str(tmp_path / "x.pth"), str(tmp_path / "o.safetensors"), "--model", "unet"])

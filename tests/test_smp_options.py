@@ -125,8 +125,9 @@ def test_linknet_refuses_an_encoder_it_cannot_run_at_build_time():
 
 def test_an_encdec_config_beside_a_file_must_name_the_model(tmp_path):
     folder = encdec.save_pretrained(encdec.custom_cnn(num_classes=3), tmp_path / "run")
-    with pytest.raises(encdec.WeightsError, match="records a custom_cnn, not a vgg16_cifar"):
-        encdec.load_weights(encdec.vgg16_cifar(num_classes=3), folder / "model.safetensors")
+    torch.save(encdec.vgg16_cifar(num_classes=3).state_dict(), folder / "other.pth")  # no metadata of its own
+    with pytest.raises(encdec.WeightsError, match="the config.json beside it records a custom_cnn, not a vgg16_cifar"):
+        encdec.load_weights(encdec.vgg16_cifar(num_classes=3), folder / "other.pth")
 
 
 def test_encdec_convert_turns_an_smp_folder_into_an_encdec_one(tmp_path, capsys):

@@ -34,7 +34,7 @@ API_PAGES: Dict[str, List[str]] = {
     "api/blocks.md": ["encdec.blocks"],
     "api/weights.md": ["encdec.weights", "encdec.weights.formats", "encdec.weights.zip_reader", "encdec.weights.load",
                        "encdec.weights.save",
-                       "encdec.weights.errors", "encdec.pretrained", "encdec.atomic"],
+                       "encdec.weights.errors", "encdec.weights.tensor_layout", "encdec.pretrained", "encdec.atomic"],
     "api/metrics.md": ["encdec.metrics", "encdec.course_metrics"],
     "api/losses.md": ["encdec.losses"],
     "api/datasets.md": ["encdec.datasets", "encdec.datasets.spec", "encdec.datasets.check", "encdec.datasets.presets",

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .._files import open_regular_file
 from .._registry import model_info
 from ..atomic import atomic_write_json, ensure_writable_dir
 from ..deployment import BACKENDS, OnnxPredictor
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     stems = output_stems(paths)
     for path in paths:
         try:
-            with Image.open(path) as handle:
+            with open_regular_file(path, "image") as f, Image.open(f) as handle:  # one non-blocking open
                 original = handle.convert("RGB")
         except (UnidentifiedImageError, OSError, ValueError) as error:
             failed.append((path, f"not a readable image ({error})"))

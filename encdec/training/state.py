@@ -21,8 +21,8 @@ from .history import History
 
 __all__ = [
     "BEST", "BEST_WEIGHTS", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "HISTORY_JSON", "LAST", "METRICS_CSV",
-    "capture_rng_state", "compare_fingerprints", "load_checkpoint", "model_fingerprint", "optimizer_fingerprint",
-    "restore_rng_state", "resume_run", "save_run",
+    "capture_rng_state", "check_counters", "compare_fingerprints", "load_checkpoint", "model_fingerprint",
+    "optimizer_fingerprint", "restore_rng_state", "resume_run", "save_run",
 ]
 
 CHECKPOINT_FORMAT = "encdec.checkpoint"
@@ -280,11 +280,49 @@ def save_run(run: Run, loaders: List[Any], improved: bool) -> None:
     _distributed.barrier(run.info)
 
 
+def check_counters(state: Dict[str, Any], source: str) -> None:
+    """Refuse a checkpoint whose counters no run can have written: ``epoch``, ``global_step`` and ``bad_epochs``
+    must be non-negative whole numbers, ``bad_epochs`` at most ``epoch``, the history one record per epoch and
+    the data seed a whole number (a negative epoch would otherwise train more epochs than asked for).
+
+    Raises:
+        ValueError: Naming the file, the counter and its value.
+
+    Example:
+        >>> check_counters({"epoch": 1, "global_step": 4, "bad_epochs": 0, "history": {"epochs": [{}]}}, "c.pt")
+        >>> try:
+        ...     check_counters({"epoch": -5, "global_step": 0, "bad_epochs": 0, "history": {"epochs": []}}, "c.pt")
+        ... except ValueError as error:
+        ...     print(str(error)[:60])
+        cannot resume from c.pt: its epoch is -5, not a non-negative
+    """
+    def refuse(what: str) -> ValueError:
+        return ValueError(f"cannot resume from {source}: {what}; the file is damaged or was edited. Start a new run "
+                          "without resume, or resume from another checkpoint")
+
+    for key in ("epoch", "global_step", "bad_epochs"):
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise refuse(f"its {key} is {value!r}, not a non-negative whole number")
+    if state["bad_epochs"] > state["epoch"]:
+        raise refuse(f"its bad_epochs ({state['bad_epochs']}) exceeds its epoch ({state['epoch']})")
+    history = state.get("history")
+    records = history.get("epochs") if isinstance(history, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise refuse("its history holds no list of epoch records")
+    if len(records) != state["epoch"]:
+        raise refuse(f"its history holds {len(records)} epoch records for epoch {state['epoch']}")
+    seed = (state.get("settings") or {}).get("data_seed") if isinstance(state.get("settings"), dict) else None
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise refuse(f"its data_seed is {seed!r}, not a whole number")
+
+
 def resume_run(run: Run, path: Path, loaders: List[Any], monitor: Optional[str]) -> None:
     """Restore ``run`` from a checkpoint written by :func:`save_run`, refusing one of another model or optimizer.
 
     Raises:
-        ValueError: The checkpoint was written for a different model, optimizer or monitored key.
+        ValueError: The checkpoint was written for a different model, optimizer or monitored key, or holds
+            counters no run writes (:func:`check_counters`).
 
     Example:
         >>> import tempfile, pathlib, encdec
@@ -297,6 +335,7 @@ def resume_run(run: Run, path: Path, loaders: List[Any], monitor: Optional[str])
         2
     """
     state = load_checkpoint(path)
+    check_counters(state, str(path))
     compare_fingerprints(state["fingerprint"]["model"], run.model, state["fingerprint"]["optimizer"],
                          run.optimizer, str(path))  # type: ignore[arg-type]
     saved_monitor = state["history"].get("monitor")

@@ -13,20 +13,21 @@ import json
 import math
 import os
 import pickle
-import stat
 import struct
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, BinaryIO, Dict, Optional, Tuple, Union
 
 import torch
 
+from .._files import NotARegularFileError, describe_mode, open_regular_file
 from .errors import WeightsError, shorten
 from .zip_reader import check_zip, load_zip
 
 __all__ = [
-    "DIGEST_KEY", "check_regular_file", "describe_non_file", "read_checkpoint_file", "read_metadata", "tensor_crc32",
+    "DIGEST_KEY", "check_regular_file", "describe_non_file", "read_checkpoint_file",
+    "read_checkpoint_with_metadata", "read_metadata", "tensor_crc32",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -60,6 +61,23 @@ def read_checkpoint_file(path: PathLike) -> Any:
         >>> read_checkpoint_file(path)["w"].tolist()
         [0.0, 0.0]
     """
+    return _read_file(Path(path))[0]
+
+
+def read_checkpoint_with_metadata(path: PathLike) -> Tuple[Any, Dict[str, str]]:
+    """The object a checkpoint file holds and its string metadata (:func:`read_metadata`), from one open of it.
+
+    Raises:
+        WeightsError: As :func:`read_checkpoint_file`.
+
+    Example:
+        >>> import tempfile, encdec
+        >>> path = tempfile.mkdtemp() + "/m.safetensors"
+        >>> _ = encdec.save_weights(encdec.custom_cnn(), path)
+        >>> state, meta = read_checkpoint_with_metadata(path)
+        >>> meta["architecture"], len(state) == len(encdec.custom_cnn().state_dict())
+        ('custom_cnn', True)
+    """
     return _read_file(Path(path))
 
 
@@ -76,7 +94,7 @@ def read_metadata(path: PathLike) -> Dict[str, str]:
     path = Path(path)
     with _open(path) as f:
         head = f.read(8)
-        if len(head) < 8 or not _looks_like_safetensors(path, head):
+        if len(head) < 8 or not _looks_like_safetensors(path, f, head):
             return {}
         header = _safetensors_header(path, f, head)
     meta = header.get("__metadata__") or {}
@@ -93,6 +111,8 @@ def describe_non_file(path: PathLike) -> Optional[str]:
         >>> describe_non_file(tempfile.mkdtemp())
         'a directory'
     """
+    if "\0" in os.fsdecode(path):
+        return "a path containing a NUL character"
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -101,17 +121,7 @@ def describe_non_file(path: PathLike) -> Optional[str]:
         if error.errno == errno.ELOOP:
             return "a symbolic link loop"
         return f"not readable ({error.strerror})"
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
+    return describe_mode(mode)
 
 
 def check_regular_file(path: PathLike, what: str = "checkpoint") -> None:
@@ -125,6 +135,8 @@ def check_regular_file(path: PathLike, what: str = "checkpoint") -> None:
         ...     print(str(error).split(": ", 1)[1])
         no such checkpoint file
     """
+    if "\0" in os.fsdecode(path):
+        raise WeightsError(f"{str(os.fsdecode(path))!r}: a path cannot contain a NUL character")
     kind = describe_non_file(path)
     if kind is None:
         return
@@ -134,16 +146,14 @@ def check_regular_file(path: PathLike, what: str = "checkpoint") -> None:
     raise WeightsError(f"{path}: is {kind}, not a {what} file{hint}")
 
 
-def _open(path: Path):
+def _open(path: Path) -> BinaryIO:
+    """The one handle a checkpoint is read through: opened once, without blocking, checked to be a regular file
+    (a FIFO or device swapped in after :func:`check_regular_file` is refused, never waited on)."""
     check_regular_file(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO swapped in meanwhile cannot block
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise WeightsError(f"{path}: is not a regular file")
-        return os.fdopen(fd, "rb")
-    except OSError as e:
-        raise WeightsError(f"{path}: cannot be opened ({e.strerror})") from None
+        return open_regular_file(path, "checkpoint")
+    except NotARegularFileError as error:
+        raise WeightsError(f"{error.strerror} (it changed after it was checked)") from None
 
 
 def tensor_crc32(tensor: torch.Tensor) -> int:
@@ -178,32 +188,31 @@ def _verify_digests(path: Path, state: Dict[str, torch.Tensor], recorded: Any) -
             )
 
 
-def _read_file(path: Path) -> Any:
-    with _open(path) as f:
+def _read_file(path: Path) -> Tuple[Any, Dict[str, str]]:
+    with _open(path) as f:  # the one open: everything below reads through this handle, never the name again
         head = f.read(8)
-        if _looks_like_safetensors(path, head):
+        if _looks_like_safetensors(path, f, head):
             header = _safetensors_header(path, f, head)
             state = _load_safetensors(path, f, header, data_start=8 + struct.unpack("<Q", head)[0])
-            recorded = (header.get("__metadata__") or {}).get(DIGEST_KEY)
-            if recorded is not None:
-                _verify_digests(path, state, recorded)
-            return state
-    if path.suffix == ".safetensors" and len(head) < 8:
-        raise WeightsError(
-            f"{path}: truncated safetensors file: {len(head)} bytes, shorter than the 8-byte header length field"
-        )
-    if head.startswith(b"PK\x03\x04"):
-        infos = check_zip(path)
-        with _open(path) as f:
+            meta = header.get("__metadata__") or {}
+            if meta.get(DIGEST_KEY) is not None:
+                _verify_digests(path, state, meta[DIGEST_KEY])
+            return state, {str(k): str(v) for k, v in meta.items()}
+        if path.suffix == ".safetensors" and len(head) < 8:
+            raise WeightsError(
+                f"{path}: truncated safetensors file: {len(head)} bytes, shorter than the 8-byte header length field"
+            )
+        if head.startswith(b"PK\x03\x04"):
+            infos = check_zip(path, f)
             data = bytearray(os.fstat(f.fileno()).st_size)
-            complete = f.readinto(data) == len(data)
-        if not complete:
-            raise WeightsError(f"{path}: corrupt torch zip checkpoint: the file changed while it was read")
-        loaded = load_zip(path, data, infos)  # every member's CRC-32 checked; None when it needs torch's reader
-        return loaded if loaded is not None else _torch_load(path)
-    if head[:1] == b"\x80":
-        _check_legacy_storages(path)
-        return _torch_load(path)
+            f.seek(0)
+            if f.readinto(data) != len(data):
+                raise WeightsError(f"{path}: corrupt torch zip checkpoint: the file changed while it was read")
+            loaded = load_zip(path, data, infos, f)  # every member's CRC-32 checked; None when it needs torch's reader
+            return (loaded if loaded is not None else _torch_load(path, f)), {}
+        if head[:1] == b"\x80":
+            _check_legacy_storages(path, f)
+            return _torch_load(path, f), {}
     shown = head[:8].hex(" ") if head else "an empty file"
     raise WeightsError(
         f"{path}: not a checkpoint format encdec reads (first bytes: {shown}). Supported: safetensors, "
@@ -211,15 +220,14 @@ def _read_file(path: Path) -> Any:
     )
 
 
-def _looks_like_safetensors(path: Path, head: bytes) -> bool:
+def _looks_like_safetensors(path: Path, f: BinaryIO, head: bytes) -> bool:
     if len(head) < 8:
         return False
     (n,) = struct.unpack("<Q", head)
     if n == 0 or n > MAX_SAFETENSORS_HEADER:
         return path.suffix == ".safetensors"
-    with open(path, "rb") as f:
-        f.seek(8)
-        return f.read(1) == b"{" or path.suffix == ".safetensors"
+    f.seek(8)
+    return f.read(1) == b"{" or path.suffix == ".safetensors"
 
 
 def _safetensors_header(path: Path, f, head: bytes) -> Dict[str, Any]:
@@ -372,21 +380,21 @@ def _is_hashable(value: Any) -> bool:
     return True
 
 
-def _check_legacy_storages(path: Path) -> None:
+def _check_legacy_storages(path: Path, f: BinaryIO) -> None:
     """Refuse a legacy (non-zip) torch file whose storages claim more bytes than the file holds.
 
     The legacy loader allocates every storage at the size its pickle declares before reading the data, so a
     few bytes can ask for terabytes. This scan resolves no globals and runs no code; anything it cannot parse
     is left to ``torch.load``, which refuses it with its own message.
     """
-    size = path.stat().st_size
+    size = os.fstat(f.fileno()).st_size
     scanner = None
     try:
-        with open(path, "rb") as f:
-            for _ in range(3):  # magic number, protocol version, system info
-                _StorageScanner(f).load()
-            scanner = _StorageScanner(f)
-            scanner.load()
+        f.seek(0)
+        for _ in range(3):  # magic number, protocol version, system info
+            _StorageScanner(f).load()
+        scanner = _StorageScanner(f)
+        scanner.load()
     except Exception:  # a damaged pickle: torch.load reports it; storages declared before the damage still count
         pass
     if scanner is None:
@@ -401,11 +409,12 @@ def _check_legacy_storages(path: Path) -> None:
             )
 
 
-def _torch_load(path: Path) -> Any:
+def _torch_load(path: Path, f: BinaryIO) -> Any:
     try:
+        f.seek(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # legacy files warn about TypedStorage; the result is checked below
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         lines = [line.strip() for line in str(e).splitlines()]
         detail = next((line for line in lines if "GLOBAL" in line or "nsupported" in line), lines[-1] if lines else "")

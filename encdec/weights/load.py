@@ -20,8 +20,10 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import torch
 from torch import Tensor, nn
 
+from .._files import read_regular_file
 from .errors import LoadReport, WeightsError, listing, shorten
-from .formats import PathLike, read_checkpoint_file
+from .formats import PathLike, read_checkpoint_file, read_checkpoint_with_metadata
+from .tensor_layout import check_layouts
 
 __all__ = ["CheckpointFilter", "read_state_dict", "remap_keys", "load_state_dict", "load_weights"]
 
@@ -55,9 +57,13 @@ def read_state_dict(path: PathLike, *, use_ema: bool = False) -> StateDict:
         >>> list(read_state_dict(path))
         ['fc.weight']
     """
-    raw = read_checkpoint_file(path)
-    state = _unwrap(raw, str(path), use_ema)
-    _check_tensors(state, str(path))
+    return _state_of(read_checkpoint_file(path), str(path), use_ema)
+
+
+def _state_of(raw: Any, source: str, use_ema: bool) -> StateDict:
+    state = _unwrap(raw, source, use_ema)
+    _check_tensors(state, source)
+    check_layouts(state, source)  # before anything reads a value: an expanded view would be materialised
     return _strip_prefixes(state)
 
 
@@ -180,8 +186,9 @@ def load_weights(
         A ``LoadReport``.
 
     Raises:
-        WeightsError: Unreadable, unsafe or non-fitting checkpoints; the message lists the keys at fault with
-            both shapes and a hint such as ``num_classes=10``.
+        WeightsError: Unreadable, unsafe or non-fitting checkpoints, or a file that records another architecture
+            than the model's; the message lists the keys at fault with both shapes and a hint such as
+            ``num_classes=10``.
 
     Example:
         >>> import tempfile, encdec
@@ -190,7 +197,9 @@ def load_weights(
         >>> encdec.load_weights(encdec.custom_cnn(num_classes=3), path).complete
         True
     """
-    original = read_state_dict(path, use_ema=use_ema)
+    raw, metadata = read_checkpoint_with_metadata(path)  # one open of the file for both
+    _check_recorded_architecture(model, path, metadata)
+    original = _state_of(raw, str(path), use_ema)
     keymap = checkpoint_filter if checkpoint_filter is not None else getattr(model, "checkpoint_filter", None)
     state = keymap(original, model) if keymap is not None else original
     # A filter renames or drops keys but keeps the tensors: a tensor of the file that is not among the results
@@ -227,13 +236,25 @@ def _config_beside(path: PathLike) -> Optional[Dict[str, Any]]:
     """The parsed ``config.json`` in the folder of a weights file (an encdec run, an smp ``save_pretrained``), or
     ``None`` when there is none or it is not a small JSON object."""
     config = Path(path).parent / "config.json"
-    try:
-        if not config.is_file() or config.stat().st_size > _CONFIG_LIMIT:
-            return None
-        value = json.loads(config.read_text(encoding="utf-8"))
+    if not config.exists():
+        return None
+    try:  # opened once, without blocking; a FIFO, a device or a huge file is not a config
+        value = json.loads(read_regular_file(config, "config", limit=_CONFIG_LIMIT).decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _check_recorded_architecture(model: nn.Module, path: PathLike, metadata: Mapping[str, str]) -> None:
+    """Refuse a file whose encdec metadata names another architecture than the model's (tensors of one
+    architecture can fit another's names and shapes, and would load silently)."""
+    own = (getattr(model, "encdec_config", None) or {}).get("architecture")
+    if own is None:
+        return
+    recorded = metadata.get("architecture")
+    if recorded is not None and recorded != own:
+        raise WeightsError(f"{path}: records architecture {shorten(repr(recorded))}, but the model is {own!r}; build "
+                           f"the model the file records (encdec.from_pretrained(path) does) or pass another file")
 
 
 def load_state_dict(
@@ -241,7 +262,8 @@ def load_state_dict(
 ) -> LoadReport:
     """Check a state dict against ``model`` completely, then load it: all of it, or (``strict=False``) what fits.
 
-    Besides names and shapes it refuses non-floating values for floating parameters, non-finite values, and values
+    Names and shapes are checked first (no value of a mis-shaped tensor is ever read); then it refuses
+    non-floating values for floating parameters, non-finite values, and values
     no trained model holds (:data:`PLAUSIBILITY_CHECKS`: negative BatchNorm variances, negative or fractional
     batch counters, and the model's own ``plausibility_checks``).
     BatchNorm ``num_batches_tracked`` counters absent from old checkpoints are not required.
@@ -266,11 +288,14 @@ def load_state_dict(
     unexpected = [k for k in state if k not in own]
     mismatched = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own
                   if k in state and state[k].shape != own[k].shape]
-    bad_dtype = [f"{k} ({state[k].dtype} for {own[k].dtype})" for k in own
-                 if k in state and own[k].is_floating_point() and not state[k].is_floating_point()]
-    nonfinite = [k for k in own if k in state and state[k].is_floating_point() and state[k].numel()
-                 and not _all_finite(state[k], own[k].dtype)]
-    implausible = _implausible(model, state, own)
+    if strict and (missing or unexpected or mismatched):  # shapes first: no value of a mis-shaped tensor is read
+        raise WeightsError(_mismatch_message(model, source, missing, unexpected, mismatched))
+    fitting = {k: state[k] for k in own if k in state and state[k].shape == own[k].shape}
+    bad_dtype = [f"{k} ({v.dtype} for {own[k].dtype})" for k, v in fitting.items()
+                 if own[k].is_floating_point() and not v.is_floating_point()]
+    nonfinite = [k for k, v in fitting.items() if v.is_floating_point() and v.numel()
+                 and not _all_finite(v, own[k].dtype)]
+    implausible = _implausible(model, fitting, own)
     if bad_dtype or nonfinite or implausible:
         parts = implausible
         if bad_dtype:
@@ -278,8 +303,6 @@ def load_state_dict(
         if nonfinite:
             parts.append(f"NaN or infinite values in: {listing(nonfinite)}")
         raise WeightsError(f"{source}: " + "; ".join(parts))
-    if strict and (missing or unexpected or mismatched):
-        raise WeightsError(_mismatch_message(model, source, missing, unexpected, mismatched))
     skip = {k for k, _, _ in mismatched}
     loadable = {k: v for k, v in state.items() if k in own and k not in skip}
     model.load_state_dict(loadable, strict=strict)

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import collections
 import io
+import os
 import pickle
 import struct
 import warnings
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, BinaryIO, Dict, List, Optional
 
 import torch
 
+from .._files import NotARegularFileError, open_regular_file
 from .errors import WeightsError, listing, shorten
 
 __all__ = ["check_zip", "load_zip"]
@@ -27,12 +29,13 @@ __all__ = ["check_zip", "load_zip"]
 _MAX_COMPRESSED_MEMBER = 1024 * 1024
 
 
-def check_zip(path: Path) -> List[zipfile.ZipInfo]:
+def check_zip(path: Path, handle: Optional[BinaryIO] = None) -> List[zipfile.ZipInfo]:
     """Refuse zip archives that are not torch checkpoints, or whose members claim more bytes than they can hold
     or than a safe inflation allows; the archive's members otherwise.
 
     torch's reader allocates each record's declared uncompressed size before reading it, so a member that
-    claims terabytes must be refused here, before ``torch.load`` sees it.
+    claims terabytes must be refused here, before ``torch.load`` sees it. ``handle``: the file opened once by the
+    caller, read through instead of opening ``path`` again.
 
     Example:
         >>> import tempfile
@@ -41,9 +44,16 @@ def check_zip(path: Path) -> List[zipfile.ZipInfo]:
         >>> any(i.filename.endswith("data.pkl") for i in check_zip(path))
         True
     """
-    size = path.stat().st_size
+    if handle is None:
+        try:
+            with open_regular_file(path, "checkpoint") as f:
+                return check_zip(path, f)
+        except NotARegularFileError as error:
+            raise WeightsError(error.strerror) from None
     try:
-        with zipfile.ZipFile(path) as z:
+        size = os.fstat(handle.fileno()).st_size
+        handle.seek(0)
+        with zipfile.ZipFile(handle) as z:
             infos = z.infolist()
     except Exception as e:  # BadZipFile, OSError, ValueError, EOFError, NotImplementedError, struct.error, ...
         raise WeightsError(f"{path}: corrupt torch zip checkpoint ({type(e).__name__}: {shorten(str(e))})") from None
@@ -144,9 +154,11 @@ class _StateDictUnpickler(pickle.Unpickler):
         return storage
 
 
-def load_zip(path: Path, data: bytearray, infos: List[zipfile.ZipInfo]) -> Optional[Any]:
+def load_zip(path: Path, data: bytearray, infos: List[zipfile.ZipInfo],
+             handle: Optional[BinaryIO] = None) -> Optional[Any]:
     """The object a torch zip checkpoint holds, from the file's bytes ``data``: every member checked against its
-    CRC-32, tensors built as views of ``data``. ``None`` when the pickle needs torch's own reader.
+    CRC-32, tensors built as views of ``data``. ``None`` when the pickle needs torch's own reader. Compressed
+    members are inflated from ``handle`` (the file opened once by the caller), else from a copy of ``data``.
 
     Example:
         >>> import tempfile
@@ -166,7 +178,9 @@ def load_zip(path: Path, data: bytearray, infos: List[zipfile.ZipInfo]) -> Optio
         start = local + 30 + name_len + extra_len
         if info.compress_type != zipfile.ZIP_STORED:  # small by _check_zip: inflate, which checks the CRC
             try:
-                with zipfile.ZipFile(path) as archive:
+                source = handle if handle is not None else io.BytesIO(data)
+                source.seek(0)
+                with zipfile.ZipFile(source) as archive:
                     payload = archive.read(info)
             except zipfile.BadZipFile:
                 raise _crc_error(path, info.filename) from None
