@@ -1,6 +1,6 @@
 """The course reports' own metrics, to compare encdec's numbers with theirs; not the correct ones.
 
-Both differ from the standard definitions in :mod:`encdec.metrics`, and on purpose reproduce the reports'
+Both differ from the standard definitions in ``encdec.metrics``, and on purpose reproduce the reports'
 formulas exactly:
 
 * **Seed 000/004 pixel accuracy** (``accuracy_check_for_batch``): for each image, equal pixels divided by *all*
@@ -76,9 +76,9 @@ def course_dice(preds: torch.Tensor, targets: torch.Tensor) -> float:
 class CourseMetrics:
     """The standard segmentation metrics plus the reports' own, accumulated as the reports accumulate them.
 
-    ``compute()`` returns everything :class:`encdec.metrics.SegmentationMetrics` reports, and
-    ``course_pixel_accuracy`` (mean over batches of :func:`course_pixel_accuracy`) and ``course_dice`` (mean over
-    images of :func:`course_dice`, for two-class models). Pass it as ``metrics=`` to :func:`encdec.evaluate`.
+    ``compute()`` returns everything ``encdec.metrics.SegmentationMetrics`` reports, and
+    ``course_pixel_accuracy`` (mean over batches of ``course_pixel_accuracy``) and ``course_dice`` (mean over
+    images of ``course_dice``, for two-class models). Pass it as ``metrics=`` to ``encdec.evaluate``.
 
     Args:
         num_classes: Model outputs.

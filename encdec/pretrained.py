@@ -2,7 +2,7 @@
 converting reference checkpoints into self-describing safetensors files.
 
 These functions sit above the model registry: they rebuild a model from the architecture name a file records,
-which :mod:`encdec.weights` (below the registry) never looks up.
+which ``encdec.weights`` (below the registry) never looks up.
 
 Example:
     >>> import tempfile, encdec
@@ -39,13 +39,13 @@ WEIGHTS_FILE = "model.safetensors"
 def save_pretrained(
     model: nn.Module, directory: PathLike, *, verify: Optional[Callable[[Path], None]] = None, **metadata: Any
 ) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``directory`` for :func:`from_pretrained`.
+    """Write ``config.json`` and ``model.safetensors`` into ``directory`` for ``from_pretrained``.
 
     Args:
         model: A model built by an encdec builder.
         directory: The folder (created if needed; its other files are left alone).
         verify: Called with the written weights file before it replaces an earlier one (see
-            :func:`encdec.save_weights`).
+            ``encdec.save_weights``).
         **metadata: ``class_names``, ``mean``, ``std`` and other JSON-able values to record.
 
     Returns:
@@ -226,7 +226,7 @@ def load_model(
     reference / plain checkpoint together with the architecture's name.
 
     Reference checkpoints get the normalisation (``mean`` / ``std``) they were trained with recorded in
-    ``model.encdec_config``, so :func:`encdec.predict` and a later :func:`save_pretrained` use it.
+    ``model.encdec_config``, so ``encdec.predict`` and a later ``save_pretrained`` use it.
 
     Args:
         path: A ``save_pretrained`` folder, an encdec ``.safetensors`` file, or any checkpoint file.

@@ -85,7 +85,7 @@ def make_scheduler(
 
 
 def make_loss(name: str, *, ignore_index: Optional[int] = None) -> Optional[nn.Module]:
-    """``"ce"`` (``None``: :func:`encdec.fit`'s default cross entropy, which ignores the dataset's ignore label),
+    """``"ce"`` (``None``: ``encdec.fit``'s default cross entropy, which ignores the dataset's ignore label),
     ``"dice"`` (soft Dice) or ``"dice_ce"`` (both), the Dice losses ignoring ``ignore_index``.
 
     Raises:
