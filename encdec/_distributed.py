@@ -1,4 +1,4 @@
-"""The few torch.distributed pieces :func:`encdec.fit` needs: set-up from the ``torchrun`` environment,
+"""The few torch.distributed pieces ``encdec.fit`` needs: set-up from the ``torchrun`` environment,
 data sharding, metric reduction and "only rank 0 talks and writes".
 
 A process is distributed when ``WORLD_SIZE`` > 1 in its environment (``torchrun`` sets ``RANK``, ``LOCAL_RANK``,
@@ -35,7 +35,7 @@ class DistInfo:
 
 
 def setup(device_type: str) -> DistInfo:
-    """Join the process group described by the environment; a one-process :class:`DistInfo` otherwise.
+    """Join the process group described by the environment; a one-process ``DistInfo`` otherwise.
 
     Uses ``nccl`` on CUDA and ``gloo`` elsewhere. A group the caller initialised is reused and left open.
     """
@@ -56,7 +56,7 @@ def setup(device_type: str) -> DistInfo:
 
 
 def teardown(info: DistInfo) -> None:
-    """Destroy the process group if :func:`setup` created it."""
+    """Destroy the process group if ``setup`` created it."""
     if info.initialized_here and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -129,8 +129,8 @@ class ShardSampler(Sampler[int]):
 def shard_loader(loader: Optional[DataLoader], info: DistInfo, *, train: bool, seed: int) -> Optional[DataLoader]:
     """A copy of ``loader`` that reads only this rank's share of the dataset.
 
-    Training loaders get a :class:`~torch.utils.data.DistributedSampler` (shuffled if the original was, reseeded
-    every epoch with ``set_epoch``); evaluation loaders a :class:`ShardSampler`. Loaders that already use a
+    Training loaders get a ``DistributedSampler`` (shuffled if the original was, reseeded
+    every epoch with ``set_epoch``); evaluation loaders a ``ShardSampler``. Loaders that already use a
     ``DistributedSampler`` or wrap an ``IterableDataset`` are returned unchanged.
     """
     if loader is None or not info.enabled:

@@ -1,7 +1,7 @@
 """Opening files a user names without trusting the path: once, without blocking, and only regular files.
 
 A path checked with ``os.stat`` and then opened by name can be swapped in between (a FIFO, whose blocking open
-waits forever for a writer; a device). :func:`open_regular_file` opens the path once with ``O_NONBLOCK``, checks
+waits forever for a writer; a device). ``open_regular_file`` opens the path once with ``O_NONBLOCK``, checks
 the opened handle with ``fstat`` and returns it; everything is then read through that handle, never by name again.
 
 Example:
@@ -108,10 +108,10 @@ def open_regular_file(path: PathLike, what: str = "") -> BinaryIO:
 
 
 def read_regular_file(path: PathLike, what: str = "", limit: int = 64 * 1024 * 1024) -> bytes:
-    """The bytes of a regular file, read through one non-blocking open (:func:`open_regular_file`).
+    """The bytes of a regular file, read through one non-blocking open (``open_regular_file``).
 
     Raises:
-        NotARegularFileError: As :func:`open_regular_file`, or the file is larger than ``limit`` bytes.
+        NotARegularFileError: As ``open_regular_file``, or the file is larger than ``limit`` bytes.
 
     Example:
         >>> import tempfile, pathlib

@@ -1,8 +1,8 @@
 """Crash-safe file writes: a reader sees the previous complete file or the new complete file, never a torn one.
 
 Every file encdec writes (weights, training checkpoints, ``history.json``, ONNX files, the command line's
-outputs) goes through :func:`atomic_write`: the bytes go to a private temporary folder next to the destination,
-are flushed and ``fsync``-ed, then renamed over the destination with :func:`os.replace`, and the directory
+outputs) goes through ``atomic_write``: the bytes go to a private temporary folder next to the destination,
+are flushed and ``fsync``-ed, then renamed over the destination with ``os.replace``, and the directory
 itself is ``fsync``-ed so the rename survives a power loss. A writer killed half-way leaves only its temporary
 folder, named ``.<file name>.<host>-<pid>.<random>.tmp`` (for a file name over 100 bytes, its first 60 bytes and a
 hash of the whole name stand in for it, so the folder's name stays within the 255 bytes a name may have); the
@@ -236,7 +236,7 @@ def _glob_escape(name: str) -> str:
 
 
 def atomic_save(obj: Any, path: PathLike) -> Path:
-    """``torch.save`` an object atomically (see :func:`atomic_write`).
+    """``torch.save`` an object atomically (see ``atomic_write``).
 
     Example:
         >>> import tempfile, pathlib
@@ -248,7 +248,7 @@ def atomic_save(obj: Any, path: PathLike) -> Path:
 
 
 def atomic_write_text(text: str, path: PathLike) -> Path:
-    """Write UTF-8 text atomically (see :func:`atomic_write`).
+    """Write UTF-8 text atomically (see ``atomic_write``).
 
     Example:
         >>> import tempfile, pathlib
@@ -260,7 +260,7 @@ def atomic_write_text(text: str, path: PathLike) -> Path:
 
 
 def atomic_write_json(obj: Any, path: PathLike) -> Path:
-    """Write JSON atomically (see :func:`atomic_write`), indented by two spaces.
+    """Write JSON atomically (see ``atomic_write``), indented by two spaces.
 
     Example:
         >>> import tempfile, pathlib

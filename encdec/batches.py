@@ -1,4 +1,4 @@
-"""The batch contract of :func:`encdec.fit`, :func:`encdec.evaluate` and :func:`encdec.predict`: what a data loader
+"""The batch contract of ``encdec.fit``, ``encdec.evaluate`` and ``encdec.predict``: what a data loader
 may yield and a model may return, checked before any loss or metric sees it, with errors that name the batch and
 the fix instead of torch's own.
 
@@ -185,7 +185,7 @@ def check_labels(targets: Tensor, num_classes: int, ignore_index: Optional[int],
 
 
 def check_finite(logits: Tensor, where: str = "batch") -> None:
-    """Raise :class:`NonFiniteError` when ``logits`` hold NaN or infinite values.
+    """Raise ``NonFiniteError`` when ``logits`` hold NaN or infinite values.
 
     Example:
         >>> try:

@@ -230,7 +230,7 @@ class DecoderBlock(nn.Module):
         affine: BatchNorm affine parameters of the ``DoubleConv``.
         norm: ``False`` puts an ``Identity`` where the ``DoubleConv``'s BatchNorms would be (smp's
             ``decoder_use_norm=False``, whose convolutions then have a bias).
-        attention: ``"scse"`` adds concurrent spatial and channel squeeze-and-excitation (:class:`SCSE`) after the
+        attention: ``"scse"`` adds concurrent spatial and channel squeeze-and-excitation (``SCSE``) after the
             concatenation (``attention1``) and after the ``DoubleConv`` (``attention2``), as smp's
             ``decoder_attention_type="scse"``.
         attend_without_skip: Apply ``attention1`` to the upsampled tensor when no skip comes (smp does in a block

@@ -1,5 +1,5 @@
 """The Pascal VOC colour map, shared by the datasets (masks saved as RGB colours are read back through it) and
-by :mod:`encdec.viz` (labels are drawn with it).
+by ``encdec.viz`` (labels are drawn with it).
 
 Example:
     >>> from encdec.colors import voc_palette

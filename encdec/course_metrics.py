@@ -1,6 +1,6 @@
 """The course reports' own metrics, to compare encdec's numbers with theirs; they are not the standard metrics.
 
-Both formulas below differ from the standard definitions in :mod:`encdec.metrics`. For each one this module says
+Both formulas below differ from the standard definitions in ``encdec.metrics``. For each one this module says
 whether it copies the report's printed code or interprets it, because one of them cannot be copied as printed.
 
 **Pixel accuracy of the VOC U-Net report (copied).** Its ``accuracy_check`` divides, for one image, the pixels
@@ -8,7 +8,7 @@ whose prediction equals the label by *all* the image's pixels, the boundary pixe
 the standard pixel accuracy leaves the ignored label out. ``accuracy_check_for_batch`` averages these values over
 the images of a batch (dividing by ``inputs.size()[0]``), and ``get_loss_train`` / ``val_model`` average the batch
 values over the batches (``total_acc/(batch+1)``), so a smaller last batch weighs as much as a full one.
-:func:`course_pixel_accuracy` is one batch's value and :class:`CourseMetrics` averages the batches in the same way,
+``course_pixel_accuracy`` is one batch's value and ``CourseMetrics`` averages the batches in the same way,
 both computed as printed. The VOC fine-tuning report does not print its accuracy code; it fills in the same course
 skeleton.
 
@@ -31,9 +31,9 @@ formula on a ``(N, H, W)`` label map, where it runs: ``C`` then takes the batch 
 batch. This module reduces logits to labels (the argmax over the two classes, an interpretation) and offers two
 averages:
 
-* :func:`course_dice_per_batch`: the listing's formula per batch, then the mean over the batches, as ``evaluate``
+* ``course_dice_per_batch``: the listing's formula per batch, then the mean over the batches, as ``evaluate``
   averages it. Only the step from logits to labels is interpreted.
-* :func:`course_dice` and :class:`CourseMetrics`: the same ratio per image, ``2 |A and B| / (2 H W)``, averaged over
+* ``course_dice`` and ``CourseMetrics``: the same ratio per image, ``2 |A and B| / (2 H W)``, averaged over
   all images. It equals the per-batch mean when every batch holds the same number of images, and differs when the
   last batch is smaller.
 
@@ -76,7 +76,7 @@ def course_pixel_accuracy(preds: torch.Tensor, targets: torch.Tensor) -> float:
 
     For each image, the pixels whose label equals the target divided by all its pixels, nothing ignored (the
     report's ``accuracy_check``); then the mean over the images (``accuracy_check_for_batch``). Averaging these
-    batch values over an epoch, as the report does, is :class:`CourseMetrics`'s job.
+    batch values over an epoch, as the report does, is ``CourseMetrics``'s job.
 
     Args:
         preds: Labels ``(N, H, W)`` or logits ``(N, C, H, W)`` (reduced by argmax, as the report does).
@@ -100,7 +100,7 @@ def course_dice(preds: torch.Tensor, targets: torch.Tensor) -> float:
 
     For each image, ``2 |A and B| / (2 H W)``: the pixels predicted and labelled as pet (class 1), times two,
     divided by twice the image's pixel count. The report's ``dice_score`` cannot run on its models' outputs as
-    printed (see the module notes); this is its formula for one image. :func:`course_dice_per_batch` averages it
+    printed (see the module notes); this is its formula for one image. ``course_dice_per_batch`` averages it
     per batch instead, as the report's ``evaluate`` loop does.
 
     Args:
@@ -176,15 +176,15 @@ def course_dice_per_batch(batches: Iterable[Tuple[torch.Tensor, torch.Tensor]]) 
 class CourseMetrics:
     """The standard segmentation metrics plus the reports' own, for ``encdec eval --convention course``.
 
-    ``compute()`` returns everything :class:`encdec.metrics.SegmentationMetrics` reports, and:
+    ``compute()`` returns everything ``encdec.metrics.SegmentationMetrics`` reports, and:
 
-    * ``course_pixel_accuracy``: the mean over batches of :func:`course_pixel_accuracy`, accumulated as the VOC
+    * ``course_pixel_accuracy``: the mean over batches of ``course_pixel_accuracy``, accumulated as the VOC
       U-Net report accumulates it (copied).
-    * ``course_dice`` (two-class models only): the mean over all images of :func:`course_dice`, the Pet report's
-      formula per image (interpreted). The report averages per batch instead; :func:`course_dice_per_batch` does,
+    * ``course_dice`` (two-class models only): the mean over all images of ``course_dice``, the Pet report's
+      formula per image (interpreted). The report averages per batch instead; ``course_dice_per_batch`` does,
       and gives the same value when every batch holds the same number of images.
 
-    Pass it as ``metrics=`` to :func:`encdec.evaluate`.
+    Pass it as ``metrics=`` to ``encdec.evaluate``.
 
     Args:
         num_classes: Model outputs.

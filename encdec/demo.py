@@ -1,7 +1,7 @@
-"""``encdec demo``: train a small U-Net on :class:`~encdec.datasets.SyntheticShapes` and show that it learned.
+"""``encdec demo``: train a small U-Net on ``SyntheticShapes`` and show that it learned.
 
 The demo needs no files and no network. It builds a U-Net, measures it on held-out images, trains it with
-:func:`encdec.training.fit` (on the CPU, a minute or two on two cores), measures it again, and writes into the
+``encdec.training.fit`` (on the CPU, a minute or two on two cores), measures it again, and writes into the
 output folder:
 
 * ``metrics.json``: the scores before and after training (``miou`` is the final mean IoU), timings, settings;
@@ -9,9 +9,9 @@ output folder:
 * ``predictions.png``: held-out images | ground truth | prediction;
 * ``unet_shapes.safetensors``: the trained weights with their metadata.
 
-It then rebuilds the model from the ``.safetensors`` file alone with :func:`encdec.from_pretrained` and checks
+It then rebuilds the model from the ``.safetensors`` file alone with ``encdec.from_pretrained`` and checks
 that the reloaded model predicts exactly the same labels. A demo that does not reach its mean-IoU goal, or whose
-reload differs, fails with :class:`DemoError`.
+reload differs, fails with ``DemoError``.
 
 Example:
     >>> from encdec.demo import run_demo
@@ -132,7 +132,7 @@ def run_demo(
 
     Args:
         out: Output folder (created).
-        quick: Use :data:`QUICK` (seconds, no mIoU goal) instead of :data:`FULL`.
+        quick: Use ``QUICK`` (seconds, no mIoU goal) instead of ``FULL``.
         config: Explicit settings (overrides ``quick``).
         seed: Seed of weights, data order and augmentation-free data drawing.
         device: ``"cpu"`` (the documented timing), ``"auto"`` or any torch device.

@@ -1,9 +1,9 @@
 """Deployment runtimes as peers of PyTorch: an exported ONNX file run in ONNX Runtime or OpenVINO through
-:func:`encdec.predict`, with exactly its padding, normalisation, cropping and outputs.
+``encdec.predict``, with exactly its padding, normalisation, cropping and outputs.
 
-:class:`OnnxPredictor` is a module without parameters whose forward runs the file in the chosen runtime; it
+``OnnxPredictor`` is a module without parameters whose forward runs the file in the chosen runtime; it
 carries the model's size rule, mean/std and class count from the file's ``encdec`` metadata (written by
-:func:`encdec.export_onnx`), so ``encdec.predict(predictor, images)`` prepares the images as it would for the
+``encdec.export_onnx``), so ``encdec.predict(predictor, images)`` prepares the images as it would for the
 PyTorch model and crops the labels back the same way.
 
 Example:
@@ -33,7 +33,7 @@ from .input_spec import InputSpec
 
 __all__ = ["BACKENDS", "OnnxPredictor"]
 
-#: The runtimes an :class:`OnnxPredictor` can run a file in, and the extra that installs each.
+#: The runtimes an ``OnnxPredictor`` can run a file in, and the extra that installs each.
 BACKENDS = {"onnxruntime": "onnx", "openvino": "openvino"}
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -56,10 +56,10 @@ def _read_metadata(path: Path) -> dict:
 
 
 class OnnxPredictor(nn.Module):
-    """An ONNX file run in ONNX Runtime or OpenVINO, usable wherever :func:`encdec.predict` takes a model.
+    """An ONNX file run in ONNX Runtime or OpenVINO, usable wherever ``encdec.predict`` takes a model.
 
     Args:
-        path: An ``.onnx`` file, ideally written by :func:`encdec.export_onnx` (its metadata gives the size rule,
+        path: An ``.onnx`` file, ideally written by ``encdec.export_onnx`` (its metadata gives the size rule,
             normalisation and classes; a file without it is run as it is, normalised with ImageNet's mean/std
             and without padding, with a warning).
         backend: ``"onnxruntime"`` (the ``onnx`` extra) or ``"openvino"`` (the ``openvino`` extra).
@@ -72,7 +72,7 @@ class OnnxPredictor(nn.Module):
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``backend`` is not one of :data:`BACKENDS`, or the file is not ONNX.
+        ValueError: ``backend`` is not one of ``BACKENDS``, or the file is not ONNX.
         ImportError: The runtime is not installed; the message names the extra.
 
     Example:
@@ -132,7 +132,7 @@ class OnnxPredictor(nn.Module):
     @classmethod
     def from_model(cls, model: nn.Module, path: Optional[PathLike] = None, *, backend: str = "onnxruntime",
                    input_size: Any = None, threads: Optional[int] = None) -> OnnxPredictor:
-        """Export ``model`` (:func:`encdec.export_onnx`, checked against PyTorch) and load it in ``backend``.
+        """Export ``model`` (``encdec.export_onnx``, checked against PyTorch) and load it in ``backend``.
 
         Args:
             model: The PyTorch model.
@@ -163,7 +163,7 @@ class OnnxPredictor(nn.Module):
         return torch.from_numpy(np.asarray(self._run(array)).copy())
 
     def predict(self, images: Any, **kwargs: Any) -> Any:
-        """:func:`encdec.predict` with this predictor as the model.
+        """``encdec.predict`` with this predictor as the model.
 
         Example:
             >>> import torch, encdec

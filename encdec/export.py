@@ -54,8 +54,8 @@ def export_onnx(
     The model is traced in eval mode (its training flag is restored afterwards) on random images of
     ``input_size``; the input is named ``images`` (``N, C, H, W``, float32) and the output ``logits``
     (``N, num_classes, H, W`` for segmentation, ``N, num_classes`` for classification); the file's ``encdec``
-    metadata entry records the size rule, normalisation and classes (:func:`export_metadata`), which
-    :class:`encdec.OnnxPredictor` reads. With ``dynamic=True``
+    metadata entry records the size rule, normalisation and classes (``export_metadata``), which
+    ``encdec.OnnxPredictor`` reads. With ``dynamic=True``
     any batch size and any height and width the model accepts work (``resfcn18`` flattens a fixed-size image,
     so only its batch is dynamic). Models whose decoder pads odd sizes (``unet_pet``) are traced at an odd size
     so the padding is part of the graph for every size.
@@ -201,7 +201,7 @@ def _export(model: nn.Module, example: Tensor, path: str, *, dynamic: bool, spat
 
 
 def export_metadata(model: nn.Module) -> Dict[str, Any]:
-    """What :func:`export_onnx` stores in the file's ``encdec`` metadata entry (JSON): what ``predict`` needs to
+    """What ``export_onnx`` stores in the file's ``encdec`` metadata entry (JSON): what ``predict`` needs to
     prepare images for the model and read its output, so a predictor given only the file does the same.
 
     Example:

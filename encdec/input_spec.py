@@ -1,5 +1,5 @@
-"""What images a model accepts: :class:`InputSpec`, the one size contract every encdec model carries, and the
-:class:`InputSizeError` it raises.
+"""What images a model accepts: ``InputSpec``, the one size contract every encdec model carries, and the
+``InputSizeError`` it raises.
 
 Example:
     >>> from encdec.input_spec import InputSpec
@@ -78,8 +78,8 @@ def check_floating(x: Tensor) -> None:
 class InputSpec:
     """The inputs a model accepts: channels and the rule on height and width, in one place.
 
-    Every encdec model carries one as ``model.input_spec``; :func:`encdec.predict` pads to it, the exporters
-    trace with it, the registry's human-readable rule is :meth:`rule`, and the model's own input check raises
+    Every encdec model carries one as ``model.input_spec``; ``encdec.predict`` pads to it, the exporters
+    trace with it, the registry's human-readable rule is ``rule``, and the model's own input check raises
     from it.
 
     Attributes:
@@ -186,7 +186,7 @@ class InputSpec:
 
 
 def input_spec_of(model: nn.Module) -> Optional[InputSpec]:
-    """A model's :class:`InputSpec`: its ``input_spec``, or one built from ``size_multiple`` / ``min_size`` /
+    """A model's ``InputSpec``: its ``input_spec``, or one built from ``size_multiple`` / ``min_size`` /
     ``in_channels`` attributes (wrappers that forward those), or ``None`` for a model that declares nothing.
 
     Example:

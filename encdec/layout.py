@@ -236,8 +236,8 @@ def choose_channels_last(channels_last: Union[bool, str], model: nn.Module, devi
                          shape: Optional[Sequence[int]] = None, *, train: bool = False) -> bool:
     """Resolve ``channels_last`` for one model and input shape, measuring where the answer varies.
 
-    See :func:`known_channels_last` for the cases decided without measuring. Otherwise, with an input ``shape`` the
-    two layouts are timed once per process (:func:`measure_channels_last`) and the result is remembered; without
+    See ``known_channels_last`` for the cases decided without measuring. Otherwise, with an input ``shape`` the
+    two layouts are timed once per process (``measure_channels_last``) and the result is remembered; without
     one, NCHW is kept.
 
     Args:
@@ -302,7 +302,7 @@ class LayoutProbe:
 
     def run(self, shape: Sequence[int], call: Callable[[bool], object], *, measurable: bool = True) -> object:
         """Run ``call(channels_last)`` for one batch of ``shape`` in the layout chosen (or being tried) for it;
-        ``measurable=False`` (fewer than four batches of this shape to come) uses :meth:`fallback` instead."""
+        ``measurable=False`` (fewer than four batches of this shape to come) uses ``fallback`` instead."""
         if self.known is not None:
             return call(self.known)
         key = _key(self.model, shape, self.device, self.precision, False)

@@ -15,7 +15,7 @@ Conventions:
   leaves it out of the means. Pass ``zero_division=0.0`` or ``1.0`` to count such classes instead;
 * ``dice`` for a two-class problem is the foreground Dice (class 1), the number binary-segmentation papers
   report; for more classes it is the mean over classes;
-* NaN or infinite scores (logits) are refused with :class:`encdec.batches.NonFiniteError`, never turned into
+* NaN or infinite scores (logits) are refused with ``encdec.batches.NonFiniteError``, never turned into
   labels: ``argmax`` of a NaN row is a class, and such a model would be scored as if it had predicted it.
 
 Example:
@@ -263,7 +263,7 @@ def pixel_accuracy(
     """Fraction of non-ignored pixels whose predicted label equals the target.
 
     Args:
-        pred: Labels or ``(N, C, ...)`` scores (see :func:`confusion_matrix`).
+        pred: Labels or ``(N, C, ...)`` scores (see ``confusion_matrix``).
         target: Integer labels.
         num_classes: Number of classes.
         ignore_index: Target label left out of the count.
@@ -555,7 +555,7 @@ class SegmentationMetrics(_Accumulator):
         num_classes: Number of classes ``C``.
         ignore_index: Target label left out of every count (any integer, e.g. 255); when it is a class index,
             that class is scored NaN and left out of the means.
-        device: Where the counts live; by default they follow the first batch passed to :meth:`update`.
+        device: Where the counts live; by default they follow the first batch passed to ``update``.
         zero_division: Score of a class whose score is ``0 / 0`` (absent from target and prediction); NaN (the
             default) reports NaN for it and leaves it out of the means; 0.0 or 1.0 count it.
         validate: Raise on labels outside ``[0, C)`` that are not the ignore label (one small host copy per
@@ -563,7 +563,7 @@ class SegmentationMetrics(_Accumulator):
 
     Attributes:
         confusion_matrix: ``(C, C)`` int64 counts, rows = target, columns = prediction (all processes after
-            :meth:`sync`).
+            ``sync``).
 
     Example:
         >>> import torch
@@ -619,7 +619,7 @@ class SegmentationMetrics(_Accumulator):
         self._add(cm)
 
     def compute(self) -> Dict[str, Any]:
-        """Scores of everything added so far (all processes after :meth:`sync`).
+        """Scores of everything added so far (all processes after ``sync``).
 
         Returns:
             ``pixel_accuracy``, ``mean_accuracy``, ``miou``, ``fwiou``, ``dice`` as floats; ``iou``,

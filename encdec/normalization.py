@@ -22,7 +22,7 @@ IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
 CIFAR10_MEAN: Tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 #: CIFAR-10 channel standard deviation as the reference code normalises.
 CIFAR10_STD: Tuple[float, float, float] = (0.2023, 0.1994, 0.2010)
-#: Channel mean of raw :class:`~encdec.datasets.SyntheticShapes` images (measured over 2,000 default items).
+#: Channel mean of raw ``SyntheticShapes`` images (measured over 2,000 default items).
 SHAPES_MEAN: Tuple[float, float, float] = (0.5, 0.5, 0.5)
-#: Channel standard deviation of :class:`~encdec.datasets.SyntheticShapes` images.
+#: Channel standard deviation of ``SyntheticShapes`` images.
 SHAPES_STD: Tuple[float, float, float] = (0.265, 0.265, 0.265)

@@ -2,7 +2,7 @@
 converting reference checkpoints into self-describing safetensors files.
 
 These functions sit above the model registry: they rebuild a model from the architecture name a file records,
-which :mod:`encdec.weights` (below the registry) never looks up.
+which ``encdec.weights`` (below the registry) never looks up.
 
 Example:
     >>> import tempfile, encdec
@@ -49,13 +49,13 @@ _RESIZE_POLICIES = ("stretch", "shorter-side+center-crop", "none")
 def save_pretrained(
     model: nn.Module, directory: PathLike, *, verify: Optional[Callable[[Path], None]] = None, **metadata: Any
 ) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``directory`` for :func:`from_pretrained`.
+    """Write ``config.json`` and ``model.safetensors`` into ``directory`` for ``from_pretrained``.
 
     Args:
         model: A model built by an encdec builder.
         directory: The folder (created if needed; its other files are left alone).
         verify: Called with the written weights file before it replaces an earlier one (see
-            :func:`encdec.save_weights`).
+            ``encdec.save_weights``).
         **metadata: ``class_names``, ``mean``, ``std`` and other JSON-able values to record.
 
     Returns:
@@ -115,11 +115,11 @@ def _is_number(value: Any) -> bool:
 
 def validate_config(config: Mapping[str, Any], source: PathLike) -> Dict[str, Any]:
     """A saved config checked as a whole (types, ranges, sizes), with the file-naming builder arguments
-    (:data:`PATH_ARGUMENTS`) left out: a config never makes encdec open another file.
+    (``PATH_ARGUMENTS``) left out: a config never makes encdec open another file.
 
     Checked: ``architecture`` a name; ``kwargs`` an object; ``mean`` and ``std`` lists of 1 to 4 finite numbers
     of the same length, ``std`` positive; ``class_names`` a list of strings; ``preprocessing`` an object whose
-    ``size`` is one or two whole numbers from 1 to :data:`MAX_RECORDED_SIZE`, whose ``resize`` is a known policy,
+    ``size`` is one or two whole numbers from 1 to ``MAX_RECORDED_SIZE``, whose ``resize`` is a known policy,
     whose ``ignore_index`` is a whole number and whose ``palette`` is a name or a list of ``[r, g, b]`` values
     0-255.
     Messages quote no more than 120 characters of any value.
@@ -277,22 +277,22 @@ def from_pretrained(path: PathLike, **overrides: Any) -> nn.Module:
     """Build and load a model from a ``save_pretrained`` folder or a ``.safetensors`` file saved by encdec, or a
     folder written by segmentation_models_pytorch's ``save_pretrained``.
 
-    An smp folder's ``config.json`` is read option by option (:func:`encdec.models.smp_config.from_smp_config`):
+    An smp folder's ``config.json`` is read option by option (``encdec.models.smp_config.from_smp_config``):
     the equal encdec model is built and loaded, or the option encdec does not build the same way is named and
     nothing is loaded. smp's ``activation`` is recorded (``encdec_config["activation"]``) and applied by
-    :func:`encdec.predict` with ``probabilities=True``; the model's forward returns logits, as losses need.
+    ``encdec.predict`` with ``probabilities=True``; the model's forward returns logits, as losses need.
 
     Args:
         path: The folder (``config.json`` + ``model.safetensors``) or the file.
         **overrides: Builder arguments that replace the saved ones.
 
-    The saved config is checked as a whole first (:func:`validate_config`); builder arguments that name files
+    The saved config is checked as a whole first (``validate_config``); builder arguments that name files
     (``weights``, ``encoder_weights``) are never taken from it.
 
     Raises:
         WeightsError: The folder or file does not describe a model that can be built from its weights, or its
             config holds values of the wrong type or range (class names that do not match the outputs, a
-            non-positive std, a training size over :data:`MAX_RECORDED_SIZE`).
+            non-positive std, a training size over ``MAX_RECORDED_SIZE``).
 
     Example:
         >>> import tempfile, encdec
@@ -337,7 +337,7 @@ def load_model(
     reference / plain checkpoint together with the architecture's name.
 
     Reference checkpoints get the normalisation (``mean`` / ``std``) they were trained with recorded in
-    ``model.encdec_config``, so :func:`encdec.predict` and a later :func:`save_pretrained` use it.
+    ``model.encdec_config``, so ``encdec.predict`` and a later ``save_pretrained`` use it.
 
     Args:
         path: A ``save_pretrained`` folder, an encdec ``.safetensors`` file, or any checkpoint file.

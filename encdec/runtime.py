@@ -1,6 +1,6 @@
 """How to run a model: the device, the precision, the memory format and the autocast context, in one place.
 
-:func:`encdec.fit`, :func:`encdec.evaluate`, :func:`encdec.predict`, the exporters and the command line all
+``encdec.fit``, ``encdec.evaluate``, ``encdec.predict``, the exporters and the command line all
 resolve ``device="auto"``, ``precision="auto"`` and ``channels_last="auto"`` through these functions, so one
 machine gets one answer everywhere.
 
@@ -83,7 +83,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """Turn ``"auto"`` into the fastest safe precision for ``device`` and check explicit requests.
 
     ``"auto"`` gives ``"bf16"`` on CUDA devices that support it (else ``"fp16"``, with a gradient scaler in
-    :func:`encdec.fit`), ``"bf16"`` on CPUs with native bfloat16 (AVX512-BF16 or AMX), and ``"fp32"`` otherwise.
+    ``encdec.fit``), ``"bf16"`` on CPUs with native bfloat16 (AVX512-BF16 or AMX), and ``"fp32"`` otherwise.
 
     Raises:
         ValueError: ``precision`` is not one of ``auto``, ``fp32``, ``bf16``, ``fp16``, or ``fp16`` is asked for
@@ -136,8 +136,8 @@ def resolve_channels_last(
 ) -> bool:
     """Whether to use the channels-last memory format, by a fixed rule (no timing).
 
-    :func:`encdec.fit` and :func:`encdec.predict` time both layouts where this rule is unsure (fp32 on the CPU;
-    see :mod:`encdec.layout`); :func:`encdec.evaluate` and the exporters use the rule. ``"auto"`` is on for
+    ``encdec.fit`` and ``encdec.predict`` time both layouts where this rule is unsure (fp32 on the CPU;
+    see ``encdec.layout``); ``encdec.evaluate`` and the exporters use the rule. ``"auto"`` is on for
     conv nets on CUDA (cuDNN's mixed-precision kernels are NHWC) and for conv nets running in ``bf16`` on the
     CPU (oneDNN's bfloat16 convolutions are fastest in NHWC: 1.75x over fp32 for resnet34_unet inference against
     1.46x for NCHW bf16); off for fp32 on the CPU.

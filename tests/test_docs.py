@@ -127,8 +127,17 @@ def test_nav_covers_every_page():
 
 # ---------------------------------------------------------------------------------------------- Chromium
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
-                None)
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+CHROMIUM = next((shutil.which(n) for n in CHROMIUM_NAMES if shutil.which(n)), None)
+
+#: Every test that drives the browser carries this mark: without Chromium they are skipped, never failed
+#: (``tests/test_docs_without_chromium.py`` runs them with Chromium hidden from PATH to prove it).
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (Debian: apt-get install chromium); the rendering check of the docs site "
+           "is skipped",
+)
+browser = pytest.mark.browser
 
 
 def _dump_dom(url: str, profile: Path) -> str:
@@ -141,8 +150,6 @@ def _dump_dom(url: str, profile: Path) -> str:
     return done.stdout
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium); "
-                                             "the rendering check of the docs site is skipped")
 def test_api_summaries_hold_no_escaped_html(site):
     from_hook = _hook_module()
     for page in from_hook.API_PAGES:
@@ -162,6 +169,8 @@ def test_wide_code_blocks_and_tables_scroll_in_their_box():
         assert any("overflow-x: auto" in body for body in bodies), selector
 
 
+@browser
+@needs_chromium
 def test_chromium_renders_home_and_api_pages(site, tmp_path):
     home = _dump_dom((site / "index.html").as_uri(), tmp_path / "profile")
     assert re.search(r"<title>\s*encdec", home)
@@ -174,3 +183,14 @@ def test_chromium_renders_home_and_api_pages(site, tmp_path):
     assert table is not None, "the API page shows no table"
     assert "SegmentationMetrics" in table.group(0) and "confusion_matrix" in table.group(0)
     assert 'id="encdec.metrics.SegmentationMetrics"' in api  # the rendered documentation the table links to
+
+
+def test_no_sphinx_roles_in_the_built_site(site):
+    """Docstrings reach the site as Markdown: a ``:func:`x` `` role would show as text (159 before this check)."""
+    role = re.compile(r":(?:py:)?(?:func|class|meth|data|mod|attr|exc|obj|const):(?:<code>|`)")
+    found = {}
+    for page in site.rglob("*.html"):
+        hits = role.findall(page.read_text(encoding="utf-8"))
+        if hits:
+            found[str(page.relative_to(site))] = len(hits)
+    assert not found, f"Sphinx roles shown as text: {found}"

@@ -51,6 +51,7 @@ API_PAGES: Dict[str, List[str]] = {
 }
 
 _API = re.compile(r"<!--\s*api\s*-->")
+_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|data|mod|attr|exc|obj|const):`~?([^`<]+?)`")
 _FACTS = re.compile(r"<!--\s*model-facts\s+(\w+)\s*-->")
 _ENCODERS = re.compile(r"<!--\s*encoder-table\s*-->")
 _DECODERS = re.compile(r"<!--\s*decoder-table\s*-->")
@@ -115,8 +116,15 @@ def _module_link(module_name: str, from_page: str) -> str:
     return ""
 
 
+def _without_roles(text: str) -> str:
+    """Sphinx roles as code spans (``:func:`~a.b` `` -> ``` `b` ```), as the griffe extension does for docstrings."""
+    return _ROLE.sub(lambda m: "`" + (m.group(1).rsplit(".", 1)[-1] if m.group(0).split("`")[1].startswith("~")
+                                      else m.group(1)) + "`", text)
+
+
 def _summary(obj: Any) -> str:
     doc = inspect.getdoc(obj) if (inspect.isclass(obj) or callable(obj) or inspect.ismodule(obj)) else None
+    doc = _without_roles(doc) if doc else doc
     if doc:
         return _cell(doc.strip().split("\n\n")[0].replace("\n", " "))
     if callable(obj):
@@ -144,7 +152,7 @@ def render_api(page: str) -> str:
         rows = listing[module_name]
         if len(API_PAGES[page]) > 1:
             out.append(f"## `{module_name}`\n")
-            doc = inspect.getdoc(importlib.import_module(module_name)) or ""
+            doc = _without_roles(inspect.getdoc(importlib.import_module(module_name)) or "")
             if doc:
                 out.append(doc.split("\n\n")[0] + "\n")
         out.append("| Name | Kind | Summary |\n|---|---|---|")

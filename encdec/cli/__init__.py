@@ -1,8 +1,8 @@
 """The ``encdec`` command: ``list``, ``info``, ``convert``, ``train``, ``recipes``, ``eval``, ``predict``, ``demo``.
 
 One small module per verb parses its arguments, calls the library and prints; the logic lives in the library
-(:mod:`encdec.summary`, :func:`encdec.datasets.from_spec`, :func:`encdec.convert_checkpoint`, :func:`encdec.fit`,
-:func:`encdec.evaluate`, :func:`encdec.predict`, :mod:`encdec.viz`). ``encdec VERB --help`` shows each verb's
+(``encdec.summary``, ``encdec.datasets.from_spec``, ``encdec.convert_checkpoint``, ``encdec.fit``,
+``encdec.evaluate``, ``encdec.predict``, ``encdec.viz``). ``encdec VERB --help`` shows each verb's
 options with examples.
 
 Exit status: 0 on success, 2 for a usage error (an unknown model, a malformed ``--data``, an option out of

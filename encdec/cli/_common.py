@@ -122,7 +122,7 @@ def device(text: str) -> str:
 
 
 def parse_data(text: str) -> DataSpec:
-    """``--data KIND[:PATH]`` as a :class:`~encdec.datasets.DataSpec`; a usage error names what is wrong.
+    """``--data KIND[:PATH]`` as a ``DataSpec``; a usage error names what is wrong.
 
     Example:
         >>> parse_data("shapes:64").count

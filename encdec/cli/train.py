@@ -1,4 +1,4 @@
-"""``encdec train``: train or fine-tune a model with :func:`encdec.fit` on a dataset spec."""
+"""``encdec train``: train or fine-tune a model with ``encdec.fit`` on a dataset spec."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """Datasets for the on-disk layouts users already have, plus an embedded synthetic dataset.
 
-* :class:`VOCSegmentation`, :class:`OxfordPetSegmentation`: ``(image, mask)`` pairs from the official layouts.
-* :class:`CIFAR10`, :class:`DogImages`: ``(image, label)`` pairs.
-* :class:`SyntheticShapes`: procedurally drawn shapes, no files; the default dataset of the demo and tests.
-* :mod:`~encdec.datasets.presets`: the reference transform pipelines; :func:`apply_paired` for your own.
+* ``VOCSegmentation``, ``OxfordPetSegmentation``: ``(image, mask)`` pairs from the official layouts.
+* ``CIFAR10``, ``DogImages``: ``(image, label)`` pairs.
+* ``SyntheticShapes``: procedurally drawn shapes, no files; the default dataset of the demo and tests.
+* ``presets``: the reference transform pipelines; ``apply_paired`` for your own.
 
 Every dataset exposes ``num_classes``, ``ignore_index`` and ``class_names``. Masks are checked as they are
-read: a value that is neither a class nor the ignore label raises :class:`LabelError` naming the file, before
-anything reaches a loss; an unreadable image raises :class:`CorruptImageError` naming the file (or is skipped
+read: a value that is neither a class nor the ignore label raises ``LabelError`` naming the file, before
+anything reaches a loss; an unreadable image raises ``CorruptImageError`` naming the file (or is skipped
 and counted with ``skip_corrupt=True``).
 
 Example:

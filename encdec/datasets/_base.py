@@ -28,7 +28,7 @@ def resolve_root(root: Any, candidates: Sequence[str], marker: str, expected: st
     )
 
 
-#: Attributes that describe a dataset's labels and preprocessing, kept by :func:`take`.
+#: Attributes that describe a dataset's labels and preprocessing, kept by ``take``.
 DESCRIPTIVE_ATTRIBUTES = ("num_classes", "ignore_index", "class_names", "mean", "std", "palette")
 
 

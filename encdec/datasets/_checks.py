@@ -189,7 +189,7 @@ def _invalid_values(mask: np.ndarray, valid: np.ndarray) -> List[int]:
 def check_mask_labels(
     mask: Union[np.ndarray, torch.Tensor], num_classes: int, ignore_index: Optional[int] = None, source: str = "mask"
 ) -> None:
-    """Raise :class:`LabelError` if a mask holds values outside ``[0, num_classes)`` other than ``ignore_index``.
+    """Raise ``LabelError`` if a mask holds values outside ``[0, num_classes)`` other than ``ignore_index``.
 
     Args:
         mask: Integer labels (array or tensor).

@@ -34,7 +34,7 @@ class DataProblem:
 
 @dataclass
 class DataReport:
-    """What :func:`check_dataset` found.
+    """What ``check_dataset`` found.
 
     Attributes:
         total: Samples in the dataset.
@@ -103,7 +103,7 @@ def check_dataset(dataset: Any, *, limit: Optional[int] = None, seed: int = 0) -
         seed: Seed of that choice.
 
     Returns:
-        A :class:`DataReport`.
+        A ``DataReport``.
 
     Example:
         >>> from encdec.datasets import SyntheticShapes

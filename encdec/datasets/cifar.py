@@ -62,7 +62,7 @@ class CIFAR10(Dataset):
     Args:
         root: The ``cifar-10-batches-py`` folder or its parent (torchvision's layout).
         train: Training batches 1-5 (50,000 images) or the test batch (10,000).
-        transform: Applied to the image tensor, e.g. :func:`encdec.datasets.presets.cifar_train` (the reference
+        transform: Applied to the image tensor, e.g. ``encdec.datasets.presets.cifar_train`` (the reference
             RandomCrop(32, padding=4) + flip + normalisation).
 
     Attributes:

@@ -50,7 +50,7 @@ class DogImages(ImageLabelDataset):
         split: ``"train"`` / ``"val"``: a seeded split stratified by class, holding out ``val_fraction`` of
             each class; ``"all"``: every image. For a layout already split into folders, point ``root`` at
             one of them and use ``"all"``.
-        transform: Applied to the image tensor, e.g. :func:`encdec.datasets.presets.dogs_train`.
+        transform: Applied to the image tensor, e.g. ``encdec.datasets.presets.dogs_train``.
         val_fraction: Share of each class held out for ``"val"``.
         seed: Seed of the split.
         skip_corrupt: Substitute the next readable sample for an unreadable file (recorded in ``skipped``).

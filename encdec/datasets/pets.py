@@ -30,7 +30,7 @@ class OxfordPetSegmentation(ImageMaskDataset):
             trainval, stratified by breed, holding out ``val_fraction`` of each breed.
         mode: ``"binary"`` or ``"trimap"``.
         transforms: Joint ``transforms(image, mask) -> (image, mask)``, e.g.
-            :func:`encdec.datasets.presets.pets_train`.
+            ``encdec.datasets.presets.pets_train``.
         val_fraction: Share of trainval used for ``split="val"``.
         seed: Seed of the train/val split.
         skip_corrupt: Substitute the next readable sample for an unreadable file (recorded in ``skipped``).

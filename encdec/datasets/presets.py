@@ -2,7 +2,7 @@
 
 Segmentation presets are joint transforms, called as ``preset(image, mask)`` with the mask wrapped as a
 ``tv_tensors.Mask`` (the datasets of ``encdec.datasets`` do this through
-:func:`~encdec.datasets.transforms.apply_paired`): one random draw moves image and mask together, masks are
+``apply_paired``): one random draw moves image and mask together, masks are
 resampled with nearest neighbour only, and masks are never rescaled or converted to float.
 Classification presets take the image tensor alone.
 
@@ -14,7 +14,7 @@ Reference presets (what the reference checkpoints were trained and evaluated wit
 * Oxford Pet (the Pet report): resize to 256x256 with PIL's bilinear filter (masks: nearest), values in ``[0, 1]``
   without normalisation; random horizontal and vertical flips for training.
 
-The reference resizes go through Pillow itself (:class:`PILResize`), so their pixels equal the course code's
+The reference resizes go through Pillow itself (``PILResize``), so their pixels equal the course code's
 ``Image.resize`` exactly; torch's own ``"nearest"`` picks other source pixels than PIL's, and its bilinear
 filter rounds differently.
 * CIFAR-10 (the CIFAR-10 report): RandomCrop(32, padding=4) + RandomHorizontalFlip for training, normalisation with
@@ -140,7 +140,7 @@ def segmentation_eval(
         mean: Normalisation mean, or ``None`` to keep values in ``[0, 1]``.
         std: Normalisation std, or ``None``.
         interpolation: Image interpolation: ``"nearest"`` and ``"pil_bilinear"`` resize with Pillow exactly as the
-            reference code does (:class:`PILResize`); ``"bilinear"``, ``"bicubic"``, ... use torch. Masks always
+            reference code does (``PILResize``); ``"bilinear"``, ``"bicubic"``, ... use torch. Masks always
             use nearest.
 
     Returns:
@@ -288,7 +288,7 @@ def voc_train(
 
     Args:
         size: Output side or ``(H, W)``.
-        augment: ``False`` gives the reference (no augmentation, same as :func:`voc_eval`).
+        augment: ``False`` gives the reference (no augmentation, same as ``voc_eval``).
         interpolation: Image interpolation (``"nearest"`` as in the reference).
 
     Returns:

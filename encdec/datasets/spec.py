@@ -1,7 +1,7 @@
 """Datasets named by a short spec, as the command line takes them: ``voc:PATH``, ``pet:PATH``, ``cifar10:PATH``,
 ``dogs:PATH``, ``shapes`` or ``shapes:N``.
 
-:func:`from_spec` builds the dataset of a spec for a split with the matching preset (training augmentation for
+``from_spec`` builds the dataset of a spec for a split with the matching preset (training augmentation for
 ``"train"``, the evaluation preprocessing otherwise), and records on it what a model trained on it needs to
 know: ``mean`` / ``std`` of the normalisation and the ``palette`` to draw its masks with.
 
@@ -124,7 +124,7 @@ class DataSpec:
 
     @property
     def info(self) -> DataKind:
-        """The :class:`DataKind` of this spec."""
+        """The ``DataKind`` of this spec."""
         return DATA_KINDS[self.kind]
 
 
@@ -172,11 +172,11 @@ def from_spec(
     ``split="train"`` gets the training preset (with augmentation); every other split the evaluation
     preprocessing. The returned dataset carries ``num_classes``, ``class_names``, ``ignore_index`` and, added
     here, ``mean`` / ``std`` (the normalisation of its images) and ``palette`` (a name for
-    :func:`encdec.viz.get_palette`).
+    ``encdec.viz.get_palette``).
 
     Args:
         spec: ``"voc:PATH"``, ``"pet:PATH"``, ``"cifar10:PATH"``, ``"dogs:PATH"``, ``"shapes[:N]"`` or a
-            :class:`DataSpec`.
+            ``DataSpec``.
         split: ``"train"`` or a split of the kind (``DATA_KINDS[kind].splits``). Validation splits never touch a
             test set: Pet's and the dog folders' ``"val"`` are seeded splits of their training data, and CIFAR-10's
             ``"val"`` holds out 10% of each class of the training batches (its ``"train"`` is the other 90%).
@@ -190,7 +190,7 @@ def from_spec(
             exactly the reports' (VOC: resize only; Pet: resize and random flips; CIFAR-10: its random crop and
             flip, which the report applies; dogs: the evaluation resize and centre crop, nothing random).
         skip_corrupt: VOC, Pet and dogs: substitute the next readable sample for an unreadable file instead of
-            raising (see :func:`encdec.datasets.check.check_dataset` to find and leave them out beforehand).
+            raising (see ``encdec.datasets.check.check_dataset`` to find and leave them out beforehand).
 
     Raises:
         FileNotFoundError: The folder, or a file its layout needs, is missing (the message names the layout).

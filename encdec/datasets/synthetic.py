@@ -96,7 +96,7 @@ class SyntheticShapes(Dataset):
     """Shapes on textured backgrounds for segmentation or classification, drawn on the fly from a seed.
 
     Segmentation items are ``(image, mask)``: a float32 image ``(3, size, size)`` normalised with
-    :attr:`mean` / :attr:`std` (roughly zero mean, unit variance) and an int64 mask ``(size, size)`` with
+    ``mean`` / ``std`` (roughly zero mean, unit variance) and an int64 mask ``(size, size)`` with
     class 0 = background and class ``k`` = ``SHAPE_KINDS[k - 1]`` (circle, square, triangle, ring, cross).
     Each image holds 1-4 shapes of radius 14%-31% of the side (9-20 px at 64x64), placed so that they seldom
     overlap (a later shape covers an earlier one). With ``num_classes=2`` the task is binary (circles against

@@ -3,7 +3,7 @@
 ``torchvision.transforms.v2`` draws one set of random parameters per call and applies it to every input, and it
 resamples ``tv_tensors.Mask`` inputs with nearest neighbour while ``ToDtype``/``Normalize`` leave masks alone.
 So a v2 pipeline called as ``pipeline(image, mask)`` already is a correct paired transform, provided the mask
-is wrapped as a ``tv_tensors.Mask``. :func:`apply_paired` does that wrapping, unwraps the results to plain
+is wrapped as a ``tv_tensors.Mask``. ``apply_paired`` does that wrapping, unwraps the results to plain
 tensors, and refuses pipelines that turn a mask into floats (which would blur labels). Every dataset of
 ``encdec.datasets`` calls its ``transforms`` through it.
 """

@@ -23,14 +23,14 @@ class VOCSegmentation(ImageMaskDataset):
 
     Items are ``(image, mask)``: without ``transforms`` a uint8 image ``(3, H, W)`` and an int64 mask
     ``(H, W)`` of palette indices (0-20 classes, 255 object boundaries). Masks are checked on read: any other
-    value raises :class:`~encdec.datasets.LabelError` naming the file.
+    value raises ``LabelError`` naming the file.
 
     Args:
         root: The ``VOC2012`` folder itself, a ``VOCdevkit`` folder, or a folder containing ``VOCdevkit``
             (torchvision's layout).
         split: Name of a file in ``ImageSets/Segmentation`` (``"train"``, ``"val"``, ``"trainval"``).
         transforms: Joint ``transforms(image, mask) -> (image, mask)``, e.g.
-            :func:`encdec.datasets.presets.voc_train` (the mask is passed as a ``tv_tensors.Mask``).
+            ``encdec.datasets.presets.voc_train`` (the mask is passed as a ``tv_tensors.Mask``).
         boundary: ``"ignore"`` keeps 255 as the ignore label (21 classes, ``ignore_index=255``); ``"class"``
             maps it to class 21 (22 classes, ``ignore_index=21``) like the 22-output reference checkpoints,
             which were trained with ``CrossEntropyLoss(ignore_index=21)``.
@@ -38,7 +38,7 @@ class VOCSegmentation(ImageMaskDataset):
             VOC colour map, the boundary colour included; a colour outside it is refused by name. ``"refuse"``
             accepts palette and grayscale masks only.
         skip_corrupt: Substitute the next readable sample for an unreadable file (recorded in ``skipped``)
-            instead of raising :class:`~encdec.datasets.CorruptImageError`.
+            instead of raising ``CorruptImageError``.
 
     Attributes:
         num_classes: 21, or 22 with ``boundary="class"``.

@@ -1,10 +1,10 @@
 """Decoders on the encoder contract: they map an encoder's feature maps (high to low resolution) to one map.
 
-* :class:`~encdec.decoders.unet.UNetDecoder`: upsample, concatenate a skip connection, convolve, level by level;
-* :class:`~encdec.decoders.fpn.FPNDecoder`: a feature pyramid, each level convolved up to stride 4 and summed;
-* :class:`~encdec.decoders.deeplab.DeepLabV3PlusDecoder`: atrous spatial pyramid pooling and one stride-4 skip;
-* :class:`~encdec.decoders.linknet.LinknetDecoder`: transposed-convolution upsampling, skip connections added;
-* :class:`~encdec.decoders.pspnet.PSPDecoder`: pyramid pooling of the coarsest map.
+* ``UNetDecoder``: upsample, concatenate a skip connection, convolve, level by level;
+* ``FPNDecoder``: a feature pyramid, each level convolved up to stride 4 and summed;
+* ``DeepLabV3PlusDecoder``: atrous spatial pyramid pooling and one stride-4 skip;
+* ``LinknetDecoder``: transposed-convolution upsampling, skip connections added;
+* ``PSPDecoder``: pyramid pooling of the coarsest map.
 
 Example:
     >>> from encdec.decoders import FPNDecoder

@@ -43,9 +43,9 @@ class LinknetBlock(nn.Module):
 
 
 class LinknetDecoder(UNetDecoder):
-    """One :class:`LinknetBlock` per halving of the coarsest stride, deepest first, each adding the next finer
+    """One ``LinknetBlock`` per halving of the coarsest stride, deepest first, each adding the next finer
     map; blocks past the finest map add nothing and end at ``prefinal_channels``. It climbs the maps as
-    :class:`~encdec.decoders.unet.UNetDecoder` does.
+    ``UNetDecoder`` does.
 
     Args:
         encoder_channels: The encoder's ``out_channels`` (high to low resolution).

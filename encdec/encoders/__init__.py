@@ -1,9 +1,9 @@
 """Encoders: networks that map an image to feature maps from high to low resolution, for every decoder.
 
-Three sources follow one contract (:mod:`~encdec.encoders.contract`: ``out_channels``, ``strides``, a list of
-maps): torchvision's classification zoo (:mod:`~encdec.encoders.torchvision_backbones`), timm when it is installed
-(:mod:`~encdec.encoders.timm_backbones`, names ``"timm:NAME"``) and the course ResNets
-(:mod:`~encdec.encoders.course`).
+Three sources follow one contract (``contract``: ``out_channels``, ``strides``, a list of
+maps): torchvision's classification zoo (``torchvision_backbones``), timm when it is installed
+(``timm_backbones``, names ``"timm:NAME"``) and the course ResNets
+(``course``).
 
 Example:
     >>> from encdec.encoders import create_encoder
@@ -38,7 +38,7 @@ def create_encoder(name: str, *, in_channels: int = 3, weights: Optional[Union[s
     ``"timm:NAME"``.
 
     Args:
-        name: See :func:`list_encoders`; ``"timm:"`` followed by any timm model with a ``features_only`` form.
+        name: See ``list_encoders``; ``"timm:"`` followed by any timm model with a ``features_only`` form.
         in_channels: Image channels.
         weights: A local ImageNet state-dict file of the backbone (torchvision's or timm's).
         output_stride: Dilate the last stages so no map is coarser than this (8 or 16).

@@ -6,8 +6,8 @@ attributes that describe them without running it:
 * ``out_channels``: the channels of each map;
 * ``strides``: how many input pixels one position of each map spans (2 means half the input's height and width).
 
-:func:`adapt_input_channels` changes a backbone's first convolution for images of other than three channels, and
-:func:`dilate` trades the last downsampling steps for dilation (the encoders of DeepLab), both the way
+``adapt_input_channels`` changes a backbone's first convolution for images of other than three channels, and
+``dilate`` trades the last downsampling steps for dilation (the encoders of DeepLab), both the way
 segmentation_models_pytorch does, so that models and checkpoints behave the same.
 """
 

@@ -4,7 +4,7 @@ Each backbone is torchvision's own module (built with ``weights=None``; nothing 
 classifier left out. Its modules keep torchvision's names, so a torchvision ImageNet file such as
 ``resnet34-b627a593.pth`` loads into it directly, and so do the encoder entries of segmentation_models_pytorch
 checkpoints on the same architectures. The feature maps are, for each stride, the output of the last module of the
-network's feature body that runs at that stride; :data:`BACKBONES` declares them with their channels and strides
+network's feature body that runs at that stride; ``BACKBONES`` declares them with their channels and strides
 (``tests/test_encoders.py`` and ``benchmarks`` check them against ``torchvision.models.feature_extraction``).
 """
 
@@ -205,9 +205,9 @@ class TorchvisionEncoder(nn.Module):
     """A torchvision classification network as an encoder: its feature body, returning a map per stride.
 
     Args:
-        name: A torchvision model name from :data:`BACKBONES` (``"resnet34"``, ``"efficientnet_b0"``, ...).
+        name: A torchvision model name from ``BACKBONES`` (``"resnet34"``, ``"efficientnet_b0"``, ...).
         in_channels: Image channels; the first convolution is adapted from the RGB one (see
-            :func:`~encdec.encoders.contract.adapt_input_channels`).
+            ``adapt_input_channels``).
         weights: A torchvision ImageNet state-dict file for this architecture (its classifier is left out).
         output_stride: Keep the maps at most this coarse by dilation (8 or 16, for DeepLab); default: none.
         depth: Keep only the maps within this many halvings (stride ``2 ** depth`` at most), and only the layers
@@ -268,7 +268,7 @@ class TorchvisionEncoder(nn.Module):
 
 
 def load_torchvision_weights(encoder: TorchvisionEncoder, path: PathLike) -> None:
-    """Load a torchvision ImageNet state-dict file into a :class:`TorchvisionEncoder` of the same architecture.
+    """Load a torchvision ImageNet state-dict file into a ``TorchvisionEncoder`` of the same architecture.
 
     The classifier (``fc.*``, ``classifier.*``) and the layers an encoder of limited ``depth`` leaves out are
     left out; every other entry must fit, with the usual ``WeightsError`` listing of missing, unexpected and

@@ -41,8 +41,8 @@ def soft_bce_loss(
     the loss is 0.
 
     Args:
-        logits: Scores ``(N, C, ...)`` (see :func:`dice_loss` for the shapes of each mode).
-        target: Targets of the mode (see :func:`dice_loss`).
+        logits: Scores ``(N, C, ...)`` (see ``dice_loss`` for the shapes of each mode).
+        target: Targets of the mode (see ``dice_loss``).
         mode: ``"binary"`` (default), ``"multiclass"`` or ``"multilabel"``.
         ignore_index: Target value whose pixels are left out.
         smooth_factor: Label smoothing: targets ``1 - s`` and ``s`` instead of 1 and 0.
@@ -100,13 +100,13 @@ def bce_dice_loss(
     """``bce_weight * soft_bce_loss + dice_weight * dice_loss`` on the same sigmoid probabilities.
 
     Binary and multilabel targets; in multiclass mode each class against the rest on one-hot targets, in both
-    terms (for the softmax pair use :func:`dice_ce`). smp has no combined loss: this is smp's
-    ``SoftBCEWithLogitsLoss`` (see :func:`soft_bce_loss` for its mean) plus its ``DiceLoss`` (see
-    :func:`dice_loss` for its smoothing).
+    terms (for the softmax pair use ``dice_ce``). smp has no combined loss: this is smp's
+    ``SoftBCEWithLogitsLoss`` (see ``soft_bce_loss`` for its mean) plus its ``DiceLoss`` (see
+    ``dice_loss`` for its smoothing).
 
     Args:
-        logits: Scores ``(N, C, ...)`` (see :func:`dice_loss` for the shapes of each mode).
-        target: Targets of the mode (see :func:`dice_loss`).
+        logits: Scores ``(N, C, ...)`` (see ``dice_loss`` for the shapes of each mode).
+        target: Targets of the mode (see ``dice_loss``).
         mode: ``"binary"`` (default), ``"multiclass"`` or ``"multilabel"``.
         bce_weight: Weight of the cross-entropy term.
         dice_weight: Weight of the Dice term.
@@ -140,7 +140,7 @@ def bce_dice_loss(
 
 
 class SoftBCEWithLogitsLoss(ModeLoss):
-    """Binary cross-entropy with logits as a module (see :func:`soft_bce_loss`).
+    """Binary cross-entropy with logits as a module (see ``soft_bce_loss``).
 
     Args:
         mode: ``"binary"`` (default), ``"multiclass"`` (each class against the rest) or ``"multilabel"``.
@@ -182,7 +182,7 @@ class SoftBCEWithLogitsLoss(ModeLoss):
 
 
 class BCEDiceLoss(ModeLoss):
-    """Binary cross-entropy plus soft Dice as a module (see :func:`bce_dice_loss`).
+    """Binary cross-entropy plus soft Dice as a module (see ``bce_dice_loss``).
 
     Args:
         mode: ``"binary"`` (default), ``"multiclass"`` (each class against the rest) or ``"multilabel"``.

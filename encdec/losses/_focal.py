@@ -38,8 +38,8 @@ def focal_loss(
     multiclass mode with ``from_logits=False`` passes log-probabilities where logits belong.
 
     Args:
-        logits: Scores ``(N, C, ...)`` (see :func:`dice_loss` for the shapes of each mode).
-        target: Targets of the mode (see :func:`dice_loss`).
+        logits: Scores ``(N, C, ...)`` (see ``dice_loss`` for the shapes of each mode).
+        target: Targets of the mode (see ``dice_loss``).
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
         gamma: Focusing power; 0 gives (binary) cross-entropy.
         alpha: Weight of the positives (``1 - alpha`` for the negatives) in the sigmoid forms; ``None`` weighs
@@ -89,7 +89,7 @@ def focal_loss(
 
 
 class FocalLoss(ModeLoss):
-    """Focal loss as a module (see :func:`focal_loss` for the definition and the arguments).
+    """Focal loss as a module (see ``focal_loss`` for the definition and the arguments).
 
     Args:
         mode: ``"binary"``, ``"multiclass"`` (default) or ``"multilabel"``.

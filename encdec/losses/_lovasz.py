@@ -56,8 +56,8 @@ def lovasz_loss(
     encdec takes probabilities when it is ``False``.
 
     Args:
-        logits: Scores ``(N, C, ...)`` (see :func:`dice_loss` for the shapes of each mode).
-        target: Targets of the mode (see :func:`dice_loss`).
+        logits: Scores ``(N, C, ...)`` (see ``dice_loss`` for the shapes of each mode).
+        target: Targets of the mode (see ``dice_loss``).
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
         ignore_index: Target value whose pixels are left out.
         per_image: One loss per image, averaged, instead of one over the batch.
@@ -99,7 +99,7 @@ def lovasz_loss(
 
 
 class LovaszLoss(ModeLoss):
-    """Lovasz-softmax / Lovasz hinge loss as a module (see :func:`lovasz_loss`).
+    """Lovasz-softmax / Lovasz hinge loss as a module (see ``lovasz_loss``).
 
     Args:
         mode: ``"binary"``, ``"multiclass"`` (default) or ``"multilabel"``.

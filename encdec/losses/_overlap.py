@@ -136,8 +136,8 @@ def jaccard_loss(
     ``smooth=0.0, empty="zero"`` (smp's defaults); encdec's ``smooth=1`` also scores classes absent from the batch.
 
     Args:
-        logits: Scores ``(N, C, ...)`` (see :func:`dice_loss` for the shapes of each mode).
-        target: Targets of the mode (see :func:`dice_loss`).
+        logits: Scores ``(N, C, ...)`` (see ``dice_loss`` for the shapes of each mode).
+        target: Targets of the mode (see ``dice_loss``).
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
         ignore_index: Target value whose pixels are left out.
         smooth: Added to numerator and denominator.
@@ -146,7 +146,7 @@ def jaccard_loss(
         include_background: Whether class 0 counts in the mean (multiclass mode only).
         per_image: One score per image and class, averaged, instead of one per class over the batch.
         log_loss: ``-log(iou)`` instead of ``1 - iou``.
-        empty: ``"score"``, ``"zero"`` or ``"drop"`` a class without target pixels (see :func:`dice_loss`).
+        empty: ``"score"``, ``"zero"`` or ``"drop"`` a class without target pixels (see ``dice_loss``).
         validate: Raise on target values the mode does not allow.
 
     Returns:
@@ -196,8 +196,8 @@ def tversky_loss(
     focal Tversky loss raises each class's term to ``1 / gamma`` instead).
 
     Args:
-        logits: Scores ``(N, C, ...)`` (see :func:`dice_loss` for the shapes of each mode).
-        target: Targets of the mode (see :func:`dice_loss`).
+        logits: Scores ``(N, C, ...)`` (see ``dice_loss`` for the shapes of each mode).
+        target: Targets of the mode (see ``dice_loss``).
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
         alpha: Weight of the false positives.
         beta: Weight of the false negatives.
@@ -209,7 +209,7 @@ def tversky_loss(
         include_background: Whether class 0 counts in the mean (multiclass mode only).
         per_image: One score per image and class, averaged, instead of one per class over the batch.
         log_loss: ``-log(tversky)`` instead of ``1 - tversky``.
-        empty: ``"score"``, ``"zero"`` or ``"drop"`` a class without target pixels (see :func:`dice_loss`).
+        empty: ``"score"``, ``"zero"`` or ``"drop"`` a class without target pixels (see ``dice_loss``).
         validate: Raise on target values the mode does not allow.
 
     Returns:
@@ -243,7 +243,7 @@ def dice_ce(
 ) -> torch.Tensor:
     """``ce_weight * cross-entropy + dice_weight * soft Dice loss`` (multiclass), both ignoring ``ignore_index``.
 
-    For binary or multilabel targets use :func:`bce_dice_loss`.
+    For binary or multilabel targets use ``bce_dice_loss``.
 
     Args:
         logits: Scores ``(N, C, ...)``; ``C == 1`` uses binary cross-entropy with logits.
@@ -278,7 +278,7 @@ def dice_ce(
 
 
 class DiceLoss(ModeLoss):
-    """Soft Dice loss as a module (see :func:`dice_loss` for the definition and the arguments).
+    """Soft Dice loss as a module (see ``dice_loss`` for the definition and the arguments).
 
     Args:
         mode: ``"binary"``, ``"multiclass"`` (default) or ``"multilabel"``.
@@ -326,7 +326,7 @@ class DiceLoss(ModeLoss):
 
 
 class JaccardLoss(ModeLoss):
-    """Soft Jaccard (IoU) loss as a module (see :func:`jaccard_loss` for the definition and the arguments).
+    """Soft Jaccard (IoU) loss as a module (see ``jaccard_loss`` for the definition and the arguments).
 
     Args:
         mode: ``"binary"``, ``"multiclass"`` (default) or ``"multilabel"``.
@@ -374,7 +374,7 @@ class JaccardLoss(ModeLoss):
 
 
 class TverskyLoss(ModeLoss):
-    """Tversky loss as a module (see :func:`tversky_loss` for the definition and the arguments).
+    """Tversky loss as a module (see ``tversky_loss`` for the definition and the arguments).
 
     Args:
         mode: ``"binary"``, ``"multiclass"`` (default) or ``"multilabel"``.
@@ -430,7 +430,7 @@ class TverskyLoss(ModeLoss):
 
 
 class DiceCELoss(nn.Module):
-    """Cross-entropy plus soft Dice as a module (see :func:`dice_ce`); multiclass targets.
+    """Cross-entropy plus soft Dice as a module (see ``dice_ce``); multiclass targets.
 
     Args:
         ignore_index: Target label whose pixels are left out of both terms.

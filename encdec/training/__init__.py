@@ -1,13 +1,13 @@
 """``fit``, ``evaluate`` and ``History``: a small training helper that resumes exactly, runs fast on CPU and
 scales out with torch.distributed.
 
-* :func:`fit` (:mod:`~encdec.training.fitting`): the training recipe, top to bottom;
-* :func:`evaluate` (:mod:`~encdec.training.evaluation`): loss and metrics on a loader;
-* :class:`History` (:mod:`~encdec.training.history`): the per-epoch record;
-* :mod:`~encdec.training.state`: checkpoints and resume; :mod:`~encdec.training.factories`: optimizers,
+* ``fit`` (``fitting``): the training recipe, top to bottom;
+* ``evaluate`` (``evaluation``): loss and metrics on a loader;
+* ``History`` (``history``): the per-epoch record;
+* ``state``: checkpoints and resume; ``factories``: optimizers,
   schedules and losses by name.
 
-How to run (device, precision, channels-last) is decided by :mod:`encdec.runtime`, whose functions are also
+How to run (device, precision, channels-last) is decided by ``encdec.runtime``, whose functions are also
 available here.
 
 Example:

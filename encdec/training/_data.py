@@ -1,6 +1,6 @@
 """Data randomness that a resumed run repeats exactly, whatever the workers.
 
-``fit`` reads the training data through :func:`reproducible_loader`: the shuffle order of each epoch is drawn
+``fit`` reads the training data through ``reproducible_loader``: the shuffle order of each epoch is drawn
 from ``(seed, epoch)``, and every sample is read with Python's, NumPy's and torch's global generators seeded from
 ``(seed, epoch, index)`` (and put back afterwards in the main process). So the augmentation of sample ``i`` in
 epoch ``e`` is the same in an uninterrupted run and in one resumed at any epoch, with or without worker

@@ -19,7 +19,7 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 
 @dataclass
 class Run:
-    """The state of one :func:`encdec.fit` (or :func:`encdec.evaluate`) run.
+    """The state of one ``encdec.fit`` (or ``encdec.evaluate``) run.
 
     The first group is fixed when the run starts; the last group changes as it goes and is what a checkpoint
     saves besides the model and optimizer.

@@ -31,21 +31,21 @@ def evaluate(
 ) -> Dict[str, Any]:
     """Loss and metrics of ``model`` on ``loader``, in eval mode under ``torch.inference_mode``.
 
-    In a distributed job (process group initialised, e.g. under ``torchrun`` after :func:`fit`), each rank reads
+    In a distributed job (process group initialised, e.g. under ``torchrun`` after ``fit``), each rank reads
     its share of a map-style dataset and the counts are all-reduced, so every rank returns the same numbers as a
     one-process evaluation. The model's train/eval mode is restored afterwards.
 
     Args:
         model: Segmentation model or classifier.
         loader: Yields ``(images, targets)``.
-        metrics: Metric object (see :func:`fit`); default by the shape of the logits.
+        metrics: Metric object (see ``fit``); default by the shape of the logits.
         loss: ``loss(logits, targets)``; ``"default"``: cross entropy ignoring the dataset's ``ignore_index``;
             ``None``: no loss.
         device: ``"auto"`` or a torch device; the model is moved there.
         precision: ``"fp32"`` (default: reported numbers must be reproducible on any machine), or ``"auto"``,
             ``"bf16"``, ``"fp16"`` to opt in to faster, slightly different scores (see
-            :func:`encdec.runtime.resolve_precision`).
-        channels_last: Channels-last memory format (``"auto"``: see :func:`resolve_channels_last`).
+            ``encdec.runtime.resolve_precision``).
+        channels_last: Channels-last memory format (``"auto"``: see ``resolve_channels_last``).
         progress: Show a tqdm bar.
 
     Returns:

@@ -33,7 +33,7 @@ __all__ = ["LOSSES", "OPTIMIZERS", "SCHEDULERS", "make_loss", "make_optimizer", 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "step", "multistep", "plateau", "cosine", "onecycle")
 #: The losses by name: cross-entropy, soft Dice, both, soft Jaccard (IoU), focal, Lovasz, Tversky, binary
-#: cross-entropy and BCE + Dice (see :mod:`encdec.losses`).
+#: cross-entropy and BCE + Dice (see ``encdec.losses``).
 LOSSES = ("ce", "dice", "dice_ce", "jaccard", "focal", "lovasz", "tversky", "bce", "bce_dice")
 _BY_NAME = {"dice": DiceLoss, "jaccard": JaccardLoss, "focal": FocalLoss, "lovasz": LovaszLoss,
             "tversky": TverskyLoss, "bce": SoftBCEWithLogitsLoss, "bce_dice": BCEDiceLoss}
@@ -99,10 +99,10 @@ def make_scheduler(
 
 
 def make_loss(name: str, *, ignore_index: Optional[int] = None, mode: str = "multiclass") -> Optional[nn.Module]:
-    """A loss of :data:`LOSSES` by name, for targets of ``mode`` (``"binary"``, ``"multiclass"`` or
+    """A loss of ``LOSSES`` by name, for targets of ``mode`` (``"binary"``, ``"multiclass"`` or
     ``"multilabel"``), ignoring ``ignore_index``, with the loss's own defaults.
 
-    ``"ce"`` is ``None`` (:func:`encdec.fit`'s default cross-entropy, which ignores the dataset's ignore label) and
+    ``"ce"`` is ``None`` (``encdec.fit``'s default cross-entropy, which ignores the dataset's ignore label) and
     ``"dice_ce"`` its sum with Dice, both multiclass; ``"bce"`` and ``"bce_dice"`` score each class against the rest
     in multiclass mode.
 

@@ -1,4 +1,4 @@
-"""``History``: the per-epoch record of a :func:`encdec.fit` run."""
+"""``History``: the per-epoch record of a ``encdec.fit`` run."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ BOOKKEEPING = ("epoch", "lr", "seconds", "train_seconds", "images_per_second")
 
 
 class History:
-    """Per-epoch record of a :func:`fit` run: losses, metrics, learning rate, seconds and images/s.
+    """Per-epoch record of a ``fit`` run: losses, metrics, learning rate, seconds and images/s.
 
     ``history.epochs`` is a list of dicts, one per epoch, with keys such as ``epoch``, ``lr``, ``train_loss``,
     ``train_miou``, ``val_loss``, ``val_miou``, ``seconds``, ``images_per_second`` (per-class metrics are lists).
@@ -95,7 +95,7 @@ class History:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> History:
-        """Rebuild a History from :meth:`to_dict` output.
+        """Rebuild a History from ``to_dict`` output.
 
         Example:
             >>> History.from_dict({"epochs": [{"epoch": 1, "train_loss": 2.0}]})["train_loss"]
@@ -110,7 +110,7 @@ class History:
         return history
 
     def save_json(self, path: PathLike) -> Path:
-        """Write :meth:`to_dict` as JSON, atomically.
+        """Write ``to_dict`` as JSON, atomically.
 
         Example:
             >>> import tempfile, json
@@ -139,7 +139,7 @@ class History:
         return "\n".join(lines) + "\n"
 
     def save_csv(self, path: PathLike) -> Path:
-        """Write :meth:`to_csv` atomically (``fit`` writes ``metrics.csv`` beside ``history.json``).
+        """Write ``to_csv`` atomically (``fit`` writes ``metrics.csv`` beside ``history.json``).
 
         Example:
             >>> import tempfile
@@ -152,7 +152,7 @@ class History:
     def plot(self, path: PathLike, *, dpi: int = 100) -> Path:
         """Draw the loss and metric curves (train and validation together) into one image file.
 
-        One panel per quantity (``loss``, ``miou``, ...) drawn by :func:`encdec.viz.plot_history`, with the best
+        One panel per quantity (``loss``, ``miou``, ...) drawn by ``encdec.viz.plot_history``, with the best
         epoch of the monitored value marked.
 
         Args:

@@ -1,11 +1,11 @@
 """Recipes: each course report's training and evaluation workflow as data, and an improved recipe per task.
 
-A :class:`Recipe` holds what a report fixed: the model, the data and its preprocessing (the reference presets,
+A ``Recipe`` holds what a report fixed: the model, the data and its preprocessing (the reference presets,
 which resize through Pillow as the course code did), the optimizer, the learning-rate schedule (including when
 it steps), the batch size, the epochs, the loss, the monitored metric, the precision and the checkpoint it started
 from. ``encdec train --recipe NAME`` runs one; explicit command-line flags override its fields. A field the report
-does not state is encdec's choice and listed in :attr:`Recipe.not_in_report`. The course recipes keep the reports'
-defects on purpose, so their numbers can be reproduced, and say so in :attr:`Recipe.defects`; the ``*_improved``
+does not state is encdec's choice and listed in ``Recipe.not_in_report``. The course recipes keep the reports'
+defects on purpose, so their numbers can be reproduced, and say so in ``Recipe.defects``; the ``*_improved``
 recipes fix them.
 
 Example:

@@ -48,7 +48,7 @@ def seed_worker(worker_id: int) -> None:
     """``worker_init_fn`` for DataLoaders: seed ``random`` and NumPy in each worker from torch's worker seed.
 
     torch gives every worker ``base_seed + worker_id``; the base seed comes from the loader's ``generator`` (or the
-    global torch RNG), so with :func:`seed_everything` or a seeded generator the augmentations are reproducible.
+    global torch RNG), so with ``seed_everything`` or a seeded generator the augmentations are reproducible.
 
     Example:
         >>> import torch

@@ -36,7 +36,7 @@ METRICS_CSV = "metrics.csv"
 PathLike = Union[str, "os.PathLike[str]"]
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:
-    """Load a checkpoint written by :func:`encdec.fit` with ``torch.load(weights_only=True)``.
+    """Load a checkpoint written by ``encdec.fit`` with ``torch.load(weights_only=True)``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -112,7 +112,7 @@ def capture_rng_state(loaders: Iterable[Any] = ()) -> Dict[str, Any]:
 
 
 def restore_rng_state(state: Dict[str, Any], loaders: Iterable[Any] = ()) -> None:
-    """Restore a snapshot taken by :func:`capture_rng_state` (the loaders must be passed in the same order).
+    """Restore a snapshot taken by ``capture_rng_state`` (the loaders must be passed in the same order).
 
     Example:
         >>> state = capture_rng_state()
@@ -318,7 +318,7 @@ def check_counters(state: Dict[str, Any], source: str) -> None:
 
 
 def resume_run(run: Run, path: Path, loaders: List[Any], monitor: Optional[str]) -> None:
-    """Restore ``run`` from a checkpoint written by :func:`save_run`, refusing one of another model or optimizer.
+    """Restore ``run`` from a checkpoint written by ``save_run``, refusing one of another model or optimizer.
 
     Raises:
         ValueError: The checkpoint was written for a different model, optimizer or monitored key, or holds

@@ -1,8 +1,8 @@
 """Pictures of segmentations: palettes, label colouring, overlays, prediction grids and training curves.
 
-Everything here is a whole-array operation: :func:`colorize` is one palette lookup (``palette[labels]``), a
+Everything here is a whole-array operation: ``colorize`` is one palette lookup (``palette[labels]``), a
 prediction grid is a few stacks and one reshape, with no Python loop over pixels or images. PNGs are written
-with Pillow; only :func:`plot_history` needs matplotlib (``pip install "encdec[plot]"``), imported when called.
+with Pillow; only ``plot_history`` needs matplotlib (``pip install "encdec[plot]"``), imported when called.
 
 Example:
     >>> import numpy as np

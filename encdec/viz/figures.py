@@ -26,7 +26,7 @@ def save_classification_grid(
 
     Args:
         path: Output image file (format by suffix).
-        images: ``(N, 3, H, W)`` batch (see :func:`to_rgb`).
+        images: ``(N, 3, H, W)`` batch (see ``to_rgb``).
         predicted: Predicted class of each image.
         targets: True class of each image.
         class_names: Name of each class index.
@@ -72,7 +72,7 @@ def _is_number(value: Any) -> bool:
 
 def _series(history: Any) -> Dict[str, List[float]]:
     """Name -> values from a mapping of lists, a list of per-epoch dicts, or an object with ``to_dict()`` (such
-    as :class:`encdec.History`, whose per-epoch records are under ``"epochs"``)."""
+    as ``encdec.History``, whose per-epoch records are under ``"epochs"``)."""
     for attr in ("to_dict", "as_dict"):
         if hasattr(history, attr):
             history = getattr(history, attr)()

@@ -62,7 +62,7 @@ def overlay(
     """Blend coloured labels over an image; the ``background`` label stays see-through.
 
     Args:
-        image: Image(s) accepted by :func:`to_rgb`.
+        image: Image(s) accepted by ``to_rgb``.
         labels: Labels ``(H, W)`` or ``(N, H, W)`` matching the image(s).
         alpha: Opacity of the label colours.
         palette: Palette name or colours.
@@ -115,7 +115,7 @@ def prediction_grid(
 ) -> np.ndarray:
     """One picture with a row per sample: image | ground truth | prediction.
 
-    Built from whole-batch arrays: the images, :func:`colorize` of the targets and of the predictions are
+    Built from whole-batch arrays: the images, ``colorize`` of the targets and of the predictions are
     stacked, padded and reshaped into one uint8 array.
 
     Args:
@@ -158,7 +158,7 @@ def save_prediction_grid(
     path: PathLike, images: ArrayLike, targets: ArrayLike, preds: ArrayLike, *,
     class_names: Optional[Sequence[str]] = None, annotate: bool = True, **kwargs: Any
 ) -> Path:
-    """Write :func:`prediction_grid` as a PNG (parent folders are created), with column titles and a legend.
+    """Write ``prediction_grid`` as a PNG (parent folders are created), with column titles and a legend.
 
     With ``annotate`` (the default) small tiles are enlarged (nearest neighbour) to at least 96 pixels wide, the
     columns get the titles *image*, *target* and *prediction*, and a legend below names the colour of every class
@@ -166,12 +166,12 @@ def save_prediction_grid(
 
     Args:
         path: Output file.
-        images: See :func:`prediction_grid`.
-        targets: See :func:`prediction_grid`.
-        preds: See :func:`prediction_grid`.
+        images: See ``prediction_grid``.
+        targets: See ``prediction_grid``.
+        preds: See ``prediction_grid``.
         class_names: Names for the legend (default: the class numbers).
         annotate: Titles and legend; ``False`` writes the bare grid.
-        **kwargs: Passed to :func:`prediction_grid`.
+        **kwargs: Passed to ``prediction_grid``.
 
     Returns:
         The path written.

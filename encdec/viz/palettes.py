@@ -1,4 +1,4 @@
-"""Palettes and label colouring: the VOC colour map, named palettes, and :func:`colorize` as one lookup."""
+"""Palettes and label colouring: the VOC colour map, named palettes, and ``colorize`` as one lookup."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def get_palette(palette: PaletteLike = "voc") -> np.ndarray:
     """A palette as a ``(K, 3)`` uint8 array, ``K >= 256`` (short palettes are completed with VOC colours).
 
     Args:
-        palette: A name in :data:`PALETTES` or a sequence of RGB triples.
+        palette: A name in ``PALETTES`` or a sequence of RGB triples.
 
     Returns:
         A uint8 array ``(K, 3)``.
@@ -100,7 +100,7 @@ def colorize(
 
     Args:
         labels: Integer labels of any shape ``(..., H, W)``, NumPy or torch (any device).
-        palette: Palette name or ``(K, 3)`` colours (see :func:`get_palette`).
+        palette: Palette name or ``(K, 3)`` colours (see ``get_palette``).
         ignore_index: Label drawn in ``ignore_color`` (any integer, e.g. 255 or -1).
         ignore_color: RGB colour of ignored pixels.
 

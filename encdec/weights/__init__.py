@@ -1,11 +1,11 @@
 """Reading, validating, converting and writing model weights.
 
-* :mod:`~encdec.weights.formats`: recognise a checkpoint from its bytes and read it without trusting it;
-* :mod:`~encdec.weights.load`: unwrap containers, rename reference keys, validate every key and shape, load;
-* :mod:`~encdec.weights.save`: safetensors with metadata, written atomically.
+* ``encdec.weights.formats``: recognise a checkpoint from its bytes and read it without trusting it;
+* ``encdec.weights.load``: unwrap containers, rename reference keys, validate every key and shape, load;
+* ``encdec.weights.save``: safetensors with metadata, written atomically.
 
 Whole-model folders (``save_pretrained`` / ``from_pretrained``) and checkpoint conversion sit above the model
-registry, in :mod:`encdec.pretrained`.
+registry, in ``encdec.pretrained``.
 
 Example:
     >>> import tempfile, torch

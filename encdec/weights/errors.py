@@ -1,4 +1,4 @@
-"""The errors and the load report of :mod:`encdec.weights`, and how their messages quote untrusted text."""
+"""The errors and the load report of ``encdec.weights``, and how their messages quote untrusted text."""
 
 from __future__ import annotations
 

@@ -65,10 +65,10 @@ def read_checkpoint_file(path: PathLike) -> Any:
 
 
 def read_checkpoint_with_metadata(path: PathLike) -> Tuple[Any, Dict[str, str]]:
-    """The object a checkpoint file holds and its string metadata (:func:`read_metadata`), from one open of it.
+    """The object a checkpoint file holds and its string metadata (``read_metadata``), from one open of it.
 
     Raises:
-        WeightsError: As :func:`read_checkpoint_file`.
+        WeightsError: As ``read_checkpoint_file``.
 
     Example:
         >>> import tempfile, encdec
@@ -148,7 +148,7 @@ def check_regular_file(path: PathLike, what: str = "checkpoint") -> None:
 
 def _open(path: Path) -> BinaryIO:
     """The one handle a checkpoint is read through: opened once, without blocking, checked to be a regular file
-    (a FIFO or device swapped in after :func:`check_regular_file` is refused, never waited on)."""
+    (a FIFO or device swapped in after ``check_regular_file`` is refused, never waited on)."""
     check_regular_file(path)
     try:
         return open_regular_file(path, "checkpoint")

@@ -2,11 +2,11 @@
 
 Every checkpoint goes through the same steps:
 
-1. :func:`read_state_dict`: read the file safely (:mod:`encdec.weights.formats`), unwrap training containers
+1. ``read_state_dict``: read the file safely (``encdec.weights.formats``), unwrap training containers
    (``state_dict``, ``model``, ``net``, ...) and strip ``module.`` / ``_orig_mod.`` / Lightning ``model.``
    prefixes.
 2. The model's ``checkpoint_filter`` (given by its builder) renames reference keys to encdec's own.
-3. :func:`load_state_dict`: check every key and shape first, then load all or nothing.
+3. ``load_state_dict``: check every key and shape first, then load all or nothing.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def load_weights(
         strict: With ``True`` (default), any missing, unexpected or mis-shaped key raises ``WeightsError`` and
             nothing is loaded. With ``False``, what fits is loaded and the rest is reported (and warned about).
         use_ema: Prefer the file's EMA weights when it has them.
-        checkpoint_filter: Renames foreign keys to the model's (see :data:`CheckpointFilter`); default: the
+        checkpoint_filter: Renames foreign keys to the model's (see ``CheckpointFilter``); default: the
             model's own ``checkpoint_filter`` attribute, which encdec's builders set.
 
     A model of a builder with several layouts (``resnet50_unet``'s ``variant``) built without naming one is
@@ -264,7 +264,7 @@ def load_state_dict(
 
     Names and shapes are checked first (no value of a mis-shaped tensor is ever read); then it refuses
     non-floating values for floating parameters, non-finite values, and values
-    no trained model holds (:data:`PLAUSIBILITY_CHECKS`: negative BatchNorm variances, negative or fractional
+    no trained model holds (``PLAUSIBILITY_CHECKS``: negative BatchNorm variances, negative or fractional
     batch counters, and the model's own ``plausibility_checks``).
     BatchNorm ``num_batches_tracked`` counters absent from old checkpoints are not required.
 

@@ -37,7 +37,7 @@ _TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 
 def weights_metadata(model: nn.Module, extra: Mapping[str, Any]) -> Dict[str, str]:
     """The string metadata saved with ``model``'s weights: format, encdec version, architecture and builder
-    arguments (for models from encdec builders), the model's :data:`CONFIG_KEYS` and ``extra`` as JSON.
+    arguments (for models from encdec builders), the model's ``CONFIG_KEYS`` and ``extra`` as JSON.
 
     Example:
         >>> import encdec
