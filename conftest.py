@@ -59,9 +59,7 @@ def pytest_collect_file(file_path, parent):
 
 
 #: Blocks of pages being rewritten elsewhere that do not run yet: still collected, reported as xfail.
-KNOWN_FAILING = {
-    "docs/models/resnet50_unet.md::[CodeFence#1]": "a fragment of the course listing (no imports, no nn)",
-}
+KNOWN_FAILING: dict = {}
 
 
 def pytest_collection_modifyitems(config, items):
