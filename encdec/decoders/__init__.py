@@ -2,9 +2,13 @@
 
 * :class:`~encdec.decoders.unet.UNetDecoder`: upsample, concatenate a skip connection, convolve, level by level;
 * :class:`~encdec.decoders.fpn.FPNDecoder`: a feature pyramid, each level convolved up to stride 4 and summed;
+* :class:`~encdec.decoders.deeplab.DeepLabV3Decoder`: atrous spatial pyramid pooling of the coarsest map;
 * :class:`~encdec.decoders.deeplab.DeepLabV3PlusDecoder`: atrous spatial pyramid pooling and one stride-4 skip;
 * :class:`~encdec.decoders.linknet.LinknetDecoder`: transposed-convolution upsampling, skip connections added;
-* :class:`~encdec.decoders.pspnet.PSPDecoder`: pyramid pooling of the coarsest map.
+* :class:`~encdec.decoders.pspnet.PSPDecoder`: pyramid pooling of the coarsest map;
+* :class:`~encdec.decoders.unetplusplus.UNetPlusPlusDecoder`: nested, densely connected skip pathways;
+* :class:`~encdec.decoders.manet.MAnetDecoder`: position attention on the coarsest map, fusion attention upwards;
+* :class:`~encdec.decoders.pan.PANDecoder`: feature pyramid attention and global attention upsampling.
 
 Example:
     >>> from encdec.decoders import FPNDecoder
@@ -12,11 +16,15 @@ Example:
     128
 """
 
-from .deeplab import ASPP, DeepLabV3PlusDecoder
+from .deeplab import ASPP, DeepLabV3Decoder, DeepLabV3PlusDecoder
 from .fpn import FPNDecoder
 from .linknet import LinknetBlock, LinknetDecoder
+from .manet import MAnetDecoder, MFABlock, PABlock
+from .pan import FPABlock, GAUBlock, PANDecoder
 from .pspnet import PSPDecoder, PyramidPooling
 from .unet import UNetDecoder
+from .unetplusplus import UNetPlusPlusDecoder
 
-__all__ = ["ASPP", "DeepLabV3PlusDecoder", "FPNDecoder", "LinknetBlock", "LinknetDecoder", "PSPDecoder",
-           "PyramidPooling", "UNetDecoder"]
+__all__ = ["ASPP", "DeepLabV3Decoder", "DeepLabV3PlusDecoder", "FPABlock", "FPNDecoder", "GAUBlock", "LinknetBlock",
+           "LinknetDecoder", "MAnetDecoder", "MFABlock", "PABlock", "PANDecoder", "PSPDecoder", "PyramidPooling",
+           "UNetDecoder", "UNetPlusPlusDecoder"]
