@@ -63,7 +63,18 @@ OPTIONS: Dict[str, List[Dict[str, Any]]] = {
                       {"decoder_atrous_rates": [6, 12, 18]}, {"upsampling": 2}],
     "Linknet": [{"decoder_use_norm": False}, {"encoder_depth": 4}],
     "PSPNet": [{"decoder_use_norm": False}, {"psp_out_channels": 256}, {"encoder_depth": 4, "upsampling": 16}],
+    "DeepLabV3": [{"encoder_output_stride": 16}, {"decoder_aspp_separable": True}, {"encoder_depth": 4},
+                  {"decoder_atrous_rates": [6, 12, 18]}, {"decoder_channels": 128}, {"upsampling": 4}],
+    "UnetPlusPlus": [{"decoder_interpolation": "bilinear"}, {"decoder_attention_type": "scse"},
+                     {"decoder_use_norm": False}, {"decoder_use_norm": "layernorm"},
+                     {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}],
+    "MAnet": [{"decoder_pab_channels": 32}, {"decoder_use_norm": False}, {"decoder_interpolation": "bilinear"},
+              {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}],
+    "PAN": [{"encoder_output_stride": 32}, {"decoder_interpolation": "nearest"}, {"encoder_depth": 4},
+            {"decoder_channels": 64}, {"upsampling": 2}],
 }
+#: Classes whose smallest input is larger than SIZES (PAN pools its coarsest map three times).
+LARGER_SIZES = {"PAN": ((256, 256), (256, 384))}
 COMMON_OPTIONS: List[Dict[str, Any]] = [{}, {"activation": "sigmoid"}, {"aux_params": {"classes": 4}}]
 CLASSES = 3
 
@@ -126,7 +137,7 @@ def run_row(cls_name: str, encoder: str, options: Dict[str, Any], seed: int = 0)
     _randomize(reference, seed)
     reference.eval()
     generator = torch.Generator().manual_seed(seed + 1)
-    inputs = [torch.randn(2, 3, h, w, generator=generator) for h, w in SIZES]
+    inputs = [torch.randn(2, 3, h, w, generator=generator) for h, w in LARGER_SIZES.get(cls_name, SIZES)]
     try:
         expected = _smp_outputs(reference, inputs)
     except Exception as error:  # noqa: BLE001

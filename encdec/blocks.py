@@ -20,6 +20,7 @@ __all__ = [
     "Bottleneck",
     "DecoderBlock",
     "SCSE",
+    "channel_gate",
     "ResidualMLPBlock",
     "SeparableConv2d",
 ]
@@ -326,12 +327,23 @@ class SCSE(nn.Module):
         squeezed = channels // reduction
         if squeezed < 1:
             raise ValueError(f"SCSE needs at least {reduction} channels to squeeze by {reduction}, got {channels}")
-        self.cSE = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, squeezed, 1), nn.ReLU(inplace=True),
-                                 nn.Conv2d(squeezed, channels, 1), nn.Sigmoid())
+        self.cSE = channel_gate(channels, squeezed)
         self.sSE = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.cSE(x) + x * self.sSE(x)
+
+
+def channel_gate(channels: int, squeezed: int) -> nn.Sequential:
+    """A squeeze-and-excitation channel gate (Hu et al., 2018): global average pooling, a 1x1 conv to ``squeezed``
+    channels, ReLU, a 1x1 conv back to ``channels``, sigmoid, indexed ``0``-``4`` (the weights at ``1`` and ``3``).
+
+    Example:
+        >>> channel_gate(32, 2)(torch.zeros(1, 32, 4, 4)).shape
+        torch.Size([1, 32, 1, 1])
+    """
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, squeezed, 1), nn.ReLU(inplace=True),
+                         nn.Conv2d(squeezed, channels, 1), nn.Sigmoid())
 
 
 class ResidualMLPBlock(nn.Module):

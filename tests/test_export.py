@@ -41,6 +41,13 @@ SEGMENTATION: List[Tuple[str, Callable[[], nn.Module], int, Sizes]] = [
     ("unet_pet", encdec.unet_pet, 64, [(1, 64, 64), (2, 47, 33)]),
     ("resnet34_unet", encdec.resnet34_unet, 64, [(1, 64, 64), (2, 128, 64)]),
     ("resnet50_unet", encdec.resnet50_unet, 64, [(1, 64, 64), (2, 40, 56)]),
+    ("deeplabv3", lambda: encdec.deeplabv3(encoder="resnet18", num_classes=3), 64, [(1, 64, 64), (2, 96, 64)]),
+    ("deeplabv3-torchvision", lambda: encdec.deeplabv3(encoder="resnet18", num_classes=3, layout="torchvision",
+                                                       aux_loss=True), 64, [(1, 64, 64), (2, 96, 64)]),
+    ("unetplusplus", lambda: encdec.unetplusplus(encoder="resnet18", num_classes=3), 64,
+     [(1, 64, 64), (2, 96, 64)]),
+    ("manet", lambda: encdec.manet(encoder="resnet18", num_classes=3), 64, [(1, 64, 64), (2, 96, 64)]),
+    ("pan", lambda: encdec.pan(encoder="resnet18", num_classes=3), 128, [(1, 128, 128), (2, 192, 128)]),
 ]
 CLASSIFIERS: List[Tuple[str, Callable[[], nn.Module], int, Sizes]] = [
     ("custom_cnn", encdec.custom_cnn, 32, [(1, 32, 32), (3, 64, 48)]),

@@ -6,13 +6,14 @@ import torchvision
 
 import encdec
 
-ALL = ["custom_cnn", "deeplabv3plus", "fpn", "linknet", "pspnet", "resfcn18", "resnet18_classifier", "resnet34_unet",
-       "resnet50_cifar", "resnet50_unet", "unet", "unet_pet", "vgg16_cifar"]
+ALL = ["custom_cnn", "deeplabv3", "deeplabv3plus", "fpn", "linknet", "manet", "pan", "pspnet", "resfcn18",
+       "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "unet", "unet_pet", "unetplusplus",
+       "vgg16_cifar"]
 
 
 def test_list_models_and_patterns():
     assert encdec.list_models() == ALL
-    assert encdec.list_models("*unet*") == ["resnet34_unet", "resnet50_unet", "unet", "unet_pet"]
+    assert encdec.list_models("*unet*") == ["resnet34_unet", "resnet50_unet", "unet", "unet_pet", "unetplusplus"]
     assert encdec.list_models(task="classification") == ["custom_cnn", "resfcn18", "resnet18_classifier",
                                                          "resnet50_cifar", "vgg16_cifar"]
 

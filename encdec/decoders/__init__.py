@@ -2,9 +2,13 @@
 
 * ``UNetDecoder``: upsample, concatenate a skip connection, convolve, level by level;
 * ``FPNDecoder``: a feature pyramid, each level convolved up to stride 4 and summed;
+* ``DeepLabV3Decoder``: atrous spatial pyramid pooling of the coarsest map;
 * ``DeepLabV3PlusDecoder``: atrous spatial pyramid pooling and one stride-4 skip;
 * ``LinknetDecoder``: transposed-convolution upsampling, skip connections added;
-* ``PSPDecoder``: pyramid pooling of the coarsest map.
+* ``PSPDecoder``: pyramid pooling of the coarsest map;
+* ``UNetPlusPlusDecoder``: nested, densely connected skip pathways;
+* ``MAnetDecoder``: position attention on the coarsest map, fusion attention upwards;
+* ``PANDecoder``: feature pyramid attention and global attention upsampling.
 
 Example:
     >>> from encdec.decoders import FPNDecoder
@@ -12,11 +16,15 @@ Example:
     128
 """
 
-from .deeplab import ASPP, DeepLabV3PlusDecoder
+from .deeplab import ASPP, DeepLabV3Decoder, DeepLabV3PlusDecoder
 from .fpn import FPNDecoder
 from .linknet import LinknetBlock, LinknetDecoder
+from .manet import MAnetDecoder, MFABlock, PABlock
+from .pan import FPABlock, GAUBlock, PANDecoder
 from .pspnet import PSPDecoder, PyramidPooling
 from .unet import UNetDecoder
+from .unetplusplus import UNetPlusPlusDecoder
 
-__all__ = ["ASPP", "DeepLabV3PlusDecoder", "FPNDecoder", "LinknetBlock", "LinknetDecoder", "PSPDecoder",
-           "PyramidPooling", "UNetDecoder"]
+__all__ = ["ASPP", "DeepLabV3Decoder", "DeepLabV3PlusDecoder", "FPABlock", "FPNDecoder", "GAUBlock", "LinknetBlock",
+           "LinknetDecoder", "MAnetDecoder", "MFABlock", "PABlock", "PANDecoder", "PSPDecoder", "PyramidPooling",
+           "UNetDecoder", "UNetPlusPlusDecoder"]

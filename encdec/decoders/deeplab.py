@@ -1,5 +1,6 @@
-"""The DeepLabV3+ decoder (Chen et al. 2018): atrous spatial pyramid pooling on the coarsest map, fused with one
-stride-4 map, as segmentation_models_pytorch builds it, so that its checkpoints load."""
+"""The DeepLab decoders: DeepLabV3 (Chen et al. 2017), atrous spatial pyramid pooling on the coarsest map, and
+DeepLabV3+ (Chen et al. 2018), which fuses it with one stride-4 map, as segmentation_models_pytorch builds them, so
+that its checkpoints load (and torchvision's DeepLabV3 ones, whose head is the same ASPP)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..blocks import SeparableConv2d
+from ..blocks import ConvBNAct, SeparableConv2d
 
-__all__ = ["ASPP", "ASPPPooling", "DeepLabV3PlusDecoder"]
+__all__ = ["ASPP", "ASPPPooling", "DeepLabV3Decoder", "DeepLabV3PlusDecoder"]
 
 
 def _norm_act(conv: nn.Module, channels: int) -> nn.Sequential:
@@ -68,6 +69,36 @@ class ASPP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
+
+
+class DeepLabV3Decoder(nn.Module):
+    """ASPP on the coarsest map, then a 3x3 conv + BatchNorm + ReLU (``conv.0``, ``conv.1``): DeepLabV3's head
+    before its classifier, smp's ``DeepLabV3Decoder`` and torchvision's ``DeepLabHead`` without its last 1x1 conv.
+
+    Args:
+        encoder_channels: The encoder's ``out_channels``; the last map is used.
+        out_channels: Channels of ASPP and of the output.
+        atrous_rates: ASPP's three dilation rates.
+        aspp_separable: Depthwise-separable ASPP branches (smp's and torchvision's DeepLabV3 use plain ones).
+        aspp_dropout: Dropout after ASPP's projection.
+
+    Example:
+        >>> dec = DeepLabV3Decoder([64, 128, 256], out_channels=32).eval()
+        >>> dec([torch.zeros(1, 64, 16, 16), torch.zeros(1, 128, 8, 8), torch.zeros(1, 256, 8, 8)]).shape
+        torch.Size([1, 32, 8, 8])
+    """
+
+    def __init__(self, encoder_channels: Sequence[int], *, out_channels: int = 256,
+                 atrous_rates: Sequence[int] = (12, 24, 36), aspp_separable: bool = False,
+                 aspp_dropout: float = 0.5) -> None:
+        super().__init__()
+        self.aspp = ASPP(encoder_channels[-1], out_channels, atrous_rates, separable=aspp_separable,
+                         dropout=aspp_dropout)
+        self.conv = ConvBNAct(out_channels, out_channels, 3, bias=False)
+        self.out_channels = out_channels
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        return self.conv(self.aspp(features[-1]))
 
 
 class DeepLabV3PlusDecoder(nn.Module):

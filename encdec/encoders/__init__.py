@@ -22,13 +22,13 @@ from torch import nn
 from .contract import EncoderError, adapt_input_channels, check_pyramid, dilate, maps_within_depth, pyramid_stride
 from .course import ResNetEncoder, torchvision_resnet_encoder
 from .timm_backbones import TIMM_PREFIX, TimmEncoder, timm_available
-from .torchvision_backbones import BACKBONES, TorchvisionEncoder, list_torchvision_backbones
+from .torchvision_backbones import BACKBONES, TorchvisionEncoder, list_torchvision_backbones, torchvision_dilation
 
 __all__ = [
     "BACKBONES", "EncoderError", "ResNetEncoder", "TIMM_PREFIX", "TimmEncoder", "TorchvisionEncoder",
     "adapt_input_channels", "check_pyramid", "create_encoder", "dilate", "list_encoders", "maps_within_depth",
     "pyramid_stride",
-    "timm_available", "torchvision_resnet_encoder",
+    "timm_available", "torchvision_dilation", "torchvision_resnet_encoder",
 ]
 
 

@@ -27,6 +27,7 @@ from .contract import EncoderError, adapt_input_channels, dilate, maps_within_de
 
 __all__ = [
     "BACKBONES", "TorchvisionEncoder", "list_torchvision_backbones", "load_torchvision_weights", "torchvision_backbone",
+    "torchvision_dilation",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -265,6 +266,41 @@ class TorchvisionEncoder(nn.Module):
             if step in self.taps:
                 features.append(x)
         return features
+
+
+def torchvision_dilation(encoder: TorchvisionEncoder) -> None:
+    """Re-dilate a ResNet encoder dilated by :func:`~encdec.encoders.contract.dilate` as torchvision's
+    ``replace_stride_with_dilation`` does it, in place.
+
+    segmentation_models_pytorch dilates every convolution of a stage that no longer downsamples alike; torchvision
+    (its DeepLabV3 and FCN models) leaves the first block's 3x3 convolution, the one that downsampled, at the
+    dilation of the stage before (1 in ``layer3`` and 2 in ``layer4`` at output stride 8). The weights are the
+    same; the outputs are not. Its 1x1 convolutions keep dilation 1 (smp dilates them too, which changes no sum
+    but may change the kernel a CPU library picks, and so the rounding).
+
+    Raises:
+        EncoderError: The encoder is not a torchvision ResNet.
+
+    Example:
+        >>> enc = TorchvisionEncoder("resnet50", output_stride=8)
+        >>> torchvision_dilation(enc)
+        >>> enc.layer3[0].conv2.dilation, enc.layer3[1].conv2.dilation, enc.layer4[0].conv2.dilation
+        ((1, 1), (2, 2), (2, 2))
+    """
+    if not encoder.name.startswith(("resnet", "resnext", "wide_resnet")):
+        raise EncoderError(f"torchvision dilates only its ResNets; {encoder.name} is not one")
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        if not hasattr(encoder, stage):
+            continue
+        for conv in getattr(encoder, stage).modules():
+            if isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1):
+                conv.dilation, conv.padding = (1, 1), (0, 0)  # no effect on the sums, but on oneDNN's kernel choice
+        first = getattr(encoder, stage)[0]
+        conv = first.conv2 if hasattr(first, "conv3") else first.conv1  # the 3x3 convolution that downsampled
+        rate = conv.dilation[0]
+        if rate > 1:
+            conv.dilation = (rate // 2, rate // 2)
+            conv.padding = tuple((rate // 2) * (k - 1) // 2 for k in conv.kernel_size)
 
 
 def load_torchvision_weights(encoder: TorchvisionEncoder, path: PathLike) -> None:

@@ -14,11 +14,11 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from torch import nn
 
-from ..encoders import TorchvisionEncoder, check_pyramid, pyramid_stride
+from ..encoders import EncoderError, TorchvisionEncoder, check_pyramid, pyramid_stride
 from ..weights import WeightsError, remap_keys
 
-__all__ = ["DECODER_NORMS", "SMP_ENCODERS", "decoder_norm", "encoder_depth", "pyramid_multiple", "smp_filter",
-           "upsampling_head"]
+__all__ = ["DECODER_NORMS", "SMP_ENCODERS", "decoder_norm", "encoder_depth", "full_pyramid", "pyramid_multiple",
+           "smp_conv_pair_rules", "smp_filter", "upsampling_head"]
 
 #: smp encoders whose checkpoints load into the encdec encoder of the same name (tested against smp itself).
 SMP_ENCODERS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
@@ -81,15 +81,17 @@ def encoder_depth(value: int) -> Optional[int]:
     return None if value == 5 else value
 
 
-def upsampling_head(in_channels: int, num_classes: int, scale: int, kernel_size: int = 1) -> nn.Sequential:
+def upsampling_head(in_channels: int, num_classes: int, scale: int, kernel_size: int = 1, *,
+                    align_corners: bool = True) -> nn.Sequential:
     """smp's segmentation head: a convolution to ``num_classes``, then bilinear upsampling by ``scale``
-    (``align_corners=True``), indexed ``0`` and ``1``.
+    (``align_corners=True``; torchvision's segmentation models sample pixel centres, ``align_corners=False``),
+    indexed ``0`` and ``1``.
 
     Example:
         >>> upsampling_head(8, 2, 4)(torch.zeros(1, 8, 4, 4)).shape
         torch.Size([1, 2, 16, 16])
     """
-    up = nn.Upsample(scale_factor=scale, mode="bilinear", align_corners=True) if scale > 1 else nn.Identity()
+    up = nn.Upsample(scale_factor=scale, mode="bilinear", align_corners=align_corners) if scale > 1 else nn.Identity()
     return nn.Sequential(nn.Conv2d(in_channels, num_classes, kernel_size, padding=kernel_size // 2), up)
 
 
@@ -104,6 +106,45 @@ def pyramid_multiple(encoder: nn.Module, decoder: str, levels: int) -> int:
     name = getattr(encoder, "name", type(encoder).__name__)
     return pyramid_stride(check_pyramid(encoder.strides, encoder.out_channels, name=name, decoder=decoder,
                                         levels=levels))
+
+
+def smp_conv_pair_rules(block: str) -> List[tuple]:
+    r"""Rules renaming smp's two ``Conv2dReLU`` units ``conv1`` and ``conv2`` (conv at 0, norm at 1) of the blocks
+    whose names match the regular expression ``block`` to encdec's one ``DoubleConv`` ``conv`` (0/1 and 3/4),
+    and smp's attention wrappers (``attention1.attention.``) to encdec's ``attention1.``.
+
+    Example:
+        >>> import torch
+        >>> from encdec.weights import remap_keys
+        >>> rules = smp_conv_pair_rules(r"decoder\.blocks\.\d+")
+        >>> list(remap_keys({"decoder.blocks.3.conv2.1.bias": torch.zeros(1)}, rules))
+        ['decoder.blocks.3.conv.4.bias']
+    """
+    return [
+        (rf"^({block})\.conv1\.([01])\.", lambda m: f"{m[1]}.conv.{m[2]}."),
+        (rf"^({block})\.conv2\.([01])\.", lambda m: f"{m[1]}.conv.{int(m[2]) + 3}."),
+        (rf"^({block})\.attention([12])\.attention\.", lambda m: f"{m[1]}.attention{m[2]}."),
+    ]
+
+
+def full_pyramid(encoder: nn.Module, decoder: str) -> int:
+    """The input-size multiple of a decoder that needs one encoder map per halving from stride 2 (UNet++): strides
+    2, 4, 8, ... with none missing.
+
+    Raises:
+        EncoderError: The encoder lacks a map at stride 2 (ConvNeXt, Swin) or has one at stride 1 (VGG).
+
+    Example:
+        >>> from encdec.encoders import create_encoder
+        >>> full_pyramid(create_encoder("resnet18"), "unetplusplus")
+        32
+    """
+    strides = list(encoder.strides)
+    name = getattr(encoder, "name", type(encoder).__name__)
+    if strides != [2 ** (i + 1) for i in range(len(strides))]:
+        raise EncoderError(f"{decoder} needs one encoder map per halving from stride 2 (2, 4, 8, ...); {name} gives "
+                           f"strides {strides}; use unet or fpn with it")
+    return pyramid_multiple(encoder, decoder, len(strides))
 
 
 def smp_filter(decoder_rules: Sequence[tuple], head: str) -> Callable[[dict, nn.Module], dict]:

@@ -25,7 +25,8 @@ __all__ = ["SMP_ARCHITECTURES", "SmpOptionError", "from_smp_config", "is_smp_con
 
 #: smp model classes -> encdec builders.
 SMP_ARCHITECTURES = {"Unet": "unet", "FPN": "fpn", "DeepLabV3Plus": "deeplabv3plus", "Linknet": "linknet",
-                     "PSPNet": "pspnet"}
+                     "PSPNet": "pspnet", "DeepLabV3": "deeplabv3", "UnetPlusPlus": "unetplusplus", "MAnet": "manet",
+                     "PAN": "pan"}
 
 # smp arguments whose encdec name differs; every other argument keeps its name.
 _RENAMED = {"encoder_name": "encoder", "classes": "num_classes"}
