@@ -2,17 +2,12 @@
 (``pytest -n 2``) get one intra-op thread each, so two workers do not fight over the same cores."""
 
 import os
-import tempfile
 
 import pytest
 import torch
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
-
-# Layout choices measured by the tests stay with the test run (subprocesses inherit the folder), not in ~/.cache.
-if "ENCDEC_CACHE_DIR" not in os.environ:
-    os.environ["ENCDEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="encdec-test-cache-")
 
 
 @pytest.fixture(autouse=True)

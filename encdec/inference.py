@@ -26,10 +26,10 @@ from torch import nn
 
 from .batches import check_finite, class_labels, class_probabilities, logits_of
 from .input_spec import input_spec_of
-from .layout import LayoutProbe, known_channels_last
+from .layout import LayoutProbe, choose_channels_last
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
 from .preprocessing import recorded_size, resize_policy
-from .runtime import autocast, compile_module, is_conv_net, resolve_device, resolve_precision
+from .runtime import autocast, check_channels_last, compile_module, resolve_device, resolve_precision
 from .tiling import sliding_window
 
 __all__ = ["predict", "optimize_for_inference", "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -269,9 +269,9 @@ def predict(
 
     By default the batches run through a copy of the model with every Convolution -> BatchNorm pair folded
     (:func:`optimize_for_inference`), built on the first call and reused until the model's weights change (an
-    optimizer step, ``load_state_dict`` or ``.to()``), in the memory layout measured to be faster for this machine
-    and input size (``channels_last="auto"``). The model itself is not modified. Labels equal those of
-    ``model(x).argmax(1)`` up to float rounding.
+    optimizer step, ``load_state_dict`` or ``.to()``), in the memory layout the layout rule gives for the
+    device, precision and input size (``channels_last="auto"``). The model itself is not modified. Labels equal
+    those of ``model(x).argmax(1)`` up to float rounding.
 
     Args:
         model: Segmentation model (logits ``(N, C, H, W)``) or classifier (``(N, C)``), or an
@@ -286,10 +286,11 @@ def predict(
         device: ``"auto"`` or a torch device.
         precision: ``"auto"`` (bf16 on CPUs with native bfloat16 and on CUDA, else fp32), ``"fp32"``, ``"bf16"``
             or ``"fp16"`` (CUDA).
-        channels_last: Channels-last inputs and model. ``"auto"``: on for conv nets on CUDA and in bf16 on the CPU;
-            in fp32 on the CPU, chosen per input shape by timing the first four batches of that shape in
-            alternating layouts (their outputs are kept), else on from 128x128 pixels up (see
-            :class:`encdec.layout.LayoutProbe`).
+        channels_last: Channels-last inputs and model. ``"auto"``: a fixed rule per batch shape, nothing timed
+            (:func:`encdec.runtime.channels_last_rule`): on for conv nets on CUDA and in bf16 on the CPU, and in
+            fp32 on the CPU for images of 128x128 pixels or more (after padding). ``"measure"``: time the first
+            four batches of each shape in alternating layouts (their outputs are kept) and keep the faster for
+            the process (:class:`encdec.layout.LayoutProbe`).
         optimize: Run the folded copy (``False``: the model itself, e.g. to compare against another runtime
             bit for bit).
         size: Side the images (not float tensors) are resized to before the model sees them; outputs of
@@ -331,7 +332,7 @@ def predict(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    known_channels_last(channels_last, model, device, precision)  # a bad value is refused before any work
+    check_channels_last(channels_last)  # a bad value is refused before any work
     if getattr(model, "encdec_external", False):  # another runtime (OnnxPredictor) runs the model as it is
         if compile:
             raise ValueError(f"compile=True compiles PyTorch models; {type(model).__name__} runs in another runtime")
@@ -472,8 +473,9 @@ def optimize_for_inference(
 
     Args:
         model: Any module; BatchNorm layers must have running statistics.
-        channels_last: Convert to channels-last (``"auto"``: for conv nets; feed it channels-last inputs, and run it
-            under bf16 autocast on CPUs with native bfloat16 for the largest gain).
+        channels_last: Convert to channels-last. ``"auto"``: the layout rule for inference of any size on the
+            model's device (:func:`encdec.runtime.channels_last_rule`): on for conv nets on the CPU and CUDA. Feed
+            it channels-last inputs, and run it under bf16 autocast on CPUs with native bfloat16 for the most gain.
         inplace: Modify ``model`` itself instead of a deep copy.
 
     Returns:
@@ -491,10 +493,8 @@ def optimize_for_inference(
     optimized.eval()
     with torch.no_grad():
         _fuse_conv_bn(optimized)
-    if channels_last == "auto":
-        channels_last = is_conv_net(optimized)
-    elif not isinstance(channels_last, bool):
-        raise ValueError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
-    if channels_last:
+    param = next(itertools.chain(optimized.parameters(), optimized.buffers()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    if choose_channels_last(channels_last, optimized, device, resolve_precision("auto", device)):
         optimized.to(memory_format=torch.channels_last)
     return optimized

@@ -40,7 +40,7 @@ API_PAGES: Dict[str, List[str]] = {
     "api/datasets.md": ["encdec.datasets", "encdec.datasets.spec", "encdec.datasets.check", "encdec.datasets.presets",
                         "encdec.datasets.transforms"],
     "api/training.md": ["encdec.training", "encdec.batches", "encdec.training.fitting", "encdec.training.evaluation",
-                        "encdec.training.history", "encdec.training.state", "encdec.training.factories",
+                        "encdec.training.tuning", "encdec.training.history", "encdec.training.state", "encdec.training.factories",
                         "encdec.training.recipes",
                         "encdec.training.seeding", "encdec.runtime"],
     "api/inference.md": ["encdec.inference", "encdec.tiling", "encdec.layout", "encdec.deployment", "encdec.export",

@@ -3,6 +3,7 @@ scales out with torch.distributed.
 
 * :func:`fit` (:mod:`~encdec.training.fitting`): the training recipe, top to bottom;
 * :func:`evaluate` (:mod:`~encdec.training.evaluation`): loss and metrics on a loader;
+* :func:`tune` (:mod:`~encdec.training.tuning`): time both memory layouts once, for ``channels_last=``;
 * :class:`History` (:mod:`~encdec.training.history`): the per-epoch record;
 * :mod:`~encdec.training.state`: checkpoints and resume; :mod:`~encdec.training.factories`: optimizers,
   schedules and losses by name.
@@ -27,10 +28,12 @@ from .evaluation import evaluate
 from .fitting import fit
 from .history import History
 from .seeding import seed_everything, seed_worker
+from .tuning import tune
 
 __all__ = [
     "fit",
     "evaluate",
+    "tune",
     "History",
     "NonFiniteLossError",
     "seed_everything",
