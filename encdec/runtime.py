@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 __all__ = [
-    "CHANNELS_LAST_CHOICES",
     "CPU_CLASSES",
     "PRECISIONS",
     "autocast",
@@ -136,9 +135,6 @@ def is_conv_net(model: nn.Module) -> bool:
     return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
 
 
-#: The values every ``channels_last=`` argument accepts.
-CHANNELS_LAST_CHOICES = (True, False, "auto", "measure")
-
 #: CPU classes, from the most capable: native bfloat16 (AVX512-BF16 or AMX), AVX-512, AVX2, anything else.
 CPU_CLASSES = ("native-bf16", "avx512", "avx2", "other")
 
@@ -148,8 +144,9 @@ CPU_CLASSES = ("native-bf16", "avx512", "avx2", "other")
 CPU_INFERENCE_PIXELS = 128 * 128
 
 #: Training inputs of at least this many pixels run channels-last in fp32 on AVX-512 CPUs: the U-Nets trained
-#: x1.05-x1.14 faster in channels-last at 256x256 on a 2-core AVX-512 EPYC, and slower at 64x64. On AVX2 CPUs
-#: NCHW trained faster at both sizes (channels-last took 1.10-1.28x NCHW's time), so they always train NCHW.
+#: x1.05-x1.14 faster in channels-last at 256x256 on a 2-core AVX-512 EPYC (with native bf16, in fp32), and slower
+#: at 64x64. On an AVX2 EPYC NCHW trained faster at both sizes (channels-last took 1.10-1.28x NCHW's time), so
+#: AVX2 CPUs always train NCHW.
 CPU_TRAINING_PIXELS = 256 * 256
 
 
