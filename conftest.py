@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,6 @@ import torch
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
-
-# Layout choices measured by the tests stay with the test run (subprocesses inherit the folder), not in ~/.cache.
-if "ENCDEC_CACHE_DIR" not in os.environ:
-    os.environ["ENCDEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="encdec-test-cache-")
 
 ROOT = Path(__file__).resolve().parent
 collect_ignore = ["docs/_hooks"]

@@ -39,7 +39,7 @@ from .models import (
 )
 from .pretrained import convert_checkpoint, from_pretrained, load_model, save_pretrained
 from .summary import model_summary
-from .training import History, NonFiniteLossError, evaluate, fit, seed_everything, seed_worker
+from .training import History, NonFiniteLossError, evaluate, fit, seed_everything, seed_worker, tune
 from .weights import LoadReport, WeightsError, load_state_dict, load_weights, read_state_dict, save_weights
 
 __all__ = [
@@ -54,6 +54,6 @@ __all__ = [
     "unet_pet", "vgg16_cifar",
     "LoadReport", "WeightsError", "load_state_dict", "load_weights", "read_state_dict", "save_weights",
     "convert_checkpoint", "from_pretrained", "load_model", "save_pretrained", "model_summary",
-    "History", "NonFiniteLossError", "evaluate", "fit", "seed_everything", "seed_worker",
+    "History", "NonFiniteLossError", "evaluate", "fit", "seed_everything", "seed_worker", "tune",
     "optimize_for_inference", "predict", "ExportError", "export_onnx", "OnnxPredictor",
 ]

@@ -27,10 +27,10 @@ from torch import nn
 from ._files import open_regular_file
 from .batches import check_finite, class_labels, class_probabilities, logits_of
 from .input_spec import input_spec_of, resized_side
-from .layout import LayoutProbe, known_channels_last
+from .layout import LayoutProbe, choose_channels_last
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
 from .preprocessing import recorded_size, resize_policy
-from .runtime import autocast, compile_module, is_conv_net, resolve_device, resolve_precision
+from .runtime import autocast, check_channels_last, compile_module, resolve_device, resolve_precision
 from .tiling import check_overlap, sliding_window
 
 __all__ = ["predict", "optimize_for_inference", "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -219,7 +219,7 @@ class _Runner:
 
     def tiled(self, image: torch.Tensor, index: int, tile: Optional[int], overlap: float, batch_size: int,
               tta: bool, probabilities: bool) -> torch.Tensor:
-        """One image ``(C, H, W)`` through overlapping tiles (:func:`encdec.tiling.sliding_window`)."""
+        """One image ``(C, H, W)`` through overlapping tiles (``encdec.tiling.sliding_window``)."""
         spec = input_spec_of(self.model)
         if tile is not None and spec is not None and spec.fixed is not None:
             raise ValueError(f"tile={tile}: {type(self.model).__name__} takes one fixed input size "
@@ -263,14 +263,14 @@ def predict(
     model is moved to ``device`` and put in eval mode (its previous mode is restored afterwards).
 
     By default the batches run through a copy of the model with every Convolution -> BatchNorm pair folded
-    (:func:`optimize_for_inference`), built on the first call and reused until the model's weights change (an
-    optimizer step, ``load_state_dict`` or ``.to()``), in the memory layout measured to be faster for this machine
-    and input size (``channels_last="auto"``). The model itself is not modified. Labels equal those of
-    ``model(x).argmax(1)`` up to float rounding.
+    (``optimize_for_inference``), built on the first call and reused until the model's weights change (an
+    optimizer step, ``load_state_dict`` or ``.to()``), in the memory layout the layout rule gives for the
+    device, precision and input size (``channels_last="auto"``). The model itself is not modified. Labels equal
+    those of ``model(x).argmax(1)`` up to float rounding.
 
     Args:
         model: Segmentation model (logits ``(N, C, H, W)``) or classifier (``(N, C)``), or an
-            :class:`encdec.OnnxPredictor` (run in ONNX Runtime or OpenVINO, in fp32 on the CPU).
+            ``encdec.OnnxPredictor`` (run in ONNX Runtime or OpenVINO, in fp32 on the CPU).
         images: A tensor ``(N, C, H, W)`` or ``(C, H, W)``; or one image or a list of images of any sizes.
         batch_size: Images per forward pass.
         probabilities: Return class probabilities instead of labels: a softmax over the classes, or a sigmoid per
@@ -281,10 +281,11 @@ def predict(
         device: ``"auto"`` or a torch device.
         precision: ``"auto"`` (bf16 on CPUs with native bfloat16 and on CUDA, else fp32), ``"fp32"``, ``"bf16"``
             or ``"fp16"`` (CUDA).
-        channels_last: Channels-last inputs and model. ``"auto"``: on for conv nets on CUDA and in bf16 on the CPU;
-            in fp32 on the CPU, chosen per input shape by timing the first four batches of that shape in
-            alternating layouts (their outputs are kept), else on from 128x128 pixels up (see
-            :class:`encdec.layout.LayoutProbe`).
+        channels_last: Channels-last inputs and model. ``"auto"``: a fixed rule per batch shape, nothing timed
+            (``encdec.runtime.channels_last_rule``): on for conv nets on CUDA and in bf16 on the CPU, and in
+            fp32 on the CPU for images of 128x128 pixels or more (after padding). ``"measure"``: time the first
+            four batches of each shape in alternating layouts (their outputs are kept) and keep the faster for
+            the process (``encdec.layout.LayoutProbe``).
         optimize: Run the folded copy (``False``: the model itself, e.g. to compare against another runtime
             bit for bit).
         size: Side the images (not float tensors) are resized to before the model sees them; outputs of
@@ -296,7 +297,7 @@ def predict(
         tile: Predict segmentation images through overlapping tiles of this side (for images larger than memory
             allows, or than the model was trained on): tiles run ``batch_size`` at a time and their probabilities
             are blended with weights falling off towards tile borders; memory grows with the tile batch and a
-            band of rows, not with the image (see :mod:`encdec.tiling`). Rounded up to the model's size multiple;
+            band of rows, not with the image (see ``encdec.tiling``). Rounded up to the model's size multiple;
             tiles start at multiples of it, so a model that pools sees every pixel as it would untiled.
         overlap: Fraction of a tile shared with its neighbours when tiling, in ``[0, 1)``.
         tta: Also predict every tile (or, without ``tile``, every image) flipped left-right and upside-down and
@@ -330,7 +331,7 @@ def predict(
         raise ValueError(f"tile must be a positive number of pixels or None, got {tile!r}")
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    known_channels_last(channels_last, model, device, precision)  # a bad value is refused before any work
+    check_channels_last(channels_last)  # a bad value is refused before any work
     if getattr(model, "encdec_external", False):  # another runtime (OnnxPredictor) runs the model as it is
         if compile:
             raise ValueError(f"compile=True compiles PyTorch models; {type(model).__name__} runs in another runtime")
@@ -471,8 +472,9 @@ def optimize_for_inference(
 
     Args:
         model: Any module; BatchNorm layers must have running statistics.
-        channels_last: Convert to channels-last (``"auto"``: for conv nets; feed it channels-last inputs, and run it
-            under bf16 autocast on CPUs with native bfloat16 for the largest gain).
+        channels_last: Convert to channels-last. ``"auto"``: the layout rule for inference of any size on the
+            model's device (``encdec.runtime.channels_last_rule``): on for conv nets on the CPU and CUDA. Feed
+            it channels-last inputs, and run it under bf16 autocast on CPUs with native bfloat16 for the most gain.
         inplace: Modify ``model`` itself instead of a deep copy.
 
     Returns:
@@ -490,10 +492,8 @@ def optimize_for_inference(
     optimized.eval()
     with torch.no_grad():
         _fuse_conv_bn(optimized)
-    if channels_last == "auto":
-        channels_last = is_conv_net(optimized)
-    elif not isinstance(channels_last, bool):
-        raise ValueError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
-    if channels_last:
+    param = next(itertools.chain(optimized.parameters(), optimized.buffers()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    if choose_channels_last(channels_last, optimized, device, resolve_precision("auto", device)):
         optimized.to(memory_format=torch.channels_last)
     return optimized

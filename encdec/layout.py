@@ -1,17 +1,20 @@
-"""The memory layout (NCHW or channels-last) chosen by measuring both on this machine, model and input size.
+"""Timing both memory layouts (NCHW and channels-last), for the explicit ``channels_last="measure"``.
 
-Which layout is faster depends on the CPU, the model and the input size: on a 2-core AMD EPYC without native
-bfloat16, channels-last ran resnet34_unet inference 1.4x faster than NCHW at 256x256 but 0.81x as fast at 64x64.
-So ``channels_last="auto"`` is not a fixed rule where the answer varies (fp32 and fp16 work on the CPU): it times a
-step in each layout and keeps the faster one. Where the answer is known not to vary it does not measure: conv nets
-on CUDA and in bfloat16 on CPUs with native bfloat16 run channels-last, models without 2-D convolutions run NCHW.
+``channels_last="auto"`` never measures: it follows ``encdec.runtime.channels_last_rule``, a fixed rule from
+the device, the precision, whether the net is convolutional, the CPU's class and the input size, so a seeded
+script computes the same numbers however busy the machine is. Which layout is faster can still vary with the CPU,
+the model and the input size; to find out on the machine at hand, ask for a measurement:
 
-Choices are remembered, keyed by the architecture (class and parameter shapes), the input shape, device,
-precision, thread count and whether the step trains, so a model is measured once per shape: for the process, and
-in ``layout-choices.json`` in encdec's cache folder (``$ENCDEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/encdec``, else
-``~/.cache/encdec``) for every later process on the same machine and torch version. Two runs of one seeded script on
-one machine therefore use the same layout, and compute the same numbers, even where both layouts are about
-equally fast. Delete the file to measure again; pass ``channels_last=True`` or ``False`` to decide yourself.
+* ``fit(..., channels_last="measure")`` times a training step of a copy of the model in each layout on a batch
+  of the training data's shape (``measure_channels_last``) and keeps the faster; the choice is saved in the
+  checkpoint, so a resumed run uses it again;
+* ``predict(..., channels_last="measure")`` times its first four batches of each shape in alternating layouts
+  (``LayoutProbe``; their outputs are kept);
+* ``encdec.tune`` measures once and returns the choice, to pass as ``channels_last=True`` / ``False`` to later
+  runs, which are then reproducible again.
+
+Measured choices are remembered for the process only (keyed by the architecture, input shape, device, precision,
+thread count and whether the step trains); nothing is written to disk, so no file changes any result.
 
 Example:
     >>> import torch
@@ -23,147 +26,31 @@ Example:
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
-import json
-import os
-import platform
 import time
-from pathlib import Path
-from typing import Callable, Dict, Hashable, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
-from .atomic import atomic_write_json
 from .batches import logits_of
-from .runtime import autocast, is_conv_net
+from .runtime import autocast, check_channels_last, is_conv_net, resolve_channels_last
 
-__all__ = ["LayoutProbe", "cache_file", "choose_channels_last", "known_channels_last", "measure_channels_last"]
+__all__ = ["LayoutProbe", "choose_channels_last", "measure_channels_last"]
 
 #: Channels-last is kept only when it is faster than NCHW by more than this fraction (timing noise on a busy
 #: machine is a few percent; NCHW is the format every model starts in).
 MARGIN = 0.03
 
-_CHOSEN: Dict[str, bool] = {}
+_CHOSEN: Dict[str, bool] = {}  # measured choices of this process
 
 
-def _check(channels_last: Union[bool, str]) -> None:
-    if channels_last != "auto" and not isinstance(channels_last, bool):
-        raise ValueError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
-
-
-def known_channels_last(channels_last: Union[bool, str], model: nn.Module, device: torch.device,
-                        precision: str) -> Optional[bool]:
-    """The layout when no measurement is needed, else ``None``.
-
-    Explicit ``True`` / ``False`` are returned as given. For ``"auto"``: ``False`` for models without 2-D
-    convolutions; ``True`` for conv nets on CUDA (cuDNN's mixed-precision kernels are NHWC) and in ``bf16`` on the
-    CPU (oneDNN's bfloat16 convolutions: 1.75x over fp32 for resnet34_unet inference against 1.46x for NCHW bf16);
-    ``None`` otherwise (fp32 on the CPU, MPS), where the faster layout depends on the machine and the input size.
-
-    Raises:
-        ValueError: ``channels_last`` is not ``True``, ``False`` or ``"auto"``.
-
-    Example:
-        >>> known_channels_last("auto", torch.nn.Linear(3, 8), torch.device("cpu"), "fp32")
-        False
-    """
-    _check(channels_last)
-    if isinstance(channels_last, bool):
-        return channels_last
-    if not is_conv_net(model):
-        return False
-    if device.type == "cuda" or (device.type == "cpu" and precision == "bf16"):
-        return True
-    return None
-
-
-def _key(model: nn.Module, shape: Sequence[int], device: torch.device, precision: str, train: bool) -> Hashable:
+def _key(model: nn.Module, shape: Sequence[int], device: torch.device, precision: str, train: bool) -> str:
     architecture = (type(model).__qualname__,) + tuple(tuple(p.shape) for p in model.parameters())
     digest = hashlib.sha1(repr(architecture).encode()).hexdigest()[:16]
     shape_text = "x".join(str(int(s)) for s in shape)
     return (f"{type(model).__qualname__}-{digest}|{shape_text}|{device}|{precision}|"
             f"{'train' if train else 'infer'}|{torch.get_num_threads()} threads")
-
-
-def cache_file() -> Path:
-    """Where measured layout choices are kept for later processes (see the module's description).
-
-    Example:
-        >>> cache_file().name
-        'layout-choices.json'
-    """
-    folder = os.environ.get("ENCDEC_CACHE_DIR")
-    if not folder:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        folder = os.path.join(base, "encdec")
-    return Path(folder) / "layout-choices.json"
-
-
-@functools.lru_cache(maxsize=1)
-def _machine() -> str:
-    return f"{platform.machine()} {platform.processor() or ''} {_cpu_model()} torch {torch.__version__}".strip()
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
-def _stored() -> Dict[str, bool]:
-    path = cache_file()
-    try:
-        stamp = (str(path), path.stat().st_mtime_ns)
-    except OSError:
-        return {}
-    if _READ[0] != stamp:
-        _READ[:] = [stamp, _parse(path)]
-    return _READ[1]
-
-
-_READ: list = [None, {}]  # (path, mtime) of the file last read, and its choices for this machine
-
-
-def _parse(path: Path) -> Dict[str, bool]:
-    try:
-        document = json.loads(path.read_text())
-        choices = document.get(_machine(), {}) if isinstance(document, dict) else {}
-        return {k: v for k, v in choices.items() if isinstance(v, bool)} if isinstance(choices, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _remember(key: str, choice: bool) -> None:
-    """Keep a measured choice for this process and, when the cache folder is writable, for later ones."""
-    _CHOSEN[key] = choice
-    path = cache_file()
-    try:
-        try:
-            document = json.loads(path.read_text())
-            document = document if isinstance(document, dict) else {}
-        except (OSError, ValueError):
-            document = {}
-        document.setdefault(_machine(), {})[key] = choice
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(document, path)
-    except OSError:
-        pass  # a read-only home: the choice lives for this process only
-
-
-def _recall(key: str) -> Optional[bool]:
-    if key not in _CHOSEN:
-        stored = _stored().get(key)  # type: ignore[call-overload]
-        if stored is None:
-            return None
-        _CHOSEN[key] = stored
-    return _CHOSEN[key]
 
 
 def _faster(nchw: float, nhwc: float) -> bool:
@@ -234,14 +121,14 @@ def _synchronize(device: torch.device) -> None:
 
 def choose_channels_last(channels_last: Union[bool, str], model: nn.Module, device: torch.device, precision: str,
                          shape: Optional[Sequence[int]] = None, *, train: bool = False) -> bool:
-    """Resolve ``channels_last`` for one model and input shape, measuring where the answer varies.
+    """Resolve ``channels_last`` for one model and input shape; only ``"measure"`` times anything.
 
-    See ``known_channels_last`` for the cases decided without measuring. Otherwise, with an input ``shape`` the
-    two layouts are timed once per process (``measure_channels_last``) and the result is remembered; without
-    one, NCHW is kept.
+    ``True`` / ``False`` are returned as given and ``"auto"`` follows ``encdec.runtime.channels_last_rule``.
+    ``"measure"`` times the two layouts (``measure_channels_last``) once per process for each architecture and
+    shape; without a 4-D input ``shape`` there is nothing to time, and the rule decides.
 
     Args:
-        channels_last: ``True``, ``False`` or ``"auto"``.
+        channels_last: ``True``, ``False``, ``"auto"`` or ``"measure"``.
         model: The model, on ``device``.
         device: Where it runs.
         precision: Resolved precision.
@@ -252,37 +139,37 @@ def choose_channels_last(channels_last: Union[bool, str], model: nn.Module, devi
         Whether to use channels-last.
 
     Raises:
-        ValueError: ``channels_last`` is not ``True``, ``False`` or ``"auto"``.
+        ValueError: ``channels_last`` is not ``True``, ``False``, ``"auto"`` or ``"measure"``.
 
     Example:
         >>> import torch
         >>> choose_channels_last("auto", torch.nn.Conv2d(3, 8, 3), torch.device("cpu"), "bf16")
         True
     """
-    known = known_channels_last(channels_last, model, device, precision)
-    if known is not None:
-        return known
-    if shape is None or len(shape) != 4:
-        return False
+    check_channels_last(channels_last)
+    if channels_last != "measure" or shape is None or len(shape) != 4 or not is_conv_net(model):
+        return resolve_channels_last("auto" if channels_last == "measure" else channels_last, model, device,
+                                     precision, train=train, shape=shape)
     key = _key(model, shape, device, precision, train)
-    chosen = _recall(key)  # type: ignore[arg-type]
+    chosen = _CHOSEN.get(key)
     if chosen is None:
         chosen = measure_channels_last(model, shape, device, precision, train=train)
-        _remember(key, chosen)  # type: ignore[arg-type]
+        _CHOSEN[key] = chosen
     return chosen
 
 
 class LayoutProbe:
-    """Picks the inference layout while real batches run: no extra forward passes.
+    """Applies the inference layout batch by batch; for ``"measure"``, picks it while real batches run.
 
-    For each input shape whose layout is not known, the first four batches of that shape alternate NCHW,
-    channels-last, NCHW, channels-last; the last two are timed and decide the layout for the rest (and for later
-    calls in this process). Outputs of every batch are kept, so measuring costs nothing; the layouts give the same
-    results up to float rounding. Shapes seen fewer than four times use channels-last from 128x128 pixels up and
-    NCHW below (the measured crossover for U-Nets on the CPU).
+    With ``True``, ``False`` or ``"auto"`` every batch runs in the layout ``choose_channels_last`` gives for its
+    shape (for ``"auto"``: ``encdec.runtime.channels_last_rule``). With ``"measure"``, the first four batches of
+    each shape alternate NCHW, channels-last, NCHW, channels-last; the last two are timed and decide the layout for
+    the rest (and for later calls in this process). Outputs of every batch are kept, so measuring costs no extra
+    forward passes; the layouts give the same results up to float rounding. Shapes seen fewer than four times
+    follow the rule.
 
     Args:
-        channels_last: ``True``, ``False`` or ``"auto"``.
+        channels_last: ``True``, ``False``, ``"auto"`` or ``"measure"``.
         model: The model the batches run through.
         device: Where it runs.
         precision: Resolved precision.
@@ -296,17 +183,19 @@ class LayoutProbe:
 
     def __init__(self, channels_last: Union[bool, str], model: nn.Module, device: torch.device,
                  precision: str) -> None:
-        self.known = known_channels_last(channels_last, model, device, precision)
+        check_channels_last(channels_last)
+        self.measuring = channels_last == "measure" and is_conv_net(model)
+        self.channels_last = "auto" if channels_last == "measure" else channels_last
         self.model, self.device, self.precision = model, device, precision
         self._times: Dict[Tuple[int, ...], list] = {}
 
     def run(self, shape: Sequence[int], call: Callable[[bool], object], *, measurable: bool = True) -> object:
         """Run ``call(channels_last)`` for one batch of ``shape`` in the layout chosen (or being tried) for it;
         ``measurable=False`` (fewer than four batches of this shape to come) uses ``fallback`` instead."""
-        if self.known is not None:
-            return call(self.known)
+        if not self.measuring or not measurable or len(shape) != 4:
+            return call(self.fallback(shape))
         key = _key(self.model, shape, self.device, self.precision, False)
-        if _recall(key) is not None or not measurable:  # type: ignore[arg-type]
+        if _CHOSEN.get(key) is not None:
             return call(self.fallback(shape))
         times = self._times.setdefault(tuple(shape), [])
         layout = len(times) % 2 == 1
@@ -316,14 +205,15 @@ class LayoutProbe:
         _synchronize(self.device)
         times.append(time.perf_counter() - started)
         if len(times) == 4:
-            _remember(key, _faster(times[2], times[3]))  # type: ignore[arg-type]
+            _CHOSEN[key] = _faster(times[2], times[3])
         return result
 
     def fallback(self, shape: Sequence[int]) -> bool:
-        """The layout for a shape with too few batches to measure."""
-        if self.known is not None:
-            return self.known
-        chosen = _recall(_key(self.model, shape, self.device, self.precision, False))  # type: ignore[arg-type]
-        if chosen is not None:
-            return chosen
-        return len(shape) == 4 and shape[-1] * shape[-2] >= 128 * 128
+        """The layout for a batch of ``shape`` that is not (or no longer) being timed: the measured choice where
+        there is one, else ``channels_last`` as given or by the rule."""
+        if self.measuring and len(shape) == 4:
+            chosen = _CHOSEN.get(_key(self.model, shape, self.device, self.precision, False))
+            if chosen is not None:
+                return chosen
+        return resolve_channels_last(self.channels_last, self.model, self.device, self.precision, train=False,
+                                     shape=shape)

@@ -2,7 +2,7 @@
 
 ``encdec.fit``, ``encdec.evaluate``, ``encdec.predict``, the exporters and the command line all
 resolve ``device="auto"``, ``precision="auto"`` and ``channels_last="auto"`` through these functions, so one
-machine gets one answer everywhere.
+machine gets one answer everywhere, decided from what is known before anything runs (never by timing).
 
 Example:
     >>> import torch
@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 __all__ = [
+    "CPU_CLASSES",
     "PRECISIONS",
     "autocast",
+    "channels_last_rule",
+    "check_channels_last",
     "compile_module",
+    "cpu_class",
     "cpu_supports_bf16",
     "is_conv_net",
     "resolve_channels_last",
@@ -131,30 +135,136 @@ def is_conv_net(model: nn.Module) -> bool:
     return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
 
 
-def resolve_channels_last(
-    channels_last: Union[bool, str], model: nn.Module, device: torch.device, precision: str
-) -> bool:
-    """Whether to use the channels-last memory format, by a fixed rule (no timing).
+#: CPU classes, from the most capable: native bfloat16 (AVX512-BF16 or AMX), AVX-512, AVX2, anything else.
+CPU_CLASSES = ("native-bf16", "avx512", "avx2", "other")
 
-    ``encdec.fit`` and ``encdec.predict`` time both layouts where this rule is unsure (fp32 on the CPU;
-    see ``encdec.layout``); ``encdec.evaluate`` and the exporters use the rule. ``"auto"`` is on for
-    conv nets on CUDA (cuDNN's mixed-precision kernels are NHWC) and for conv nets running in ``bf16`` on the
-    CPU (oneDNN's bfloat16 convolutions are fastest in NHWC: 1.75x over fp32 for resnet34_unet inference against
-    1.46x for NCHW bf16); off for fp32 on the CPU.
+#: Inference inputs of at least this many pixels (H x W) run channels-last in fp32 on the CPU: resnet34_unet
+#: inference on a 2-core AVX2 EPYC ran x1.4 faster in channels-last at 256x256 but x0.81 as fast at 64x64, and the
+#: U-Nets' crossover lay near 128x128.
+CPU_INFERENCE_PIXELS = 128 * 128
+
+#: Training inputs of at least this many pixels run channels-last in fp32 on AVX-512 CPUs: the U-Nets trained
+#: x1.05-x1.14 faster in channels-last at 256x256 on a 2-core AVX-512 EPYC (with native bf16, in fp32), and slower
+#: at 64x64. On an AVX2 EPYC NCHW trained faster at both sizes (channels-last took 1.10-1.28x NCHW's time), so
+#: AVX2 CPUs always train NCHW.
+CPU_TRAINING_PIXELS = 256 * 256
+
+
+def cpu_class() -> str:
+    """This CPU's class for the layout rule: ``"native-bf16"``, ``"avx512"``, ``"avx2"`` or ``"other"``.
+
+    ``"native-bf16"`` when ``cpu_supports_bf16``; otherwise from ``torch.backends.cpu.get_cpu_capability()``
+    (the vector instructions torch's own CPU kernels use): ``"AVX512"`` or ``"AVX2"``, and ``"other"`` for
+    anything else (ARM, POWER, s390x, or an x86 CPU without AVX2).
+
+    Example:
+        >>> cpu_class() in CPU_CLASSES
+        True
+    """
+    if cpu_supports_bf16():
+        return "native-bf16"
+    try:
+        capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    except Exception:  # noqa: BLE001 - an old torch or an unknown CPU: no class to go by
+        return "other"
+    if capability.startswith("AVX512"):
+        return "avx512"
+    if capability == "AVX2":
+        return "avx2"
+    return "other"
+
+
+def check_channels_last(channels_last: Any) -> None:
+    """Refuse a ``channels_last=`` value other than ``True``, ``False``, ``"auto"`` or ``"measure"``.
 
     Raises:
-        ValueError: ``channels_last`` is not ``True``, ``False`` or ``"auto"``.
+        ValueError: ``channels_last`` is not one of those.
+
+    Example:
+        >>> check_channels_last("measure")
+    """
+    if not isinstance(channels_last, bool) and channels_last not in ("auto", "measure"):
+        raise ValueError(f"channels_last must be True, False, 'auto' or 'measure', got {channels_last!r}")
+
+
+def channels_last_rule(model: nn.Module, device: torch.device, precision: str, *, train: bool,
+                       shape: Optional[Sequence[int]] = None, cpu: Optional[str] = None) -> bool:
+    """The memory layout ``channels_last="auto"`` picks: a fixed rule, never a measurement.
+
+    | Device | Precision | Step | CPU class and input ``(N, C, H, W)`` | Layout |
+    | --- | --- | --- | --- | --- |
+    | any (model without 2-D convolutions) | any | any | any | NCHW |
+    | CUDA | any | any | any | channels-last |
+    | CPU | bf16 | any | any | channels-last |
+    | CPU | fp32 | training | AVX-512 or native bf16, H x W >= 256 x 256 | channels-last |
+    | CPU | fp32 | training | AVX2 or other CPUs; smaller or unknown inputs | NCHW |
+    | CPU | fp32 | inference | any CPU, H x W >= 128 x 128, or size unknown | channels-last |
+    | CPU | fp32 | inference | any CPU, H x W < 128 x 128 | NCHW |
+    | MPS and other devices | any | any | any | NCHW |
+
+    Why: cuDNN's mixed-precision convolutions are NHWC, and oneDNN's bfloat16 convolutions run fastest in it
+    (resnet34_unet inference x1.75 over fp32 against x1.46 for NCHW bf16). In fp32 on the CPU the measurements
+    in ``docs/performance.md`` give the rest (``CPU_INFERENCE_PIXELS``, ``CPU_TRAINING_PIXELS``). The
+    answer depends only on what is known before anything runs, so the same script on the same kind of machine
+    always runs in the same layout and computes the same numbers; to time both layouts on the machine at hand,
+    pass ``channels_last="measure"`` or use ``encdec.tune``.
+
+    Args:
+        model: The model (only whether it holds 2-D convolutions matters).
+        device: Where it runs.
+        precision: Resolved precision (``"fp32"``, ``"bf16"``, ``"fp16"``).
+        train: Whether the layout is for training steps (else inference).
+        shape: The input batch shape ``(N, C, H, W)``, when known.
+        cpu: The CPU class (one of ``CPU_CLASSES``); default: this machine's (``cpu_class``).
+
+    Returns:
+        Whether to use channels-last.
+
+    Example:
+        >>> conv = torch.nn.Conv2d(3, 8, 3)
+        >>> channels_last_rule(conv, torch.device("cpu"), "fp32", train=True, shape=(8, 3, 64, 64))
+        False
+        >>> channels_last_rule(conv, torch.device("cpu"), "fp32", train=False, shape=(1, 3, 256, 256))
+        True
+    """
+    if not is_conv_net(model):
+        return False
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    if precision == "bf16":
+        return True
+    pixels = int(shape[-1]) * int(shape[-2]) if shape is not None and len(shape) == 4 else None
+    if train:
+        cpu = cpu_class() if cpu is None else cpu
+        return cpu in ("native-bf16", "avx512") and pixels is not None and pixels >= CPU_TRAINING_PIXELS
+    return pixels is None or pixels >= CPU_INFERENCE_PIXELS
+
+
+def resolve_channels_last(channels_last: Union[bool, str], model: nn.Module, device: torch.device, precision: str,
+                          *, train: bool = False, shape: Optional[Sequence[int]] = None) -> bool:
+    """Whether to use the channels-last memory format: ``True`` / ``False`` as given, ``"auto"`` by
+    ``channels_last_rule``.
+
+    ``encdec.fit``, ``encdec.evaluate``, ``encdec.predict`` and
+    ``encdec.optimize_for_inference`` all decide ``"auto"`` through this one function. ``"measure"`` (time
+    both layouts) is resolved by ``encdec.layout.choose_channels_last``, which those functions call.
+
+    Raises:
+        ValueError: ``channels_last`` is not ``True``, ``False`` or ``"auto"`` (``"measure"`` is refused here).
 
     Example:
         >>> resolve_channels_last("auto", torch.nn.Conv2d(3, 8, 3), torch.device("cpu"), "bf16")
         True
     """
-    if channels_last == "auto":
-        fast = device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
-        return fast and is_conv_net(model)
-    if not isinstance(channels_last, bool):
-        raise ValueError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
-    return channels_last
+    check_channels_last(channels_last)
+    if channels_last == "measure":
+        raise ValueError("channels_last='measure' times both layouts: resolve it with "
+                         "encdec.layout.choose_channels_last (fit, evaluate and predict do)")
+    if isinstance(channels_last, bool):
+        return channels_last
+    return channels_last_rule(model, device, precision, train=train, shape=shape)
 
 
 def to_model_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

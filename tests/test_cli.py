@@ -334,6 +334,48 @@ def test_predict_carries_on_past_unreadable_images_and_says_so(capsys, shapes_ru
     assert "left out 1 file that are not images" in err and "notes.txt" in err
 
 
+def test_predict_batches_its_images_and_writes_what_one_image_at_a_time_did(capsys, shapes_run, tmp_path,
+                                                                             monkeypatch):
+    import encdec.cli.predict as verb
+    from encdec.viz import overlay
+
+    folder = tmp_path / "images"
+    _shape_images(folder, 3, size=40)
+    _shape_images(folder / "more", 2, size=48)
+    for i in range(2):
+        (folder / "more" / f"img{i}.png").rename(folder / f"wide{i}.png")
+    (folder / "d_broken.png").write_bytes(b"not a png")
+    calls = []
+    monkeypatch.setattr(verb, "predict", lambda *a, **k: calls.append(len(a[1])) or encdec.predict(*a, **k))
+    for size in ((), ("--size", "40")):  # the recorded training size (one batch), and --size
+        out = tmp_path / f"preds{len(size)}"
+        calls.clear()
+        code, stdout, err = run(capsys, "predict", "--weights", shapes_run, folder, "--out", out, "--device", "cpu",
+                                "--precision", "fp32", "--batch-size", "4", *size)
+        assert code == 1 and "d_broken.png: not a readable image" in err
+        assert calls == [5]  # one call for every readable image
+        model = encdec.from_pretrained(shapes_run)
+        names = ["img0", "img1", "img2", "wide0", "wide1"]
+        assert sorted(p.name for p in out.iterdir()) == sorted(
+            [f"{n}_mask.png" for n in names] + [f"{n}_overlay.png" for n in names] + ["predictions.json"])
+        records = json.loads((out / "predictions.json").read_text())
+        assert [Path(r["image"]).name for r in records] == [f"{n}.png" for n in names]
+        for name, record in zip(names, records):  # what predicting each image on its own writes
+            image = np.asarray(Image.open(folder / f"{name}.png").convert("RGB"))
+            kwargs = {"size": int(size[1])} if size else {}
+            expected = encdec.predict(model, image, device="cpu", precision="fp32", **kwargs).numpy().astype(np.uint8)
+            mask = np.asarray(Image.open(out / f"{name}_mask.png"))
+            assert np.array_equal(mask, expected), name
+            assert np.array_equal(np.asarray(Image.open(out / f"{name}_overlay.png")),
+                                  overlay(image, expected, alpha=0.5, palette="voc")), name
+            assert record["mask"] == str(out / f"{name}_mask.png")
+            assert record["class_pixels"] == {str(c): int(n) for c, n in enumerate(np.bincount(expected.ravel())) if n}
+            assert f"{folder / name}.png: {name}_mask.png, {name}_overlay.png (" in stdout
+    code, _, err = run(capsys, "predict", "--weights", shapes_run, folder, "--out", tmp_path / "x", "--batch-size",
+                       "0")
+    assert code == 2 and "--batch-size" in err
+
+
 def test_predict_checks_out_before_loading_the_model(capsys, tmp_path):
     _shape_images(tmp_path / "images", 1)
     (tmp_path / "taken").write_text("a file")

@@ -543,7 +543,7 @@ def test_evaluate_matches_counts_computed_by_hand():
         ({"epochs": 1, "precision": "fp8"}, "precision='fp8' is not supported; use one of auto, fp32, bf16, fp16"),
         ({"epochs": 1, "precision": "fp16", "device": "cpu"}, "precision='fp16' needs a CUDA device"),
         ({"epochs": 1, "resume": True}, "resume=True .* needs checkpoint_dir"),
-        ({"epochs": 1, "channels_last": "yes"}, "channels_last must be True, False or 'auto', got 'yes'"),
+        ({"epochs": 1, "channels_last": "yes"}, "channels_last must be True, False, 'auto' or 'measure', got 'yes'"),
         ({"epochs": 1, "early_stopping": 0}, r"early_stopping \(patience in epochs\) must be a positive integer"),
         ({"epochs": 1, "clip_grad_norm": -1.0}, "clip_grad_norm must be a positive number"),
         ({"epochs": 1, "device": "potato"}, "device='potato' is not a device"),

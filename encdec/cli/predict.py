@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -35,13 +35,17 @@ __all__: list = []  # a verb module: parsing and printing, nothing to import
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
+#: Images read and handed to one ``encdec.predict`` call (in batches of ``--batch-size``): memory holds this many
+#: decoded images at a time, however many are given.
+IMAGES_PER_CALL = 64
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="colored masks and overlays for images", formatter_class=FORMAT,
                        description=(
         "Predict every image (files or folders): segmentation models write IMAGE_mask.png (a palette PNG whose\n"
         "pixel values are the classes) and IMAGE_overlay.png; classifiers print the class. Images of any size\n"
-        "are padded to what the model takes.\n\n"
+        "are padded to what the model takes; images of one size run in batches (--batch-size).\n\n"
         "examples:\n  encdec predict --model unet --weights UNet_best_model.pth photos/*.jpg --out masks/\n"
         "  encdec predict --weights runs/unet-shapes shapes/ --out preds/\n"
         "  encdec predict --model resnet34_unet --weights pets.pth cat.jpg --size 256 --out preds/\n"
@@ -60,6 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--palette", choices=["voc", "voc22", "binary", "shapes", "tab10"],
                    help="mask colours (default by number of classes)")
     p.add_argument("--device", type=device, default="auto")
+    p.add_argument("--batch-size", type=positive(), default=8, metavar="N",
+                   help="images per forward pass (default 8); images of one size share a batch")
     p.add_argument("--backend", choices=["torch", *BACKENDS], default="torch",
                    help="run the model in PyTorch (default), or export it to ONNX and run it in ONNX Runtime or "
                         "OpenVINO (same outputs)")
@@ -141,6 +147,42 @@ def _runner(model: Any, args: argparse.Namespace) -> Any:
     return OnnxPredictor.from_model(model, backend=args.backend)
 
 
+def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]]) -> List[Tuple[Path, Image.Image]]:
+    """The images that can be read, as RGB, in order; the others are added to ``failed`` and reported."""
+    read = []
+    for path in paths:
+        try:
+            with open_regular_file(path, "image") as f, Image.open(f) as handle:  # one non-blocking open
+                read.append((path, handle.convert("RGB")))
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            failed.append((path, f"not a readable image ({error})"))
+            print(f"{path}: skipped, not a readable image", file=sys.stderr)
+    return read
+
+
+def _classification_record(path: Path, probs: Any, names: Optional[Sequence[str]]) -> Dict[str, Any]:
+    top = int(probs.argmax())
+    label = names[top] if names else str(top)
+    print(f"{path}: {label} ({float(probs[top]):.3f})")
+    return {"image": str(path), "label": label, "index": top, "probability": float(probs[top])}
+
+
+def _write_segmentation(path: Path, original: Image.Image, labels: Any, stem: Path, palette: str, alpha: float,
+                        names: Optional[Sequence[str]], num_classes: int) -> Dict[str, Any]:
+    """Write ``STEM_mask.png`` and ``STEM_overlay.png`` for one image; its record for ``predictions.json``."""
+    mask = labels.numpy().astype(np.uint8)
+    mask_path = stem.parent / f"{stem.name}_mask.png"
+    overlay_path = stem.parent / f"{stem.name}_overlay.png"
+    save_mask(mask_path, mask, palette=palette)
+    Image.fromarray(overlay(np.asarray(original), mask, alpha=alpha, palette=palette)).save(overlay_path)
+    present = np.bincount(mask.reshape(-1), minlength=num_classes or 1)
+    shares = ", ".join(f"{names[i] if names and i < len(names) else i} {c / mask.size:.0%}"
+                       for i, c in enumerate(present) if c)
+    print(f"{path}: {mask_path.name}, {overlay_path.name} ({shares})")
+    return {"image": str(path), "mask": str(mask_path), "overlay": str(overlay_path),
+            "class_pixels": {str(i): int(c) for i, c in enumerate(present) if c}}
+
+
 def run(args: argparse.Namespace) -> int:
     skipped: List[Path] = []
     paths = expand_images(args.images, skipped)
@@ -165,37 +207,22 @@ def run(args: argparse.Namespace) -> int:
         options: Dict[str, Any] = {"device": args.device, "compile": args.compile, "precision": args.precision}
     else:
         options = {}
-    options.update(tile=args.tile, overlap=args.overlap, tta=args.tta, size=size)
-    records, failed = [], []
+    options.update(tile=args.tile, overlap=args.overlap, tta=args.tta, size=size, batch_size=args.batch_size)
+    records: List[Dict[str, Any]] = []
+    failed: List[Tuple[Path, str]] = []
     stems = output_stems(paths)
-    for path in paths:
-        try:
-            with open_regular_file(path, "image") as f, Image.open(f) as handle:  # one non-blocking open
-                original = handle.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            failed.append((path, f"not a readable image ({error})"))
-            print(f"{path}: skipped, not a readable image", file=sys.stderr)
+    for first in range(0, len(paths), IMAGES_PER_CALL):
+        read = _read_images(paths[first : first + IMAGES_PER_CALL], failed)
+        if not read:
             continue
-        image = np.asarray(original)
-        if info.task == "classification":
-            probs = predict(runner, image, probabilities=True, **options)
-            top = int(probs.argmax())
-            label = names[top] if names else str(top)
-            records.append({"image": str(path), "label": label, "index": top, "probability": float(probs[top])})
-            print(f"{path}: {label} ({float(probs[top]):.3f})")
-            continue
-        labels = predict(runner, image, **options)
-        mask = labels.numpy().astype(np.uint8)
-        mask_path = out / f"{stems[path]}_mask.png"
-        overlay_path = out / f"{stems[path]}_overlay.png"
-        save_mask(mask_path, mask, palette=palette)
-        Image.fromarray(overlay(np.asarray(original), mask, alpha=args.alpha, palette=palette)).save(overlay_path)
-        present = np.bincount(mask.reshape(-1), minlength=num_classes or 1)
-        shares = ", ".join(f"{names[i] if names and i < len(names) else i} {c / mask.size:.0%}"
-                           for i, c in enumerate(present) if c)
-        records.append({"image": str(path), "mask": str(mask_path), "overlay": str(overlay_path),
-                        "class_pixels": {str(i): int(c) for i, c in enumerate(present) if c}})
-        print(f"{path}: {mask_path.name}, {overlay_path.name} ({shares})")
+        outputs = predict(runner, [np.asarray(image) for _, image in read],
+                          probabilities=info.task == "classification", **options)
+        for (path, original), output in zip(read, outputs):
+            if info.task == "classification":
+                records.append(_classification_record(path, output, names))
+            else:
+                records.append(_write_segmentation(path, original, output, out / stems[path], palette, args.alpha,
+                                                   names, num_classes))
     atomic_write_json(records, out / "predictions.json")
     print(f"wrote {len(records)} predictions to {out}/ (predictions.json lists them)")
     if skipped:

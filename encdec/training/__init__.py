@@ -1,10 +1,11 @@
 """``fit``, ``evaluate`` and ``History``: a small training helper that resumes exactly, runs fast on CPU and
 scales out with torch.distributed.
 
-* ``fit`` (``fitting``): the training recipe, top to bottom;
-* ``evaluate`` (``evaluation``): loss and metrics on a loader;
-* ``History`` (``history``): the per-epoch record;
-* ``state``: checkpoints and resume; ``factories``: optimizers,
+* ``fit`` (``encdec.training.fitting``): the training recipe, top to bottom;
+* ``evaluate`` (``encdec.training.evaluation``): loss and metrics on a loader;
+* ``tune`` (``encdec.training.tuning``): time both memory layouts once, for ``channels_last=``;
+* ``History`` (``encdec.training.history``): the per-epoch record;
+* ``encdec.training.state``: checkpoints and resume; ``encdec.training.factories``: optimizers,
   schedules and losses by name.
 
 How to run (device, precision, channels-last) is decided by ``encdec.runtime``, whose functions are also
@@ -27,10 +28,12 @@ from .evaluation import evaluate
 from .fitting import fit
 from .history import History
 from .seeding import seed_everything, seed_worker
+from .tuning import tune
 
 __all__ = [
     "fit",
     "evaluate",
+    "tune",
     "History",
     "NonFiniteLossError",
     "seed_everything",

@@ -10,7 +10,9 @@ from torch.utils.data import DataLoader
 
 from .. import _distributed
 from .._distributed import DistInfo
-from ..runtime import resolve_channels_last, resolve_device, resolve_precision
+from ..layout import choose_channels_last
+from ..runtime import check_channels_last, resolve_device, resolve_precision
+from ._data import batch_shape
 from ._defaults import dataset_attr, default_loss
 from ._run import Run
 from ._steps import evaluate_epoch
@@ -45,7 +47,11 @@ def evaluate(
         precision: ``"fp32"`` (default: reported numbers must be reproducible on any machine), or ``"auto"``,
             ``"bf16"``, ``"fp16"`` to opt in to faster, slightly different scores (see
             ``encdec.runtime.resolve_precision``).
-        channels_last: Channels-last memory format (``"auto"``: see ``resolve_channels_last``).
+        channels_last: Channels-last memory format. ``"auto"``: the rule ``encdec.fit`` and
+            ``encdec.predict`` follow for inference (``encdec.runtime.channels_last_rule``), for the
+            loader's batch shape: on for conv nets on CUDA and in bf16 on the CPU, and in fp32 on the CPU for
+            images of at least 128x128 pixels; nothing is timed. ``"measure"``: time both layouts on a batch of
+            that shape first. ``True`` / ``False``: as given.
         progress: Show a tqdm bar.
 
     Returns:
@@ -62,9 +68,11 @@ def evaluate(
     """
     if isinstance(loss, str) and loss != "default":
         raise ValueError(f"loss must be a callable, 'default' or None, got {loss!r}")
+    check_channels_last(channels_last)
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    use_channels_last = resolve_channels_last(channels_last, model, device, precision)
+    use_channels_last = choose_channels_last(channels_last, model, device, precision,
+                                             batch_shape(loader) if isinstance(channels_last, str) else None)
     info = _distributed.setup(device.type) if _distributed.is_initialized() else DistInfo()
     if isinstance(loader, DataLoader):
         loader = _distributed.shard_loader(loader, info, train=False, seed=0)  # type: ignore[assignment]

@@ -1,13 +1,13 @@
 """``fit``: train a model with validation, checkpoints, exact resume, mixed precision and ``torchrun``.
 
 ``fit`` reads top to bottom like a recipe; each step it names lives in a small helper here or in
-``encdec.training._steps`` (one pass over a loader) and :mod:`~encdec.training.state` (checkpoints).
+``encdec.training._steps`` (one pass over a loader) and ``encdec.training.state`` (checkpoints).
 
 Distributed training:
     Launch the same script with ``torchrun``; ``fit`` reads ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` from the
     environment, initialises the process group (``gloo`` on CPU, ``nccl`` on CUDA), wraps the model in
-    :class:`~torch.nn.parallel.DistributedDataParallel`, shards the training data with a
-    :class:`~torch.utils.data.DistributedSampler` (the validation data with a non-padding shard, so every sample
+    ``torch.nn.parallel.DistributedDataParallel``, shards the training data with a
+    ``torch.utils.data.DistributedSampler`` (the validation data with a non-padding shard, so every sample
     is counted once), all-reduces losses and metric counts, and lets only rank 0 print and write files::
 
         # one machine, 4 processes (CPU: gloo; GPUs: one process per GPU, nccl)
@@ -36,8 +36,8 @@ from torch.utils.data import DataLoader
 from .. import _distributed
 from .._distributed import DistInfo
 from ..atomic import ensure_writable_dir
-from ..layout import choose_channels_last, known_channels_last
-from ..runtime import compile_module, resolve_device, resolve_precision
+from ..layout import choose_channels_last
+from ..runtime import check_channels_last, compile_module, resolve_device, resolve_precision
 from ._data import batch_shape, reproducible_loader, set_data_epoch
 from ._defaults import dataset_attr, default_loss, default_optimizer, is_plateau, mode_for, pick_monitor
 from ._defaults import scheduler_interval as resolve_interval
@@ -79,7 +79,7 @@ def fit(
     compile: bool = False,
     tensorboard: Union[bool, PathLike, None] = False,
 ) -> History:
-    """Train ``model`` for ``epochs`` epochs, validating after each, and return the :class:`History`.
+    """Train ``model`` for ``epochs`` epochs, validating after each, and return the ``History``.
 
     The loop: per batch, forward under autocast, loss in float32, backward (scaled under fp16), and every
     ``accumulate_steps`` batches an optimizer step (unscale, clip, step, update); then validation under
@@ -103,17 +103,19 @@ def fit(
             every other scheduler once per epoch; ``"step"`` or ``"epoch"`` force one.
         metrics: An object with ``update(logits, targets)``, ``compute() -> dict`` and ``reset()`` (and
             ``sync()`` for distributed runs); copied for training and validation. Defaults to
-            :class:`encdec.metrics.SegmentationMetrics` or :class:`encdec.metrics.ClassificationMetrics` by the
+            ``encdec.metrics.SegmentationMetrics`` or ``encdec.metrics.ClassificationMetrics`` by the
             shape of the logits. Training metrics are accumulated from the training forward passes (no second pass).
         device: ``"auto"`` (CUDA, then MPS, then CPU), or any torch device.
         precision: ``"fp32"``, ``"bf16"`` (autocast; CPUs with native bfloat16, or CUDA), ``"fp16"`` (CUDA, with a
-            gradient scaler), or ``"auto"``: the fastest safe one (see :func:`encdec.runtime.resolve_precision`).
-        channels_last: Channels-last memory format for model and inputs. ``"auto"``: on for conv nets in bf16 on
-            the CPU and on CUDA; in fp32 on the CPU, a forward and backward step of a copy of the model is timed in
-            each layout on a batch of the training data's shape and the faster is kept (remembered for the
-            process; see :func:`encdec.layout.choose_channels_last`). The choice is saved in the checkpoint and a
-            resumed run uses it again, so resuming stays exact. Pass ``True`` / ``False`` for bit-identical runs
-            across machines.
+            gradient scaler), or ``"auto"``: the fastest safe one (see ``encdec.runtime.resolve_precision``).
+        channels_last: Channels-last memory format for model and inputs. ``"auto"``: a fixed rule
+            (``encdec.runtime.channels_last_rule``): on for conv nets on CUDA and in bf16 on the CPU; in fp32
+            on the CPU, on for batches of at least 256x256 pixels on AVX-512 CPUs and off otherwise (NCHW trained
+            faster on AVX2 CPUs). Nothing is timed, so a seeded run gives the same weights however busy the
+            machine is. ``"measure"``: time a forward and backward step of a copy of the model in each layout on
+            a batch of the training data's shape and keep the faster (see ``encdec.tune`` to measure once and
+            pass the answer to later runs). The choice is saved in the checkpoint and a resumed run uses it
+            again, so resuming stays exact. Pass ``True`` / ``False`` to decide yourself.
         accumulate_steps: Batches whose gradients are summed (each loss divided by the group size) before one
             optimizer step; a trailing partial group at the end of an epoch is stepped too.
         clip_grad_norm: Clip the global gradient norm to this value before each optimizer step.
@@ -131,7 +133,7 @@ def fit(
             shuffle order follows ``(seed, epoch)`` and each sample is read with the global generators seeded from
             ``(seed, epoch, index)``. A checkpoint of a different model or optimizer is refused. In multi-node runs
             ``checkpoint_dir`` must be on a filesystem all nodes share.
-        seed: Calls :func:`encdec.seed_everything` (``seed + rank`` in distributed runs) before training, and seeds
+        seed: Calls ``encdec.seed_everything`` (``seed + rank`` in distributed runs) before training, and seeds
             the training data's order and augmentation (without it they are drawn once and saved in the
             checkpoints). Build the model after seeding too if initial weights should repeat.
         progress: tqdm bars (epochs and batches, with loss and images/s) on a terminal; otherwise one line per
@@ -165,7 +167,7 @@ def fit(
                      val_loader)
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    known_channels_last(channels_last, model, device, precision)  # a bad value is refused before any work
+    check_channels_last(channels_last)  # a bad value is refused before any work
     info = _distributed.setup(device.type)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
@@ -273,17 +275,16 @@ def _resume_point(resume: Union[bool, PathLike, None], folder: Optional[Path]) -
 
 def _layout(channels_last: Union[bool, str], model: nn.Module, device: torch.device, precision: str,
             train_loader: Any, resume_from: Optional[Path], info: DistInfo) -> bool:
-    """The memory layout of this run: as asked, as recorded in the checkpoint resumed from, or measured (the
-    rank-0 measurement for every rank)."""
-    known = known_channels_last(channels_last, model, device, precision)
-    if known is not None:
-        return known
+    """The memory layout of this run: as asked, as recorded in the checkpoint resumed from, by the layout rule for
+    the training data's batch shape (``"auto"``), or measured (``"measure"``); rank 0's answer for every rank."""
+    if isinstance(channels_last, bool):
+        return channels_last
     if resume_from is not None:
         recorded = load_checkpoint(resume_from).get("settings", {}).get("channels_last")
         if isinstance(recorded, bool):
             return recorded
     chosen = None
-    if info.rank == 0:  # one process measures and writes the machine's layout cache; the others take its answer
+    if info.rank == 0:  # one process decides (and, for "measure", times); the others take its answer
         chosen = choose_channels_last(channels_last, model, device, precision, batch_shape(train_loader), train=True)
     return bool(_distributed.gather_objects(chosen, info)[0])
 
