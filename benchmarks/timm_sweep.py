@@ -190,7 +190,8 @@ def check_one(name: str, max_gb: float) -> Dict[str, Any]:
         return {"status": "failed", "params": params, "detail": f"build: {type(error).__name__}: {str(error)[:160]}"}
     _randomize(encoder)
     try:
-        reference = _reference(timm, name, encoder.model, shared=shared)
+        reference = _reference(timm, name, encoder.model, shared=shared,
+                               dynamic_img_size=getattr(encoder, "dynamic_img_size", False))
     except ValueError as error:
         return {"status": "failed", "params": params, "detail": f"reference: {error}"}
     refused, notes = "", []
@@ -211,20 +212,21 @@ def check_one(name: str, max_gb: float) -> Dict[str, Any]:
     return {"status": "reference_failed", "params": params, "detail": refused}
 
 
-def _reference(timm: Any, name: str, source: Any, *, shared: bool) -> Any:
+def _reference(timm: Any, name: str, source: Any, *, shared: bool, dynamic_img_size: bool = False) -> Any:
     """timm's own ``features_only`` model of ``name`` holding ``source``'s weights: loaded into a model of its own,
     or, when ``shared``, built on the meta device and given ``source``'s tensors themselves (buffers kept out of
-    the state dict too, each checked by name and shape)."""
+    the state dict too, each checked by name and shape). Built with ``dynamic_img_size`` as the encoder was."""
     import itertools
 
     import torch
 
+    options = {"dynamic_img_size": True} if dynamic_img_size else {}
     if not shared:
-        reference = timm.create_model(name, features_only=True, pretrained=False).eval()
+        reference = timm.create_model(name, features_only=True, pretrained=False, **options).eval()
         reference.load_state_dict(source.state_dict())
         return reference
     with torch.device("meta"):
-        reference = timm.create_model(name, features_only=True, pretrained=False).eval()
+        reference = timm.create_model(name, features_only=True, pretrained=False, **options).eval()
     reference.load_state_dict(source.state_dict(), assign=True)
     buffers = dict(source.named_buffers())
     for key, buffer in list(reference.named_buffers()):

@@ -150,9 +150,12 @@ class TimmEncoder(nn.Module):
         config = getattr(self.model, "pretrained_cfg", None) or {}
         #: The one input side the encoder takes (timm's ``fixed_input_size`` models that cannot size dynamically).
         self.fixed_size: Optional[int] = None
+        #: Whether timm built the model with ``dynamic_img_size=True`` (a fixed-size model that can size itself).
+        self.dynamic_img_size = False
         if config.get("fixed_input_size"):
             try:  # ViT-like models interpolate their position embeddings when built with dynamic_img_size
                 self.model = timm.create_model(name, features_only=True, dynamic_img_size=True, **kwargs)
+                self.dynamic_img_size = True
             except (RuntimeError, TypeError, ValueError, AttributeError, AssertionError):
                 self.fixed_size = _fixed_side(name, config.get("input_size"))
         self.name = TIMM_PREFIX + name
