@@ -93,7 +93,7 @@ def _bench_metrics(settings: Settings, segmentation_metrics: Any, jaccard: Any) 
 
 
 def reference_class_colours() -> Dict[int, Tuple[int, int, int]]:
-    """Seed 000's ``cls_invert``: the 21 VOC colours plus class 21 (the boundary) = (224, 224, 192).
+    """The VOC U-Net report's ``cls_invert``: the 21 VOC colours plus class 21 (the boundary) = (224, 224, 192).
 
     Example:
         >>> reference_class_colours()[21]
@@ -107,7 +107,7 @@ def reference_class_colours() -> Dict[int, Tuple[int, int, int]]:
 
 
 def reference_colorize(pred: np.ndarray, cls_invert: Dict[int, Tuple[int, int, int]]) -> np.ndarray:
-    """The reference's mask colouring (seed 000 ``val_model``), restated: the prediction arrives as a float
+    """The VOC U-Net report's mask colouring (its ``val_model``), restated: the prediction arrives as a float
     array (``argmax(...).float()``), and a Python double loop writes one pixel at a time into a float64 image from
     the ``cls_invert`` dict.
 
@@ -155,7 +155,7 @@ def _bench_colorize(settings: Settings, colorize: Callable[..., Any]) -> List[Ro
     side, small = settings.colorize_side, 64
     print(f"  colorize: {side}x{side} mask vs the reference loop on {small}x{small}", flush=True)
     gen = torch.Generator().manual_seed(5)
-    labels = torch.randint(0, 22, (side, side), generator=gen)  # 22 classes: 21 = boundary, as in seed 000
+    labels = torch.randint(0, 22, (side, side), generator=gen)  # 22 classes: 21 = boundary, as in the VOC U-Net report
     pred_small = labels[:small, :small].float().numpy()  # the reference gets argmax(...).float() as NumPy
     colours = reference_class_colours()
     times = interleave({
@@ -167,7 +167,7 @@ def _bench_colorize(settings: Settings, colorize: Callable[..., Any]) -> List[Ro
     ours_small = _to_hwc(colorize(labels[:small, :small], palette="voc22"))
     same = bool(np.array_equal(ours_small.astype(np.float64), reference_colorize(pred_small, colours)))
     row = ratio_row("colorize", "colorize vs reference per-pixel loop", per_pixel, "reference loop", "encdec",
-                    goal=100.0, notes=f"time per pixel; seed 000's loop on a {small}x{small} float label map, "
+                    goal=100.0, notes=f"time per pixel; the VOC report's loop on a {small}x{small} float label map, "
                                       f"colorize(labels, palette='voc22') on a {side}x{side} int64 tensor; "
                                       f"same colours: {same}", identical=same)
     # the medians are per pixel: report them in nanoseconds per pixel instead of milliseconds

@@ -45,9 +45,9 @@ class Recipe:
         epochs: Epochs.
         scheduler: ``"none"``, ``"step"``, ``"multistep"``, ``"plateau"``, ``"cosine"`` or ``"onecycle"``.
         scheduler_args: Its arguments (``step_size``, ``gamma``, ``milestones``, ``patience``).
-        scheduler_interval: ``"epoch"`` or ``"step"`` (after every batch, as seed 000 does with StepLR).
+        scheduler_interval: ``"epoch"`` or ``"step"`` (after every batch, as the VOC U-Net report does with StepLR).
         loss: ``"ce"``, ``"dice"`` or ``"dice_ce"``.
-        ignore_index: Label the loss skips (seed 000's ``CrossEntropyLoss(ignore_index=21)``), or ``None``.
+        ignore_index: Label the loss skips (the VOC U-Net report's ``CrossEntropyLoss(ignore_index=21)``), or ``None``.
         monitor: The History key that picks the best epoch.
         eval_split: The split the recipe's final numbers are scored on.
         defects: What the report did wrong that the recipe keeps, said plainly.
