@@ -39,6 +39,8 @@ class ReferenceCheckpoint:
         mean: Per-channel normalisation mean of its inputs, when the reference states it.
         std: Per-channel normalisation standard deviation.
         reached: The score the reference reports for it.
+        requires: Builder arguments the checkpoint needs, as ``(name, value)`` pairs (``unet``'s VOC file needs
+            ``encoder=None``): a model built otherwise does not load it.
 
     Example:
         >>> import encdec
@@ -53,6 +55,17 @@ class ReferenceCheckpoint:
     mean: Optional[Tuple[float, float, float]] = None
     std: Optional[Tuple[float, float, float]] = None
     reached: str = ""
+    requires: Tuple[Tuple[str, Any], ...] = ()
+
+    def fits(self, kwargs: Dict[str, Any]) -> bool:
+        """Whether a model built with ``kwargs`` (its recorded builder arguments) can load this checkpoint.
+
+        Example:
+            >>> voc = ReferenceCheckpoint("m.pth", "VOC", 22, 256, requires=(("encoder", None),))
+            >>> voc.fits({"encoder": "resnet34"}), voc.fits({"encoder": None})
+            (False, True)
+        """
+        return all(kwargs.get(name) == value for name, value in self.requires)
 
     def __str__(self) -> str:
         return self.filename

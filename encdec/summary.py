@@ -122,12 +122,18 @@ def model_summary(
 
     layers: List[Dict[str, Any]] = []
 
+    seen: Dict[str, Dict[str, Any]] = {}
+
     def hook(module_name: str, level: int):
         def record(module, args, output):
+            if module_name in seen:  # a module run more than once (a shared dropout): one row, its calls counted
+                seen[module_name]["calls"] += 1
+                return
             out = output[-1] if isinstance(output, (list, tuple)) else output
             shape = list(out.shape[1:]) if hasattr(out, "shape") else None
-            layers.append({"name": module_name, "level": level, "type": type(module).__name__, "output": shape,
-                           "parameters": sum(p.numel() for p in module.parameters())})
+            seen[module_name] = {"name": module_name, "level": level, "type": type(module).__name__, "output": shape,
+                                 "parameters": sum(p.numel() for p in module.parameters()), "calls": 1}
+            layers.append(seen[module_name])
 
         return record
 
@@ -175,5 +181,6 @@ def model_summary(
             {"filename": r.filename, "dataset": r.dataset, "num_classes": r.num_classes, "input_size": r.input_size,
              "mean": r.mean, "std": r.std, "reached": r.reached}
             for r in (info.reference_checkpoints if info is not None else ())
+            if r.fits(net.encdec_config.get("kwargs", {}) if getattr(net, "encdec_config", None) else {})
         ],
     }

@@ -84,6 +84,20 @@ def test_info_names_both_resnet50_unet_layouts(capsys):
     assert report["parameters"] == 11_006_614 and report["variants"]["built"] == "narrow"
 
 
+def test_info_shows_reference_checkpoints_only_for_the_configuration_that_loads_them(capsys):
+    _, out, _ = run(capsys, "info", "unet", "--encoder", "resnet34", "--size", "64")
+    assert "UNet_best_model.pth" not in out and "reference checkpoints: none" in out
+    _, out, _ = run(capsys, "info", "unet", "--size", "64")
+    assert "UNet_best_model.pth: Pascal VOC 2012" in out
+
+
+def test_info_lists_a_module_run_several_times_once(capsys):
+    code, out, _ = run(capsys, "info", "resnet34_unet", "--size", "64")
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.strip().startswith("decoder.dropout")]
+    assert len(rows) == 1 and "(run 4x)" in rows[0]  # one Dropout module after four decoder blocks
+
+
 def test_info_and_list_show_the_encoder_based_builders(capsys):
     code, out, _ = run(capsys, "info", "fpn", "--encoder", "efficientnet_b0", "--json")
     assert code == 0

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
           f"{human_bytes(mem['gradients'])} + Adam state {human_bytes(mem['adam_state'])} + activations "
           f"{human_bytes(mem['activations'])}")
     print("\nlayers:")
-    print(table([(("  " * (r["level"] - 1)) + r["name"], r["type"],
+    runs = {r["name"]: f" (run {r['calls']}x)" if r["calls"] > 1 else "" for r in report["layers"]}
+    print(table([(("  " * (r["level"] - 1)) + r["name"], r["type"] + runs[r["name"]],
                   "x".join(map(str, r["output"])) if r["output"] else "-", f"{r['parameters']:,}")
                  for r in report["layers"]], ["module", "type", "output (per image)", "parameters"], "lllr"))
     refs = report["reference_checkpoints"]

@@ -152,7 +152,7 @@ def _unet_filter(state: dict, model: nn.Module) -> dict:
 
 VOC_UNET_REFERENCE = ReferenceCheckpoint(
     "UNet_best_model.pth", "Pascal VOC 2012", 22, 256, IMAGENET_MEAN, IMAGENET_STD,
-    "pixel accuracy; the boundary is class 21, ignored by the loss",
+    "pixel accuracy; the boundary is class 21, ignored by the loss", requires=(("encoder", None),),
 )
 
 
