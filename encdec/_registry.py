@@ -41,6 +41,7 @@ class ReferenceCheckpoint:
         reached: The score the reference reports for it.
         requires: Builder arguments the checkpoint needs, as ``(name, value)`` pairs (``unet``'s VOC file needs
             ``encoder=None``): a model built otherwise does not load it.
+        class_names: The name of each of its outputs, when the reference's data set names them.
 
     Example:
         >>> import encdec
@@ -56,6 +57,7 @@ class ReferenceCheckpoint:
     std: Optional[Tuple[float, float, float]] = None
     reached: str = ""
     requires: Tuple[Tuple[str, Any], ...] = ()
+    class_names: Tuple[str, ...] = ()
 
     def fits(self, kwargs: Dict[str, Any]) -> bool:
         """Whether a model built with ``kwargs`` (its recorded builder arguments) can load this checkpoint.

@@ -380,9 +380,12 @@ def load_model(
         log(_describe(report, path))
     num_classes = getattr(model, "num_classes", None)
     for ref in info.reference_checkpoints:  # the normalisation the reference checkpoints were trained with
-        if ref.mean is not None and ref.num_classes == num_classes:
-            model.encdec_config.setdefault("mean", list(ref.mean))
-            model.encdec_config.setdefault("std", list(ref.std))
+        if ref.num_classes == num_classes and ref.fits(model.encdec_config["kwargs"]):
+            if ref.mean is not None:
+                model.encdec_config.setdefault("mean", list(ref.mean))
+                model.encdec_config.setdefault("std", list(ref.std))
+            if ref.class_names:
+                model.encdec_config.setdefault("class_names", list(ref.class_names))
             break
     return model
 

@@ -117,3 +117,17 @@ def test_recorded_configuration_leaves_out_arguments_the_model_does_not_use(tmp_
     with_encoder.eval(), rebuilt.eval()
     with torch.no_grad():
         assert torch.equal(with_encoder(x), rebuilt(x))
+
+
+def test_a_reference_checkpoint_gets_the_class_names_of_its_data_set(tmp_path):
+    path = tmp_path / "UNet_best_model.pth"
+    torch.save(encdec.unet(widths=(4, 8, 16, 32, 64)).state_dict(), path)
+    model = encdec.load_model(path, "unet", widths=(4, 8, 16, 32, 64))
+    names = model.encdec_config["class_names"]
+    assert len(names) == 22 and names[9] == "chair" and names[21] == "boundary"  # VOC's classes, then the boundary
+    path = tmp_path / "vgg16_epoch250.ckpt"
+    torch.save(encdec.vgg16_cifar().state_dict(), path)
+    assert encdec.load_model(path, "vgg16_cifar").encdec_config["class_names"][0] == "airplane"
+    path = tmp_path / "other.pth"
+    torch.save(encdec.unet(encoder="resnet18", num_classes=22).state_dict(), path)
+    assert "class_names" not in encdec.load_model(path, "unet", encoder="resnet18", num_classes=22).encdec_config

@@ -8,6 +8,7 @@ from typing import Optional, Union
 from torch import nn
 
 from .._registry import ReferenceCheckpoint, register_model
+from ..datasets.cifar import CIFAR10_CLASSES
 from ..encoders.course import ResNetEncoder, bottleneck_stage
 from ..normalization import CIFAR10_MEAN, CIFAR10_STD
 from ..weights import remap_keys
@@ -40,6 +41,7 @@ def resnet50_cifar_filter(state: dict, model: nn.Module) -> dict:
 
 RESNET50_CIFAR_REFERENCE = ReferenceCheckpoint(
     "resnet50_epoch285.ckpt", "CIFAR-10", 10, 32, CIFAR10_MEAN, CIFAR10_STD, "test accuracy ~80-83%",
+    class_names=CIFAR10_CLASSES,
 )
 
 

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .._registry import ReferenceCheckpoint, register_model
 from ..blocks import ConvBNAct, DecoderBlock, DoubleConv
+from ..datasets.voc import VOC_CLASSES
 from ..decoders.unet import UNetDecoder
 from ..encoders.course import ResNetEncoder, basic_stage, bottleneck_stage
 from ..normalization import IMAGENET_MEAN, IMAGENET_STD
@@ -48,7 +49,7 @@ def resnet34_unet_filter(state: dict, model: nn.Module) -> dict:
 
 RESNET34_UNET_REFERENCE = ReferenceCheckpoint(
     "ResNet_UNet_best_model_90.pth", "Oxford-IIIT Pet (binary)", 2, 256,
-    reached="Dice ~0.90-0.92 (by the reference's own formula)",
+    reached="Dice ~0.90-0.92 (by the reference's own formula)", class_names=("background", "pet"),
 )
 
 
@@ -167,6 +168,7 @@ def resnet50_unet_filter(state: dict, model: nn.Module) -> dict:
 
 RESNET50_UNET_REFERENCE = ReferenceCheckpoint(
     "UNet_resnet_course.pth", "Pascal VOC 2012", 22, 256, IMAGENET_MEAN, IMAGENET_STD,
+    class_names=VOC_CLASSES + ("boundary",),
 )
 
 #: ``resnet50_unet``'s layouts: the course listing's (default) and the one encdec 0.1 built, by bottleneck kind.

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .._registry import ReferenceCheckpoint, register_model
 from ..blocks import DecoderBlock, DoubleConv
+from ..datasets.voc import VOC_CLASSES
 from ..decoders.unet import UNetDecoder
 from ..encoders import create_encoder
 from ..normalization import IMAGENET_MEAN, IMAGENET_STD
@@ -153,6 +154,7 @@ def _unet_filter(state: dict, model: nn.Module) -> dict:
 VOC_UNET_REFERENCE = ReferenceCheckpoint(
     "UNet_best_model.pth", "Pascal VOC 2012", 22, 256, IMAGENET_MEAN, IMAGENET_STD,
     "pixel accuracy; the boundary is class 21, ignored by the loss", requires=(("encoder", None),),
+    class_names=VOC_CLASSES + ("boundary",),
 )
 
 
@@ -239,6 +241,7 @@ def unet(
 
 UNET_PET_REFERENCE = ReferenceCheckpoint(
     "UNet_best_model_90.pth", "Oxford-IIIT Pet (binary)", 2, 256, reached="Dice ~0.90 (by the reference's own formula)",
+    class_names=("background", "pet"),
 )
 
 

@@ -9,6 +9,7 @@ from typing import List, Optional, Union
 from torch import nn
 
 from .._registry import ReferenceCheckpoint, register_model
+from ..datasets.cifar import CIFAR10_CLASSES
 from ..normalization import CIFAR10_MEAN, CIFAR10_STD
 from ..weights import remap_keys
 from ._base import ImageClassifier
@@ -53,6 +54,7 @@ def vgg_filter(state: dict, model: nn.Module) -> dict:
 
 VGG16_REFERENCE = ReferenceCheckpoint(
     "vgg16_epoch250.ckpt", "CIFAR-10", 10, 32, CIFAR10_MEAN, CIFAR10_STD, "test accuracy ~85-86%",
+    class_names=CIFAR10_CLASSES,
 )
 
 
