@@ -17,7 +17,7 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -215,12 +215,29 @@ def _check_config_fits(path: Path, weights_path: Path, architecture: str, kwargs
     return probe
 
 
+def _described_weights(folder: Path) -> List[Path]:
+    """The ``.safetensors`` files of ``folder`` whose metadata names an encdec architecture."""
+    found = []
+    for candidate in sorted(folder.glob("*.safetensors"))[:64]:
+        try:
+            if "architecture" in read_metadata(candidate):
+                found.append(candidate)
+        except (WeightsError, OSError):
+            continue
+    return found
+
+
 def _read_config(path: Path) -> Dict[str, Any]:
     """The saved config of a ``save_pretrained`` folder or an encdec safetensors file, and its weights file."""
     if path.is_dir():
         config_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
+        if not config_path.exists():  # a folder holding one self-describing weights file (``encdec demo`` writes one)
+            described = _described_weights(path)
+            if len(described) == 1:
+                return _read_config(described[0])
         if not config_path.is_file() or not weights_path.is_file():
-            raise WeightsError(f"{path}: expected {CONFIG_FILE} and {WEIGHTS_FILE} (written by save_pretrained)")
+            raise WeightsError(f"{path}: expected {CONFIG_FILE} and {WEIGHTS_FILE} (written by save_pretrained), or "
+                               "one encdec .safetensors file (written by save_weights)")
         try:
             text = read_regular_file(config_path, "config", limit=MAX_CONFIG_BYTES).decode("utf-8")
         except OSError as e:  # NotARegularFileError: a FIFO or device swapped in, or a huge file

@@ -131,3 +131,17 @@ def test_a_reference_checkpoint_gets_the_class_names_of_its_data_set(tmp_path):
     path = tmp_path / "other.pth"
     torch.save(encdec.unet(encoder="resnet18", num_classes=22).state_dict(), path)
     assert "class_names" not in encdec.load_model(path, "unet", encoder="resnet18", num_classes=22).encdec_config
+
+
+def test_from_pretrained_takes_a_folder_holding_one_self_describing_weights_file(tmp_path):
+    folder = tmp_path / "demo-output"
+    folder.mkdir()
+    (folder / "history.json").write_text("{}")
+    torch.save({"x": torch.zeros(1)}, folder / "plain.pth")
+    encdec.save_weights(encdec.custom_cnn(num_classes=3), folder / "unet_shapes.safetensors",
+                        class_names=["a", "b", "c"])
+    model = encdec.from_pretrained(folder)  # as `encdec demo` writes it: no config.json
+    assert model.num_classes == 3 and model.encdec_config["class_names"] == ["a", "b", "c"]
+    encdec.save_weights(encdec.custom_cnn(num_classes=2), folder / "second.safetensors")
+    with pytest.raises(encdec.WeightsError, match="or one encdec .safetensors file"):
+        encdec.from_pretrained(folder)  # two candidates: which one is not guessed
