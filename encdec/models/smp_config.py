@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 import torch
 
@@ -21,7 +21,8 @@ from .._registry import model_info
 from ..weights import WeightsError
 from .encoder_decoder import SMP_ENCODERS
 
-__all__ = ["SMP_ARCHITECTURES", "SmpOptionError", "from_smp_config", "is_smp_config", "smp_encoder"]
+__all__ = ["SMP_ARCHITECTURES", "SmpOptionError", "check_smp_config", "from_smp_config", "is_smp_config",
+           "smp_encoder"]
 
 #: smp model classes -> encdec builders.
 SMP_ARCHITECTURES = {"Unet": "unet", "FPN": "fpn", "DeepLabV3Plus": "deeplabv3plus", "Linknet": "linknet",
@@ -143,16 +144,6 @@ def _check_activation(value: Any) -> None:
     if value not in ACTIVATIONS:
         raise SmpOptionError(f"smp's activation={value!r} is not supported: encdec records "
                              f"{', '.join(repr(a) for a in ACTIVATIONS[1:])} (or none) and applies it in predict")
-
-
-def activation_of(config: Optional[Mapping[str, Any]]) -> Optional[str]:
-    """The activation an encdec config records (``None``: raw logits).
-
-    Example:
-        >>> activation_of({"activation": "sigmoid"}), activation_of(None)
-        ('sigmoid', None)
-    """
-    return (config or {}).get("activation")
 
 
 def check_smp_config(model: Any, config: Mapping[str, Any], source: str) -> None:
