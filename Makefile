@@ -9,9 +9,9 @@ STAMP := $(VENV)/.encdec-installed
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e '.[test,plot,onnx,openvino,tensorboard,docs]'
+	$(PY) -m pip install --quiet --no-cache-dir --upgrade pip
+	$(PY) -m pip install --quiet --no-cache-dir $(TORCH_SPEC)
+	$(PY) -m pip install --quiet --no-cache-dir -e '.[test,plot,onnx,openvino,tensorboard,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,7 +35,7 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m pip install --quiet --no-cache-dir -e '.[bench]'
 	$(PY) -m benchmarks --json bench.json --markdown bench.md
 
 lint: $(STAMP)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,16 @@ def _doc_block_in_empty_folder(request):
 def stand_ins(request, tmp_path):
     """Write the stand-in files and folders the block names into its folder."""
     return _stand_ins().write_named(request.node.test_definition.source, tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_inside_basetemp(tmp_path_factory):
+    """Docstring examples write with ``tempfile.mkdtemp()``: those folders go under pytest's own, removed afterwards."""
+    folder = tmp_path_factory.mktemp("tempfile")
+    previous, tempfile.tempdir = tempfile.tempdir, str(folder)
+    yield folder
+    tempfile.tempdir = previous
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
