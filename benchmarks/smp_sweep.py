@@ -72,6 +72,8 @@ OPTIONS: Dict[str, List[Dict[str, Any]]] = {
               {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}],
     "PAN": [{"encoder_output_stride": 32}, {"decoder_interpolation": "nearest"}, {"encoder_depth": 4},
             {"decoder_channels": 64}, {"upsampling": 2}],
+    "UPerNet": [{"decoder_use_norm": False}, {"encoder_depth": 3}, {"decoder_channels": 64}, {"upsampling": 2},
+                {"decoder_use_norm": "layernorm"}],
 }
 #: Classes whose smallest input is larger than SIZES (PAN pools its coarsest map three times).
 LARGER_SIZES = {"PAN": ((256, 256), (256, 384))}

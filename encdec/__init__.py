@@ -35,6 +35,7 @@ from .models import (
     unet,
     unet_pet,
     unetplusplus,
+    upernet,
     vgg16_cifar,
 )
 from .pretrained import convert_checkpoint, from_pretrained, load_model, save_pretrained
@@ -49,7 +50,7 @@ __all__ = [
     "DiceCELoss", "DiceLoss", "ClassificationMetrics", "SegmentationMetrics",
     "ModelInfo", "ReferenceCheckpoint", "create_model", "list_models", "model_info", "register_model",
     "ImageClassifier", "InputSizeError", "InputSpec", "SegmentationModel",
-    "custom_cnn", "deeplabv3", "deeplabv3plus", "fpn", "linknet", "manet", "pan", "pspnet", "unetplusplus",
+    "custom_cnn", "deeplabv3", "deeplabv3plus", "fpn", "linknet", "manet", "pan", "pspnet", "unetplusplus", "upernet",
     "resfcn18", "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "unet",
     "unet_pet", "vgg16_cifar",
     "LoadReport", "WeightsError", "load_state_dict", "load_weights", "read_state_dict", "save_weights",

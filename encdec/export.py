@@ -197,7 +197,12 @@ def _export(model: nn.Module, example: Tensor, path: str, *, dynamic: bool, spat
                 dynamic_axes=_axes(dynamic, spatial, segmentation), opset_version=opset, do_constant_folding=True,
             )
     except Exception as e:
-        raise ExportError(f"ONNX export of {_name(model)} failed: {type(e).__name__}: {e}") from e
+        hint = ""
+        if "adaptive_avg_pool2d" in str(e):
+            hint = ("; the model pools a map to fixed grids (pyramid pooling: pspnet, upernet), which torch's ONNX "
+                    "exporter writes for one input size only: export with dynamic=False at a size whose pooled map "
+                    "every grid divides (grids 1, 2, 3 and 6 of a stride-32 map: sides divisible by 192)")
+        raise ExportError(f"ONNX export of {_name(model)} failed: {type(e).__name__}: {e}{hint}") from e
 
 
 def export_metadata(model: nn.Module) -> Dict[str, Any]:

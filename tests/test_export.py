@@ -130,6 +130,15 @@ def test_static_export_fixes_every_dimension(tmp_path):
         run_onnx(path, torch.zeros(2, 3, 64, 64))
 
 
+def test_pyramid_pooling_exports_at_one_size_and_the_dynamic_refusal_says_so(tmp_path):
+    model = realistic(encdec.upernet(encoder="resnet18", num_classes=3))
+    with pytest.raises(ExportError, match="dynamic=False at a size whose pooled map every grid divides"):
+        export_onnx(model, tmp_path / "dynamic.onnx", 64, check=False)
+    path = export_onnx(model, tmp_path / "static.onnx", 192, dynamic=False, batch_size=1, check=False)
+    assert input_dims(path) == [1, 3, 192, 192]
+    assert_matches(model, path, [(1, 192, 192)])
+
+
 def test_builtin_check_passes_and_the_file_is_written(tmp_path):
     model = realistic(encdec.unet_pet(widths=(4, 8, 16, 32, 64)))
     path = export_onnx(model, tmp_path / "sub" / "pet.onnx", 48)

@@ -1,4 +1,4 @@
-"""DeepLabV3, UNet++, MA-Net and PAN against segmentation_models_pytorch and torchvision themselves: their
+"""DeepLabV3, UNet++, MA-Net, PAN and UPerNet against segmentation_models_pytorch and torchvision themselves: their
 checkpoints load unconverted into encdec's builders and give their outputs (eval mode, BatchNorm statistics
 randomised, two input sizes); smp's save_pretrained folders load through from_pretrained; the defaults are smp's.
 resnet18 runs in the quick suite, resnet34 and an EfficientNet (timm) are slow. Skipped without smp."""
@@ -20,6 +20,7 @@ PAIRS = [
     ("unetplusplus", "UnetPlusPlus", [(64, 96), (128, 128)]),
     ("manet", "MAnet", [(64, 96), (128, 128)]),
     ("pan", "PAN", [(128, 128), (128, 192)]),
+    ("upernet", "UPerNet", [(64, 96), (128, 128)]),
 ]
 # encdec encoder, smp encoder
 ENCODERS = [
@@ -140,3 +141,7 @@ def test_refusals_name_the_argument():
         encdec.pan(encoder="resnet18", encoder_output_stride=8)
     with pytest.raises(encdec.InputSizeError, match="at least 128"):
         encdec.pan(encoder="resnet18")(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="encoder_depth must be 3, 4 or 5 for upernet"):
+        encdec.upernet(encoder="resnet18", encoder_depth=2)
+    with pytest.raises(ValueError, match="upsampling=4"):
+        encdec.upernet(encoder="resnet18", upsampling=2)

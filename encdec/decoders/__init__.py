@@ -8,7 +8,8 @@
 * ``PSPDecoder``: pyramid pooling of the coarsest map;
 * ``UNetPlusPlusDecoder``: nested, densely connected skip pathways;
 * ``MAnetDecoder``: position attention on the coarsest map, fusion attention upwards;
-* ``PANDecoder``: feature pyramid attention and global attention upsampling.
+* ``PANDecoder``: feature pyramid attention and global attention upsampling;
+* ``UPerNetDecoder``: pyramid pooling and a feature pyramid fused at stride 4.
 
 Example:
     >>> from encdec.decoders import FPNDecoder
@@ -24,7 +25,8 @@ from .pan import FPABlock, GAUBlock, PANDecoder
 from .pspnet import PSPDecoder, PyramidPooling
 from .unet import UNetDecoder
 from .unetplusplus import UNetPlusPlusDecoder
+from .upernet import ChannelLayerNorm, UPerNetDecoder, UPerNetPooling
 
-__all__ = ["ASPP", "DeepLabV3Decoder", "DeepLabV3PlusDecoder", "FPABlock", "FPNDecoder", "GAUBlock", "LinknetBlock",
+__all__ = ["ASPP", "ChannelLayerNorm", "DeepLabV3Decoder", "DeepLabV3PlusDecoder", "FPABlock", "FPNDecoder", "GAUBlock", "LinknetBlock",
            "LinknetDecoder", "MAnetDecoder", "MFABlock", "PABlock", "PANDecoder", "PSPDecoder", "PyramidPooling",
-           "UNetDecoder", "UNetPlusPlusDecoder"]
+           "UNetDecoder", "UNetPlusPlusDecoder", "UPerNetDecoder", "UPerNetPooling"]

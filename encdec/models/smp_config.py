@@ -27,7 +27,7 @@ __all__ = ["SMP_ARCHITECTURES", "SmpOptionError", "check_smp_config", "from_smp_
 #: smp model classes -> encdec builders.
 SMP_ARCHITECTURES = {"Unet": "unet", "FPN": "fpn", "DeepLabV3Plus": "deeplabv3plus", "Linknet": "linknet",
                      "PSPNet": "pspnet", "DeepLabV3": "deeplabv3", "UnetPlusPlus": "unetplusplus", "MAnet": "manet",
-                     "PAN": "pan"}
+                     "PAN": "pan", "UPerNet": "upernet"}
 
 # smp arguments whose encdec name differs; every other argument keeps its name.
 _RENAMED = {"encoder_name": "encoder", "classes": "num_classes"}
