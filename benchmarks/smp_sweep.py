@@ -49,7 +49,7 @@ SIZES = ((64, 64), (64, 96))
 #: smp encoder names of the sweep: those encdec builds, their near namesakes it does not, and timm ones.
 ENCODERS = ("resnet18", "resnet34", "resnet50", "resnext50_32x4d", "densenet121", "vgg11", "vgg11_bn",
             "mobilenet_v2", "efficientnet-b0", "timm-efficientnet-b0", "tu-resnet18", "tu-efficientnet_b0",
-            "tu-convnext_atto")
+            "tu-convnext_atto", "mit_b0")
 
 #: Options per smp class (each row sets one), besides the defaults and those every class takes.
 OPTIONS: Dict[str, List[Dict[str, Any]]] = {
@@ -74,6 +74,7 @@ OPTIONS: Dict[str, List[Dict[str, Any]]] = {
             {"decoder_channels": 64}, {"upsampling": 2}],
     "UPerNet": [{"decoder_use_norm": False}, {"encoder_depth": 3}, {"decoder_channels": 64}, {"upsampling": 2},
                 {"decoder_use_norm": "layernorm"}],
+    "Segformer": [{"encoder_depth": 3}, {"decoder_segmentation_channels": 64}, {"upsampling": 2}],
 }
 #: Classes whose smallest input is larger than SIZES (PAN pools its coarsest map three times).
 LARGER_SIZES = {"PAN": ((256, 256), (256, 384))}

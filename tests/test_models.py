@@ -7,8 +7,8 @@ import torchvision
 import encdec
 
 ALL = ["custom_cnn", "deeplabv3", "deeplabv3plus", "fpn", "linknet", "manet", "pan", "pspnet", "resfcn18",
-       "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "unet", "unet_pet", "unetplusplus",
-       "upernet", "vgg16_cifar"]
+       "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "segformer", "unet", "unet_pet",
+       "unetplusplus", "upernet", "vgg16_cifar"]
 
 
 def test_list_models_and_patterns():

@@ -1,7 +1,8 @@
-"""DeepLabV3, UNet++, MA-Net, PAN and UPerNet against segmentation_models_pytorch and torchvision themselves: their
-checkpoints load unconverted into encdec's builders and give their outputs (eval mode, BatchNorm statistics
-randomised, two input sizes); smp's save_pretrained folders load through from_pretrained; the defaults are smp's.
-resnet18 runs in the quick suite, resnet34 and an EfficientNet (timm) are slow. Skipped without smp."""
+"""DeepLabV3, UNet++, MA-Net, PAN, UPerNet and Segformer (on Mix Transformers too) against
+segmentation_models_pytorch and torchvision themselves: their checkpoints load unconverted into encdec's builders
+and give their outputs (eval mode, BatchNorm statistics randomised, two input sizes); smp's save_pretrained folders
+load through from_pretrained; the defaults are smp's. resnet18 and mit_b0 run in the quick suite, resnet34, an
+EfficientNet (timm) and mit_b2 are slow. Skipped without smp."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ PAIRS = [
     ("manet", "MAnet", [(64, 96), (128, 128)]),
     ("pan", "PAN", [(128, 128), (128, 192)]),
     ("upernet", "UPerNet", [(64, 96), (128, 128)]),
+    ("segformer", "Segformer", [(64, 96), (128, 128)]),
 ]
 # encdec encoder, smp encoder
 ENCODERS = [
@@ -145,3 +147,60 @@ def test_refusals_name_the_argument():
         encdec.upernet(encoder="resnet18", encoder_depth=2)
     with pytest.raises(ValueError, match="upsampling=4"):
         encdec.upernet(encoder="resnet18", upsampling=2)
+
+
+# Mix Transformer encoders: encdec's own module, checked against smp's (the paper's Segformer, and smp's other
+# decoders that take them).
+MIT_CASES = [
+    ("segformer", "Segformer", "mit_b0", {}),
+    ("segformer", "Segformer", "mit_b0", {"encoder_depth": 3}),
+    ("unet", "Unet", "mit_b0", {}),
+    pytest.param("upernet", "UPerNet", "mit_b0", {}, marks=pytest.mark.slow),
+    pytest.param("segformer", "Segformer", "mit_b2", {"decoder_segmentation_channels": 64}, marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("builder, cls_name, encoder, options", MIT_CASES)
+def test_mix_transformer_checkpoints_reproduce_smps_outputs(builder, cls_name, encoder, options, tmp_path):
+    torch.manual_seed(0)
+    reference = getattr(smp, cls_name)(encoder, encoder_weights=None, classes=4, **options)
+    _randomize(reference)
+    torch.save(reference.state_dict(), tmp_path / "smp.pth")
+    model = encdec.create_model(builder, encoder=encoder, num_classes=4, weights=tmp_path / "smp.pth", **options)
+    assert _max_diff(model.eval(), reference.eval(), [(64, 96), (128, 128)]) <= 1e-5
+
+
+def test_mix_transformer_encoder_file_loads_with_smps_maps_and_its_classifier_left_out(tmp_path):
+    torch.manual_seed(0)
+    reference = smp.encoders.get_encoder("mit_b0", weights=None)
+    state = dict(reference.state_dict(), **{"head.weight": torch.zeros(1000, 256), "head.bias": torch.zeros(1000)})
+    torch.save(state, tmp_path / "mit_b0.pth")
+    encoder = encdec.encoders.create_encoder("mit_b0", weights=tmp_path / "mit_b0.pth").eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        expected, got = reference.eval()(x)[2:], encoder(x)  # smp adds the input and an empty stride-2 map
+    assert [tuple(m.shape[1:]) for m in got] == [(32, 16, 24), (64, 8, 12), (160, 4, 6), (256, 2, 3)]
+    assert max((a - b).abs().max().item() for a, b in zip(expected, got)) <= 1e-5
+    del state["block1.0.attn.q.weight"]
+    torch.save(state, tmp_path / "broken.pth")
+    with pytest.raises(encdec.WeightsError, match="block1.0.attn.q.weight"):
+        encdec.encoders.create_encoder("mit_b0", weights=tmp_path / "broken.pth")
+
+
+def test_segformer_folder_loads_through_from_pretrained(tmp_path):
+    torch.manual_seed(0)
+    reference = smp.Segformer("mit_b0", encoder_weights=None, classes=3)
+    _randomize(reference)
+    reference.save_pretrained(str(tmp_path / "folder"))
+    model = encdec.from_pretrained(tmp_path / "folder")
+    assert model.encdec_config["architecture"] == "segformer"
+    assert _max_diff(model.eval(), reference.eval(), [(64, 64)], batch=1) <= 1e-5
+
+
+def test_mix_transformer_refusals_name_what_would_work():
+    with pytest.raises(encdec.encoders.EncoderError, match="cannot run dilated"):
+        encdec.deeplabv3plus(encoder="mit_b0")
+    with pytest.raises(encdec.encoders.EncoderError, match="mit_b0, mit_b1"):
+        encdec.encoders.MixTransformerEncoder("mit_b9")
+    with pytest.raises(ValueError, match="encoder_depth must be 3, 4 or 5 for segformer"):
+        encdec.segformer(encoder="mit_b0", encoder_depth=2)

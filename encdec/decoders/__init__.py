@@ -9,7 +9,8 @@
 * ``UNetPlusPlusDecoder``: nested, densely connected skip pathways;
 * ``MAnetDecoder``: position attention on the coarsest map, fusion attention upwards;
 * ``PANDecoder``: feature pyramid attention and global attention upsampling;
-* ``UPerNetDecoder``: pyramid pooling and a feature pyramid fused at stride 4.
+* ``UPerNetDecoder``: pyramid pooling and a feature pyramid fused at stride 4;
+* ``SegformerDecoder``: one linear projection per map, fused at stride 4.
 
 Example:
     >>> from encdec.decoders import FPNDecoder
@@ -23,10 +24,12 @@ from .linknet import LinknetBlock, LinknetDecoder
 from .manet import MAnetDecoder, MFABlock, PABlock
 from .pan import FPABlock, GAUBlock, PANDecoder
 from .pspnet import PSPDecoder, PyramidPooling
+from .segformer import PositionwiseLinear, SegformerDecoder
 from .unet import UNetDecoder
 from .unetplusplus import UNetPlusPlusDecoder
 from .upernet import ChannelLayerNorm, UPerNetDecoder, UPerNetPooling
 
-__all__ = ["ASPP", "ChannelLayerNorm", "DeepLabV3Decoder", "DeepLabV3PlusDecoder", "FPABlock", "FPNDecoder", "GAUBlock", "LinknetBlock",
-           "LinknetDecoder", "MAnetDecoder", "MFABlock", "PABlock", "PANDecoder", "PSPDecoder", "PyramidPooling",
-           "UNetDecoder", "UNetPlusPlusDecoder", "UPerNetDecoder", "UPerNetPooling"]
+__all__ = ["ASPP", "ChannelLayerNorm", "DeepLabV3Decoder", "DeepLabV3PlusDecoder", "FPABlock", "FPNDecoder",
+           "GAUBlock", "LinknetBlock", "LinknetDecoder", "MAnetDecoder", "MFABlock", "PABlock", "PANDecoder",
+           "PSPDecoder", "PositionwiseLinear", "PyramidPooling", "SegformerDecoder", "UNetDecoder",
+           "UNetPlusPlusDecoder", "UPerNetDecoder", "UPerNetPooling"]

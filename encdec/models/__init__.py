@@ -13,6 +13,7 @@ from .pspnet import pspnet
 from .resfcn import ResFCN, resfcn18
 from .resnet_cifar import resnet50_cifar
 from .resnet_unet import ResNet50UNetDecoder, resnet34_unet, resnet50_unet
+from .segformer import segformer
 from .unet import UNetEncoder, unet, unet_pet
 from .unetplusplus import unetplusplus
 from .upernet import upernet
@@ -24,5 +25,5 @@ __all__ = [
     "UNetEncoder", "UNetDecoder", "ResNet50UNetDecoder", "ResFCN",
     "unet", "unet_pet", "resnet34_unet", "resnet50_unet", "vgg16_cifar", "resnet50_cifar", "custom_cnn",
     "resnet18_classifier", "resfcn18", "fpn", "deeplabv3", "deeplabv3plus", "linknet", "pspnet", "DeepLabV3Model",
-    "unetplusplus", "manet", "pan", "upernet",
+    "unetplusplus", "manet", "pan", "upernet", "segformer",
 ]

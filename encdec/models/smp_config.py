@@ -18,6 +18,7 @@ from typing import Any, Dict, Mapping, Tuple
 import torch
 
 from .._registry import model_info
+from ..encoders import MIT_VARIANTS
 from ..weights import WeightsError
 from .encoder_decoder import SMP_ENCODERS
 
@@ -27,7 +28,8 @@ __all__ = ["SMP_ARCHITECTURES", "SmpOptionError", "check_smp_config", "from_smp_
 #: smp model classes -> encdec builders.
 SMP_ARCHITECTURES = {"Unet": "unet", "FPN": "fpn", "DeepLabV3Plus": "deeplabv3plus", "Linknet": "linknet",
                      "PSPNet": "pspnet", "DeepLabV3": "deeplabv3", "UnetPlusPlus": "unetplusplus", "MAnet": "manet",
-                     "PAN": "pan", "UPerNet": "upernet"}
+                     "PAN": "pan", "UPerNet": "upernet",
+                     "Segformer": "segformer"}
 
 # smp arguments whose encdec name differs; every other argument keeps its name.
 _RENAMED = {"encoder_name": "encoder", "classes": "num_classes"}
@@ -71,11 +73,11 @@ def smp_encoder(name: Any) -> str:
     """
     if isinstance(name, str) and name.startswith("tu-") and len(name) > 3:
         return "timm:" + name[3:]
-    if name in SMP_ENCODERS:
+    if name in SMP_ENCODERS or name in MIT_VARIANTS:
         return name
     raise SmpOptionError(
-        f"smp's encoder_name={name!r} is not supported: encdec builds smp's encoders {', '.join(SMP_ENCODERS)} "
-        "and any timm one ('tu-NAME') with smp's feature maps"
+        f"smp's encoder_name={name!r} is not supported: encdec builds smp's encoders {', '.join(SMP_ENCODERS)}, "
+        f"the Mix Transformers {', '.join(MIT_VARIANTS)} and any timm one ('tu-NAME') with smp's feature maps"
     )
 
 
