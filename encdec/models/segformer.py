@@ -31,8 +31,9 @@ def segformer(
     upsampling: int = 4,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
-    """SegFormer (Xie et al. 2021): its Mix Transformer encoders (``encoder="mit_b0"`` ... ``"mit_b5"``) or any
-    other, and the all-MLP decoder.
+    """SegFormer (Xie et al. 2021): an all-MLP decoder on a Mix Transformer encoder (mit_b0 ... mit_b5) or any.
+
+    The paper's models are ``encoder="mit_b0"`` ... ``"mit_b5"``.
 
     :class:`~encdec.decoders.SegformerDecoder` projects every encoder map by a linear layer per position, brings
     them to stride 4 and fuses them by a 1x1 convolution; a 1x1 head and bilinear x4 upsampling give logits at the

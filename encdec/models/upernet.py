@@ -32,8 +32,10 @@ def upernet(
     upsampling: int = 4,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
-    """UPerNet (Xiao et al. 2018) on any encoder with a stride-4 map: pyramid pooling on the coarsest map, a
-    top-down feature pyramid through the finer ones, every level fused at stride 4.
+    """UPerNet (Xiao et al. 2018) on any encoder: pyramid pooling and a feature pyramid fused at stride 4.
+
+    Pyramid pooling on the coarsest map, a top-down feature pyramid through the finer ones down to the stride-4
+    map, which the encoder must have.
 
     :class:`~encdec.decoders.UPerNetDecoder` layer-normalises each encoder map from stride 4 on, pools the
     coarsest to 1x1, 2x2, 3x3 and 6x6 grids, climbs the pyramid down to stride 4, and fuses all levels; a 1x1
