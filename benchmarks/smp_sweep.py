@@ -49,7 +49,7 @@ SIZES = ((64, 64), (64, 96))
 #: smp encoder names of the sweep: those encdec builds, their near namesakes it does not, and timm ones.
 ENCODERS = ("resnet18", "resnet34", "resnet50", "resnext50_32x4d", "densenet121", "vgg11", "vgg11_bn",
             "mobilenet_v2", "efficientnet-b0", "timm-efficientnet-b0", "tu-resnet18", "tu-efficientnet_b0",
-            "tu-convnext_atto", "mit_b0")
+            "tu-convnext_atto", "mit_b0", "tu-vit_tiny_patch16_224")
 
 #: Options per smp class (each row sets one), besides the defaults and those every class takes.
 OPTIONS: Dict[str, List[Dict[str, Any]]] = {
@@ -75,6 +75,9 @@ OPTIONS: Dict[str, List[Dict[str, Any]]] = {
     "UPerNet": [{"decoder_use_norm": False}, {"encoder_depth": 3}, {"decoder_channels": 64}, {"upsampling": 2},
                 {"decoder_use_norm": "layernorm"}],
     "Segformer": [{"encoder_depth": 3}, {"decoder_segmentation_channels": 64}, {"upsampling": 2}],
+    "DPT": [{"decoder_readout": "add"}, {"decoder_readout": "ignore"}, {"encoder_depth": 3,
+            "decoder_intermediate_channels": [64, 64, 128]}, {"encoder_output_indices": [1, 3, 5, 11]},
+            {"decoder_fusion_channels": 64}],
 }
 #: Classes whose smallest input is larger than SIZES (PAN pools its coarsest map three times).
 LARGER_SIZES = {"PAN": ((256, 256), (256, 384))}

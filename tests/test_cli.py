@@ -109,7 +109,7 @@ def test_info_and_list_show_the_encoder_based_builders(capsys):
     code, out, _ = run(capsys, "info", "deeplabv3plus", "--encoder", "resnet18")
     assert code == 0 and "decoder.aspp" in out and "FLOPs" in out
     code, _, err = run(capsys, "info", "vgg16_cifar", "--encoder", "resnet34")
-    builders = "deeplabv3, deeplabv3plus, fpn, linknet, manet, pan, pspnet, segformer, unet, unetplusplus, upernet"
+    builders = "deeplabv3, deeplabv3plus, dpt, fpn, linknet, manet, pan, pspnet, segformer, unet, unetplusplus, upernet"
     assert code == 2 and builders in err
     code, _, err = run(capsys, "info", "fpn", "--encoder", "resnet43")
     assert code == 2 and "Did you mean 'resnet34'" in err

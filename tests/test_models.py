@@ -6,7 +6,7 @@ import torchvision
 
 import encdec
 
-ALL = ["custom_cnn", "deeplabv3", "deeplabv3plus", "fpn", "linknet", "manet", "pan", "pspnet", "resfcn18",
+ALL = ["custom_cnn", "deeplabv3", "deeplabv3plus", "dpt", "fpn", "linknet", "manet", "pan", "pspnet", "resfcn18",
        "resnet18_classifier", "resnet34_unet", "resnet50_cifar", "resnet50_unet", "segformer", "unet", "unet_pet",
        "unetplusplus", "upernet", "vgg16_cifar"]
 

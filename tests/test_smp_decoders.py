@@ -204,3 +204,48 @@ def test_mix_transformer_refusals_name_what_would_work():
         encdec.encoders.MixTransformerEncoder("mit_b9")
     with pytest.raises(ValueError, match="encoder_depth must be 3, 4 or 5 for segformer"):
         encdec.segformer(encoder="mit_b0", encoder_depth=2)
+
+
+# DPT reads a timm Vision Transformer's blocks (smp builds it with dynamic_img_size to take two sizes).
+DPT_CASES = [
+    ("vit_tiny_patch16_224", {}),
+    ("vit_tiny_patch16_224", {"decoder_readout": "ignore", "encoder_depth": 3,
+                              "decoder_intermediate_channels": (64, 64, 128)}),
+    pytest.param("vit_tiny_patch16_224", {"decoder_readout": "add"}, marks=pytest.mark.slow),
+    pytest.param("deit_small_patch16_224", {"decoder_fusion_channels": 64}, marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("encoder, options", DPT_CASES)
+def test_dpt_checkpoints_reproduce_smps_outputs(encoder, options, tmp_path):
+    pytest.importorskip("timm")
+    torch.manual_seed(0)
+    reference = smp.DPT(f"tu-{encoder}", encoder_weights=None, classes=4, dynamic_img_size=True, **options)
+    _randomize(reference)
+    torch.save(reference.state_dict(), tmp_path / "smp.pth")
+    model = encdec.dpt(encoder=f"timm:{encoder}", num_classes=4, weights=tmp_path / "smp.pth", **options)
+    assert _max_diff(model.eval(), reference.eval(), [(224, 224), (64, 96)]) <= 1e-5
+
+
+def test_dpt_loads_a_fixed_size_smp_file_and_folder_and_takes_other_sizes(tmp_path):
+    pytest.importorskip("timm")
+    torch.manual_seed(0)
+    reference = smp.DPT("tu-vit_tiny_patch16_224", encoder_weights=None, classes=3)  # timm's fixed 224x224
+    _randomize(reference)
+    reference.save_pretrained(str(tmp_path / "folder"))
+    model = encdec.from_pretrained(tmp_path / "folder").eval()
+    assert model.encdec_config["architecture"] == "dpt"
+    assert _max_diff(model, reference.eval(), [(224, 224)], batch=1) <= 1e-5
+    assert model(torch.zeros(1, 3, 64, 96)).shape == (1, 3, 64, 96)
+    with pytest.raises(encdec.InputSizeError, match="divisible by 32"):
+        model(torch.zeros(1, 3, 48, 48))
+
+
+def test_dpt_refusals_name_what_would_work():
+    pytest.importorskip("timm")
+    with pytest.raises(encdec.encoders.EncoderError, match="encoder='timm:NAME'"):
+        encdec.dpt(encoder="resnet34")
+    with pytest.raises(ValueError, match="decoder_readout must be one of cat, add, ignore"):
+        encdec.dpt(encoder="timm:vit_tiny_patch16_224", decoder_readout="mean")
+    with pytest.raises(encdec.encoders.EncoderError, match="output_indices must be 4 block indices"):
+        encdec.dpt(encoder="timm:vit_tiny_patch16_224", encoder_output_indices=[0, 1, 2, 40])

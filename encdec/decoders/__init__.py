@@ -10,7 +10,8 @@
 * ``MAnetDecoder``: position attention on the coarsest map, fusion attention upwards;
 * ``PANDecoder``: feature pyramid attention and global attention upsampling;
 * ``UPerNetDecoder``: pyramid pooling and a feature pyramid fused at stride 4;
-* ``SegformerDecoder``: one linear projection per map, fused at stride 4.
+* ``SegformerDecoder``: one linear projection per map, fused at stride 4;
+* ``DPTDecoder``: a transformer's blocks reassembled into a pyramid and fused.
 
 Example:
     >>> from encdec.decoders import FPNDecoder
@@ -19,6 +20,7 @@ Example:
 """
 
 from .deeplab import ASPP, DeepLabV3Decoder, DeepLabV3PlusDecoder
+from .dpt import DPTDecoder, DPTFusionBlock, DPTReadout, DPTReassemble
 from .fpn import FPNDecoder
 from .linknet import LinknetBlock, LinknetDecoder
 from .manet import MAnetDecoder, MFABlock, PABlock
@@ -29,7 +31,8 @@ from .unet import UNetDecoder
 from .unetplusplus import UNetPlusPlusDecoder
 from .upernet import ChannelLayerNorm, UPerNetDecoder, UPerNetPooling
 
-__all__ = ["ASPP", "ChannelLayerNorm", "DeepLabV3Decoder", "DeepLabV3PlusDecoder", "FPABlock", "FPNDecoder",
-           "GAUBlock", "LinknetBlock", "LinknetDecoder", "MAnetDecoder", "MFABlock", "PABlock", "PANDecoder",
-           "PSPDecoder", "PositionwiseLinear", "PyramidPooling", "SegformerDecoder", "UNetDecoder",
-           "UNetPlusPlusDecoder", "UPerNetDecoder", "UPerNetPooling"]
+__all__ = ["ASPP", "ChannelLayerNorm", "DPTDecoder", "DPTFusionBlock", "DPTReadout", "DPTReassemble",
+           "DeepLabV3Decoder", "DeepLabV3PlusDecoder", "FPABlock", "FPNDecoder", "GAUBlock", "LinknetBlock",
+           "LinknetDecoder", "MAnetDecoder", "MFABlock", "PABlock", "PANDecoder", "PSPDecoder", "PositionwiseLinear",
+           "PyramidPooling", "SegformerDecoder", "UNetDecoder", "UNetPlusPlusDecoder", "UPerNetDecoder",
+           "UPerNetPooling"]

@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 import os
 import warnings
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ..weights import load_state_dict, read_state_dict
 from .contract import EncoderError, maps_within_depth
 
-__all__ = ["TIMM_PREFIX", "TimmEncoder", "timm_available"]
+__all__ = ["TIMM_PREFIX", "TimmEncoder", "TimmViTEncoder", "timm_available"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -171,3 +171,93 @@ class TimmEncoder(nn.Module):
     def forward(self, x: Tensor) -> List[Tensor]:
         maps = list(self.model(x))
         return [m.permute(0, 3, 1, 2) for m in maps] if self.channels_last_maps else maps
+
+
+def _uniform_blocks(count: int, blocks: int) -> List[int]:
+    """``count`` block indices spread evenly over ``blocks`` blocks, the last block last (DPT's choice)."""
+    return [blocks * step // count - 1 for step in range(1, count + 1)]
+
+
+class TimmViTEncoder(nn.Module):
+    """A timm Vision Transformer (or any timm model with ``forward_intermediates``) as an encoder of
+    single-stride maps: the outputs of ``depth`` of its blocks, each reshaped to a map, for DPT.
+
+    ``forward`` returns the maps (the encoder contract); :meth:`forward_with_prefix_tokens` also returns each
+    block's prefix (class) tokens, which DPT's readout uses. The model is timm's classifier without its head, under
+    ``model.``, as segmentation_models_pytorch's ``TimmViTEncoder`` holds it (its ``model.head.*`` entries are
+    :attr:`left_out`). A model timm builds for a fixed input size is built with ``dynamic_img_size=True`` where
+    timm can, so it takes any multiple of its patch size.
+
+    Args:
+        name: A timm model name (without the ``timm:`` prefix).
+        in_channels: Image channels.
+        weights: A local timm state-dict file of the classification model ``name``.
+        depth: How many blocks' outputs to return.
+        output_indices: Which blocks (negative counts from the end); default: ``depth`` spread evenly, the last
+            block last.
+
+    Raises:
+        EncoderError: timm missing, an unknown name, a model without ``forward_intermediates``, or indices
+            outside its blocks.
+
+    Example:
+        >>> enc = TimmViTEncoder("vit_tiny_patch16_224") if timm_available() else None
+        >>> (enc.out_channels, enc.strides) if enc is not None else ([192] * 4, [16] * 4)
+        ([192, 192, 192, 192], [16, 16, 16, 16])
+    """
+
+    def __init__(self, name: str, *, in_channels: int = 3, weights: Optional[PathLike] = None, depth: int = 4,
+                 output_indices: Optional[Sequence[int]] = None) -> None:
+        super().__init__()
+        timm = _timm()
+        if not timm.is_model(name):
+            raise EncoderError(f"Unknown timm model {name!r}; timm.list_models('vit_*') lists the ViTs")
+        kwargs: dict = {"in_chans": in_channels, "num_classes": 0}
+        if weights is not None:
+            _check_weights(timm, name, weights)
+            kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": os.fspath(weights)})
+        self.model = timm.create_model(name, **kwargs)
+        self.fixed_size: Optional[int] = None
+        if (getattr(self.model, "pretrained_cfg", None) or {}).get("fixed_input_size"):
+            try:
+                self.model = timm.create_model(name, dynamic_img_size=True, **kwargs)
+            except (RuntimeError, TypeError, ValueError, AttributeError, AssertionError):
+                self.fixed_size = _fixed_side(name, self.model.pretrained_cfg.get("input_size"))
+        if not hasattr(self.model, "forward_intermediates"):
+            raise EncoderError(f"timm's {name!r} has no forward_intermediates, so its blocks' outputs cannot be "
+                               "read; choose a ViT-like timm model (vit_*, deit_*, eva*)")
+        info = self.model.feature_info
+        blocks = len(info)
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= blocks:
+            raise EncoderError(f"depth must be a number of blocks from 1 to {blocks} for {name!r}, got {depth!r}")
+        indices = _uniform_blocks(depth, blocks) if output_indices is None else [int(i) for i in output_indices]
+        if len(indices) != depth or any(not -blocks <= i < blocks for i in indices):
+            raise EncoderError(f"output_indices must be {depth} block indices in [-{blocks}, {blocks}) for "
+                               f"{name!r}, got {list(output_indices or [])}")
+        self.output_indices = indices
+        self.name = TIMM_PREFIX + name
+        self.out_channels: List[int] = [int(info[i]["num_chs"]) for i in indices]
+        self.strides: List[int] = [int(info[i]["reduction"]) for i in indices]
+        self.size_multiple = max(self.strides)
+        self.num_prefix_tokens = int(getattr(self.model, "num_prefix_tokens", 0))
+        self.left_out = ["model.head"]
+
+    def forward_with_prefix_tokens(self, x: Tensor) -> Tuple[List[Tensor], List[Optional[Tensor]]]:
+        """The maps and, for each, its block's prefix tokens ``(N, tokens, C)`` (``None`` for a model without
+        any).
+
+        Example:
+            >>> enc = TimmViTEncoder("vit_tiny_patch16_224") if timm_available() else None
+            >>> maps, tokens = enc.forward_with_prefix_tokens(torch.zeros(1, 3, 32, 48)) if enc else ([0], [0])
+            >>> (tuple(maps[0].shape), tuple(tokens[0].shape)) if enc else ((1, 192, 2, 3), (1, 1, 192))
+            ((1, 192, 2, 3), (1, 1, 192))
+        """
+        if not self.num_prefix_tokens:
+            maps = self.model.forward_intermediates(x, indices=self.output_indices, intermediates_only=True)
+            return list(maps), [None] * len(maps)
+        pairs = self.model.forward_intermediates(x, indices=self.output_indices, intermediates_only=True,
+                                                 return_prefix_tokens=True)
+        return [m for m, _ in pairs], [t for _, t in pairs]
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        return self.forward_with_prefix_tokens(x)[0]

@@ -5,6 +5,7 @@ from ..encoders.course import ResNetEncoder, torchvision_resnet_encoder
 from ._base import ImageClassifier, InputSizeError, InputSpec, SegmentationModel, input_spec_of
 from .cnn import custom_cnn, resnet18_classifier
 from .deeplab import DeepLabV3Model, deeplabv3, deeplabv3plus
+from .dpt import DPTModel, dpt
 from .fpn import fpn
 from .linknet import linknet
 from .manet import manet
@@ -25,5 +26,5 @@ __all__ = [
     "UNetEncoder", "UNetDecoder", "ResNet50UNetDecoder", "ResFCN",
     "unet", "unet_pet", "resnet34_unet", "resnet50_unet", "vgg16_cifar", "resnet50_cifar", "custom_cnn",
     "resnet18_classifier", "resfcn18", "fpn", "deeplabv3", "deeplabv3plus", "linknet", "pspnet", "DeepLabV3Model",
-    "unetplusplus", "manet", "pan", "upernet", "segformer",
+    "unetplusplus", "manet", "pan", "upernet", "segformer", "dpt", "DPTModel",
 ]

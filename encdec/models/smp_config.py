@@ -29,7 +29,7 @@ __all__ = ["SMP_ARCHITECTURES", "SmpOptionError", "check_smp_config", "from_smp_
 SMP_ARCHITECTURES = {"Unet": "unet", "FPN": "fpn", "DeepLabV3Plus": "deeplabv3plus", "Linknet": "linknet",
                      "PSPNet": "pspnet", "DeepLabV3": "deeplabv3", "UnetPlusPlus": "unetplusplus", "MAnet": "manet",
                      "PAN": "pan", "UPerNet": "upernet",
-                     "Segformer": "segformer"}
+                     "Segformer": "segformer", "DPT": "dpt"}
 
 # smp arguments whose encdec name differs; every other argument keeps its name.
 _RENAMED = {"encoder_name": "encoder", "classes": "num_classes"}
@@ -41,7 +41,10 @@ ACTIVATIONS = (None, "identity", "sigmoid", "softmax", "softmax2d")
 # smp arguments an encdec builder without that argument builds only one way: argument -> the values it builds.
 _BUILT_WITHOUT_ARGUMENT = {"decoder_attention_type": (None,), "encoder_depth": (5,),
                            "decoder_use_norm": ("batchnorm", True), "decoder_interpolation": ("nearest",),
-                           "upsampling": (4,)}
+                           "upsampling": (4,),
+                           # encdec builds timm's fixed-size models with dynamic_img_size=True where timm can: equal
+                           # outputs at the fixed size, and other sizes too
+                           "dynamic_img_size": (True, False)}
 
 
 class SmpOptionError(WeightsError):
