@@ -252,3 +252,31 @@ def test_an_encoder_map_the_decoder_cannot_merge_is_refused_by_size():
         assert model(torch.zeros(1, 3, 128, 128)).shape == (1, 2, 128, 128)
         with pytest.raises(encdec.InputSizeError, match="gives a 4x4 map at stride 32 for a 96x96 input.*3x3.*64"):
             model(torch.zeros(1, 3, 96, 96))  # MobileViT-v2 pads its 3x3 patch grid to 4x4
+
+
+def test_every_encoder_kind_declares_the_encoder_contract():
+    from encdec.encoders import Encoder, create_encoder
+
+    kinds = [create_encoder("resnet18"), create_encoder("resnet18", depth=3), create_encoder("mit_b0"),
+             encdec.resnet34_unet().encoder, encdec.unet_pet().encoder]
+    if encdec.encoders.timm_available():
+        kinds += [create_encoder("timm:resnet18"), encdec.encoders.TimmViTEncoder("vit_tiny_patch16_224")]
+    for encoder in kinds:
+        assert isinstance(encoder, Encoder), type(encoder).__name__
+        assert len(encoder.out_channels) == len(encoder.strides) and encoder.name
+        maps = encoder.eval()(torch.zeros(1, 3, 64, 64))
+        assert [m.shape[1] for m in maps] == list(encoder.out_channels)
+        assert [64 // m.shape[-1] for m in maps] == list(encoder.strides), encoder.name
+    assert create_encoder("resnet18", depth=3).left_out == ("layer3", "layer4")
+
+
+def test_a_module_without_the_contract_is_refused_by_the_attributes_it_lacks():
+    class Bare(torch.nn.Module):
+        out_channels = [8]
+
+        def forward(self, x):
+            return [x]
+
+    with pytest.raises(TypeError, match="lacks name, strides, left_out, size_multiple, fixed_size"):
+        encdec.SegmentationModel(Bare(), torch.nn.Identity(), torch.nn.Identity(), num_classes=2, in_channels=3,
+                                 size_multiple=1)

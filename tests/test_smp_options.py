@@ -109,7 +109,7 @@ def test_unsupported_options_are_refused_by_name_before_any_tensor_is_read(tmp_p
     (folder / "model.safetensors").write_bytes(b"not read")
     with pytest.raises(SmpOptionError, match="decoder_use_norm='inplace' is not supported yet"):
         encdec.from_pretrained(folder)
-    for config, message in [({"_model_class": "Segformer"}, "smp's Segformer is not supported yet"),
+    for config, message in [({"_model_class": "SegNext"}, "smp's SegNext is not supported yet"),
                             ({"_model_class": "FPN", "encoder_name": "efficientnet-b0"},
                              "encoder_name='efficientnet-b0' is not supported"),
                             ({"_model_class": "FPN", "upsampling": 2}, "upsampling=2"),

@@ -19,14 +19,22 @@ from typing import List, Optional, Union
 
 from torch import nn
 
-from .contract import EncoderError, adapt_input_channels, check_pyramid, dilate, maps_within_depth, pyramid_stride
+from .contract import (
+    Encoder,
+    EncoderError,
+    adapt_input_channels,
+    check_pyramid,
+    dilate,
+    maps_within_depth,
+    pyramid_stride,
+)
 from .course import ResNetEncoder, torchvision_resnet_encoder
 from .mix_transformer import MIT_VARIANTS, MixTransformerEncoder, is_mix_transformer
 from .timm_backbones import TIMM_PREFIX, TimmEncoder, TimmViTEncoder, timm_available
 from .torchvision_backbones import BACKBONES, TorchvisionEncoder, list_torchvision_backbones, torchvision_dilation
 
 __all__ = [
-    "BACKBONES", "EncoderError", "MIT_VARIANTS", "MixTransformerEncoder", "ResNetEncoder", "TIMM_PREFIX",
+    "BACKBONES", "Encoder", "EncoderError", "MIT_VARIANTS", "MixTransformerEncoder", "ResNetEncoder", "TIMM_PREFIX",
     "TimmEncoder", "TimmViTEncoder", "TorchvisionEncoder",
     "adapt_input_channels", "check_pyramid", "create_encoder", "dilate", "list_encoders", "maps_within_depth",
     "pyramid_stride",

@@ -1,10 +1,13 @@
 """The encoder contract every decoder relies on, and the two adaptations every backbone may need.
 
-An encoder is an ``nn.Module`` whose forward returns its feature maps from high to low resolution, with two
-attributes that describe them without running it:
+An encoder is an ``nn.Module`` whose forward returns its feature maps from high to low resolution, with
+attributes that describe them without running it (:class:`Encoder`):
 
+* ``name``: what to call it in messages (``"resnet34"``, ``"timm:convnext_tiny"``);
 * ``out_channels``: the channels of each map;
-* ``strides``: how many input pixels one position of each map spans (2 means half the input's height and width).
+* ``strides``: how many input pixels one position of each map spans (2 means half the input's height and width);
+* ``left_out``: the layers a depth limit did not build (their entries are left out of weight files);
+* ``size_multiple`` and ``fixed_size``: the input sides the encoder itself takes (1 and ``None``: any).
 
 ``adapt_input_channels`` changes a backbone's first convolution for images of other than three channels, and
 ``dilate`` trades the last downsampling steps for dilation (the encoders of DeepLab), both the way
@@ -14,12 +17,13 @@ segmentation_models_pytorch does, so that models and checkpoints behave the same
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EncoderError", "adapt_input_channels", "check_pyramid", "dilate", "maps_within_depth", "pyramid_stride"]
+__all__ = ["Encoder", "EncoderError", "adapt_input_channels", "check_pyramid", "dilate", "maps_within_depth",
+           "pyramid_stride"]
 
 _PROBE = 64  # side of the probe image used to find each layer's stride; stride 32 gives a 2x2 map
 
@@ -31,6 +35,38 @@ class EncoderError(ValueError):
         >>> issubclass(EncoderError, ValueError)
         True
     """
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What every encoder declares, which decoders and models read instead of probing: torchvision's, timm's
+    (CNNs and Vision Transformers), the Mix Transformers and the course encoders all satisfy it.
+
+    Attributes:
+        name: What to call the encoder in messages.
+        out_channels: Channels of each map, high to low resolution.
+        strides: Stride of each map.
+        left_out: Names of the layers a depth limit did not build, relative to the encoder (their checkpoint
+            entries are dropped, not refused).
+        size_multiple: Input sides must be divisible by this for the encoder itself (decoders add their own).
+        fixed_size: The one input side the encoder takes, or ``None``.
+
+    Example:
+        >>> from encdec.encoders import create_encoder
+        >>> isinstance(create_encoder("resnet18"), Encoder), isinstance(nn.Conv2d(3, 3, 1), Encoder)
+        (True, False)
+    """
+
+    name: str
+    out_channels: List[int]
+    strides: List[int]
+    left_out: Sequence[str]
+    size_multiple: int
+    fixed_size: Optional[int]
+
+    def __call__(self, x: Tensor) -> List[Tensor]:
+        """The feature maps of ``x``, high to low resolution."""
+        ...
 
 
 def adapt_input_channels(module: nn.Module, in_channels: int, *, pretrained: bool) -> None:

@@ -59,6 +59,9 @@ class ResNetEncoder(nn.Module):
         self.pool = nn.MaxPool2d(3, 2, 1)
         self.stages = nn.ModuleList(stages)
         self.tap_stem = tap_stem
+        self.name = f"course ResNet ({len(stages)} stages)"
+        self.left_out: tuple = ()
+        self.size_multiple, self.fixed_size = 1, None
         self.out_channels: List[int] = [stem_channels] + [_last_channels(s) for s in stages]
         self.strides: List[int] = [2 if tap_stem == "pre_pool" else 4]
         stride = 4

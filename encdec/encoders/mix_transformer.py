@@ -190,7 +190,7 @@ class MixTransformerEncoder(nn.Module):
         self.strides: List[int] = list(_STRIDES[:stages])
         self.left_out: List[str] = [f"{part}{i + 1}" for i in range(stages, len(_STRIDES))
                                     for part in ("patch_embed", "block", "norm")]
-        self.size_multiple = 32
+        self.size_multiple, self.fixed_size = 32, None
         self._stages = stages
         if weights is not None:
             state = read_state_dict(weights)

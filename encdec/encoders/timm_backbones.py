@@ -164,6 +164,7 @@ class TimmEncoder(nn.Module):
         #: Height and width must be divisible by this (the coarsest stride; patch grids and windows need no more
         #: once timm sizes them dynamically).
         self.size_multiple = max(self.strides)
+        self.left_out: tuple = ()  # timm builds only the stages out_indices needs
         # Transformers such as Swin give channels-last maps (timm's ``output_fmt``); decoders take NCHW.
         self.channels_last_maps = getattr(self.model, "output_fmt", "NCHW") == "NHWC"  # timm's Format is a str enum
         _check_map_sizes(timm, name, kwargs, self)

@@ -242,6 +242,7 @@ class TorchvisionEncoder(nn.Module):
         tap_list = taps.split()
         used = steps[: steps.index(tap_list[kept - 1]) + 1]
         self.left_out = tuple(steps[len(used) : steps.index(tap_list[-1]) + 1])
+        self.size_multiple, self.fixed_size = 1, None  # any input side; the decoders set theirs
         for step in self.left_out:
             parent, _, child = step.rpartition(".")
             if parent:

@@ -8,6 +8,7 @@ from typing import List, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from ..encoders import Encoder
 from ..input_spec import InputSizeError, InputSpec, check_floating, input_spec_of, nearest_valid_sizes
 
 __all__ = [
@@ -59,8 +60,13 @@ class SegmentationModel(nn.Module):
         self.num_classes = num_classes
         self.in_channels = in_channels
         # the encoder's own rule (timm's fixed-size or patch-grid models) joins the decoder's
-        multiple = math.lcm(size_multiple, int(getattr(encoder, "size_multiple", 1)))
-        fixed = getattr(encoder, "fixed_size", None)
+        if not isinstance(encoder, Encoder):
+            missing = [a for a in ("name", "out_channels", "strides", "left_out", "size_multiple", "fixed_size")
+                       if not hasattr(encoder, a)]
+            raise TypeError(f"{type(encoder).__name__} is not an encoder: it lacks {', '.join(missing)} of the "
+                            "encoder contract (encdec.encoders.Encoder)")
+        multiple = math.lcm(size_multiple, int(encoder.size_multiple))
+        fixed = encoder.fixed_size
         if fixed is not None and fixed % multiple:
             raise InputSizeError(f"{_model_name(self)}: the encoder takes only {fixed}x{fixed} inputs, which the "
                                  f"decoder cannot take (sides divisible by {multiple}); choose another encoder")
@@ -110,11 +116,11 @@ class SegmentationModel(nn.Module):
         the decoder could not merge it (a few timm encoders pad or crop at some sizes, e.g. MobileViT-v2 pads odd
         patch grids)."""
         height, width = x.shape[-2:]
-        for feature, stride in zip(features, getattr(self.encoder, "strides", ())):
+        for feature, stride in zip(features, self.encoder.strides):
             if height % stride or width % stride:
                 continue
             if tuple(feature.shape[-2:]) != (height // stride, width // stride):
-                name = getattr(self.encoder, "name", type(self.encoder).__name__)
+                name = self.encoder.name
                 raise InputSizeError(
                     f"{_model_name(self)}: encoder {name} gives a {feature.shape[-2]}x{feature.shape[-1]} map at "
                     f"stride {stride} for a {height}x{width} input, where the decoder needs "

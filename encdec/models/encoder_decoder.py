@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from torch import nn
 
-from ..encoders import EncoderError, TorchvisionEncoder, check_pyramid, pyramid_stride
+from ..encoders import Encoder, EncoderError, TorchvisionEncoder, check_pyramid, pyramid_stride
 from ..weights import WeightsError, remap_keys
 
 __all__ = ["DECODER_NORMS", "SMP_ENCODERS", "decoder_norm", "encoder_depth", "full_pyramid", "pyramid_multiple",
@@ -103,7 +103,7 @@ def pyramid_multiple(encoder: nn.Module, decoder: str, levels: int) -> int:
         >>> pyramid_multiple(create_encoder("resnet18"), "fpn", 4)
         32
     """
-    name = getattr(encoder, "name", type(encoder).__name__)
+    name = encoder.name
     return pyramid_stride(check_pyramid(encoder.strides, encoder.out_channels, name=name, decoder=decoder,
                                         levels=levels))
 
@@ -140,7 +140,7 @@ def full_pyramid(encoder: nn.Module, decoder: str) -> int:
         32
     """
     strides = list(encoder.strides)
-    name = getattr(encoder, "name", type(encoder).__name__)
+    name = encoder.name
     if strides != [2 ** (i + 1) for i in range(len(strides))]:
         raise EncoderError(f"{decoder} needs one encoder map per halving from stride 2 (2, 4, 8, ...); {name} gives "
                            f"strides {strides}; use unet or fpn with it")
@@ -167,7 +167,7 @@ def smp_filter(decoder_rules: Sequence[tuple], head: str) -> Callable[[dict, nn.
     def convert(state: dict, model: nn.Module) -> dict:
         if not any(k.startswith("segmentation_head.") for k in state):
             return remap_keys(state, _COURSE_RESNET_RULES) if _has_torchvision_encoder(model) else state
-        left_out = getattr(getattr(model, "encoder", None), "left_out", ())
+        left_out = model.encoder.left_out if isinstance(getattr(model, "encoder", None), Encoder) else ()
         drop = [r"^classification_head\.", *(rf"^encoder\.{re.escape(step)}\." for step in left_out)]
         out = remap_keys(state, rules, drop=drop)
         if model is not None:
@@ -186,7 +186,7 @@ def _check_smp_encoder(state: dict, model: nn.Module) -> None:
     """An smp checkpoint loads only into an encoder whose taps are proven equal to smp's: names and shapes that fit
     are no evidence (smp's densenet taps its maps after each transition's BatchNorm and ReLU, encdec's at the dense
     blocks' outputs: the same tensors give other outputs)."""
-    encoder = getattr(model.encoder, "name", type(model.encoder).__name__)
+    encoder = model.encoder.name
     if isinstance(model.encoder, TorchvisionEncoder) and encoder not in SMP_ENCODERS:
         raise WeightsError(
             f"this is an smp checkpoint, and encdec's {encoder!r} encoder is not proven to tap the feature maps smp's "

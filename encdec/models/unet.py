@@ -53,7 +53,11 @@ class UNetEncoder(nn.Module):
             DoubleConv(i, o, bias=bias, affine=affine) for i, o in zip(channels[:-1], channels[1:])
         )
         self.pool_before = pool == "before"
+        self.name = "U-Net contracting path"
         self.out_channels = list(widths)
+        self.strides = [2**i for i in range(len(widths))]  # the first level is never pooled
+        self.left_out: tuple = ()
+        self.size_multiple, self.fixed_size = 1, None
 
     def forward(self, x: Tensor) -> List[Tensor]:
         features = []
