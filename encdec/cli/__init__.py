@@ -28,9 +28,10 @@ import sys
 from typing import Optional, Sequence
 
 from .._version import __version__
+from ..batches import NonFiniteError
 from ..datasets import CorruptImageError
 from ..demo import DemoError
-from ..training import NonFiniteLossError
+from ..export import ExportError
 from . import convert, demo, evaluate, info, listing, predict, recipes, train
 from ._common import FORMAT, CLIError, UsageError, parse_data
 
@@ -71,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_KNOWN_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, ValueError, OSError, DemoError,
-                 NonFiniteLossError)
+#: What the library raises for input a user can fix, shown as one line and exit status 1 (``--debug`` shows the
+#: traceback): files that are missing, unreadable or hostile (``OSError``, ``WeightsError`` and the other
+#: ``ValueError``s), outputs or losses that turn NaN (``NonFiniteError``), a model that cannot be exported
+#: (``ExportError``), a failed demo. Anything else is a bug and keeps its traceback.
+_KNOWN_ERRORS = (OSError, ValueError, NonFiniteError, ExportError, DemoError)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
