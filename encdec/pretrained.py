@@ -34,7 +34,7 @@ from .weights.formats import PathLike
 from .weights.save import config_value
 
 __all__ = ["save_pretrained", "from_pretrained", "load_model", "convert_checkpoint", "saved_architecture",
-           "validate_config"]
+           "validate_config", "check_recorded_values"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -113,6 +113,33 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def check_recorded_values(record: Mapping[str, Any], bad: Callable[[str, str, Any], Exception]) -> None:
+    """The checks of ``mean``, ``std`` and ``class_names`` that a saved config (``validate_config``) and an ONNX
+    file's metadata (``encdec.OnnxPredictor``) share: ``mean`` and ``std`` lists of 1 to 4 finite numbers of the
+    same length, ``std`` positive, ``class_names`` a list of strings. ``bad(key, what_is_valid, value)`` makes
+    the error raised.
+
+    Example:
+        >>> try:
+        ...     check_recorded_values({"mean": "abc"}, lambda key, what, value: ValueError(f"{key} must be {what}"))
+        ... except ValueError as error:
+        ...     print(error)
+        mean must be a list of 1 to 4 finite numbers (one per image channel)
+    """
+    for key in ("mean", "std"):
+        if key in record:
+            value = record[key]
+            if not isinstance(value, list) or not 1 <= len(value) <= 4 or not all(_is_number(v) for v in value):
+                raise bad(key, "a list of 1 to 4 finite numbers (one per image channel)", value)
+            if key == "std" and not all(v > 0 for v in value):
+                raise bad(key, "positive numbers (a standard deviation divides the images)", value)
+    if "mean" in record and "std" in record and len(record["mean"]) != len(record["std"]):
+        raise bad("std", f"as long as 'mean' ({len(record['mean'])} values)", record["std"])
+    names = record.get("class_names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise bad("class_names", "a list of strings, one per class", names)
+
+
 def validate_config(config: Mapping[str, Any], source: PathLike) -> Dict[str, Any]:
     """A saved config checked as a whole (types, ranges, sizes), with the file-naming builder arguments
     (``PATH_ARGUMENTS``) left out: a config never makes encdec open another file.
@@ -148,18 +175,7 @@ def validate_config(config: Mapping[str, Any], source: PathLike) -> Dict[str, An
         )
     checked = dict(config)
     checked["kwargs"] = {k: v for k, v in kwargs.items() if k not in PATH_ARGUMENTS}
-    for key in ("mean", "std"):
-        if key in config:
-            value = config[key]
-            if not isinstance(value, list) or not 1 <= len(value) <= 4 or not all(_is_number(v) for v in value):
-                raise bad(key, "a list of 1 to 4 finite numbers (one per image channel)", value)
-            if key == "std" and not all(v > 0 for v in value):
-                raise bad(key, "positive numbers (a standard deviation divides the images)", value)
-    if "mean" in config and "std" in config and len(config["mean"]) != len(config["std"]):
-        raise bad("std", f"as long as 'mean' ({len(config['mean'])} values)", config["std"])
-    names = config.get("class_names")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
-        raise bad("class_names", "a list of strings, one per class", names)
+    check_recorded_values(config, bad)
     record = config.get("preprocessing")
     if record is not None:
         if not isinstance(record, dict):
