@@ -121,7 +121,8 @@ def check_onnx_metadata(metadata: Any, source: str, outputs: Optional[int] = Non
     if not isinstance(metadata, dict):
         raise OnnxModelError(f"{source}: encdec metadata is a {type(metadata).__name__}, not an object of fields "
                              "(as encdec.export_onnx writes it)")
-    if metadata.get("format", METADATA_FORMAT) != METADATA_FORMAT:
+    version = metadata.get("format", METADATA_FORMAT)
+    if isinstance(version, bool) or version != METADATA_FORMAT:
         raise bad("format", f"{METADATA_FORMAT} (files this encdec version writes)", metadata["format"])
     if not isinstance(metadata.get("architecture", ""), str):
         raise bad("architecture", "a model name", metadata["architecture"])
@@ -159,9 +160,10 @@ def _subgraphs(node: Any) -> List[Any]:
 
 
 def check_onnx_graph(proto: Any, source: str) -> None:
-    """Refuse a graph holding a node that repeats its body as often as the file or its inputs say
-    (``LOOP_OPS``), in the main graph, any subgraph (the branches of an ``If``) or a local function, before
-    anything runs: a ``Loop`` of 10**12 iterations would never end.
+    """Refuse a graph that is not one input (the images) to one or more outputs (the logits first), or that holds a
+    node repeating its body as often as the file or its inputs say (``LOOP_OPS``), in the main graph, any subgraph
+    (the branches of an ``If``) or a local function, before anything runs: a ``Loop`` of 10**12 iterations would
+    never end.
 
     Raises:
         OnnxModelError: Naming the file, the node and its type.
@@ -171,13 +173,21 @@ def check_onnx_graph(proto: Any, source: str) -> None:
         >>> from onnx import helper, TensorProto
         >>> body = helper.make_graph([], "body", [], [])
         >>> loop = helper.make_node("Loop", ["n", ""], [], name="forever", body=body)
-        >>> graph = helper.make_graph([loop], "g", [helper.make_tensor_value_info("n", TensorProto.INT64, [])], [])
+        >>> n = helper.make_tensor_value_info("n", TensorProto.INT64, [])
+        >>> graph = helper.make_graph([loop, helper.make_node("Identity", ["n"], ["y"])], "g", [n],
+        ...                           [helper.make_tensor_value_info("y", TensorProto.INT64, [])])
         >>> try:
         ...     check_onnx_graph(helper.make_model(graph), "m.onnx")
         ... except OnnxModelError as error:
         ...     print(str(error).split(",")[0])
         m.onnx: node 'forever' is a Loop
     """
+    initialized = {tensor.name for tensor in proto.graph.initializer}
+    inputs = [value.name for value in proto.graph.input if value.name not in initialized]
+    if len(inputs) != 1 or not proto.graph.output:
+        raise OnnxModelError(f"{source}: the graph has {len(inputs)} inputs and {len(proto.graph.output)} outputs; "
+                             "OnnxPredictor runs graphs of one input (the images) and one output (the logits), as "
+                             "encdec.export_onnx writes them")
     pending = [proto.graph] + [function for function in proto.functions]
     while pending:
         for index, node in enumerate(pending.pop().node):
@@ -268,8 +278,14 @@ class OnnxPredictor(nn.Module):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
-        # the bytes checked, not the path again: a file swapped after the checks is never run
-        session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+        try:  # the bytes checked, not the path again: a file swapped after the checks is never run
+            session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except (state.Fail, state.InvalidGraph, state.InvalidArgument, state.InvalidProtobuf, state.NotImplemented,
+                state.RuntimeException, state.NoSuchFile) as error:
+            raise OnnxModelError(f"{str(self.path)!r}: ONNX Runtime cannot load its graph: {type(error).__name__}: "
+                                 f"{shorten(str(error), 300)}") from None
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x})[0]
 
