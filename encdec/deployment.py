@@ -32,7 +32,8 @@ from ._files import read_regular_file
 from .export import METADATA_FORMAT, METADATA_KEY, export_onnx
 from .inference import predict
 from .input_spec import InputSpec
-from .pretrained import MAX_RECORDED_SIZE, check_recorded_values
+from .preprocessing import check_recorded_values
+from .pretrained import MAX_RECORDED_SIZE
 from .weights.errors import shorten
 
 __all__ = ["BACKENDS", "OnnxPredictor", "OnnxModelError", "check_onnx_metadata", "check_onnx_graph"]

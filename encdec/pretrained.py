@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -28,13 +27,14 @@ from ._version import __version__
 from .atomic import atomic_write_text
 from .input_spec import input_spec_of
 from .models.smp_config import SmpOptionError, from_smp_config, is_smp_config
+from .preprocessing import check_recorded_values
 from .weights import CONFIG_KEYS, LoadReport, WeightsError, load_weights, read_metadata, save_weights
 from .weights.errors import shorten
 from .weights.formats import PathLike
 from .weights.save import config_value
 
 __all__ = ["save_pretrained", "from_pretrained", "load_model", "convert_checkpoint", "saved_architecture",
-           "validate_config", "check_recorded_values"]
+           "validate_config"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -107,37 +107,6 @@ def _json(text: str, path: Path, what: str) -> Any:
 
 def _kwargs_text(kwargs: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_recorded_values(record: Mapping[str, Any], bad: Callable[[str, str, Any], Exception]) -> None:
-    """The checks of ``mean``, ``std`` and ``class_names`` that a saved config (``validate_config``) and an ONNX
-    file's metadata (``encdec.OnnxPredictor``) share: ``mean`` and ``std`` lists of 1 to 4 finite numbers of the
-    same length, ``std`` positive, ``class_names`` a list of strings. ``bad(key, what_is_valid, value)`` makes
-    the error raised.
-
-    Example:
-        >>> try:
-        ...     check_recorded_values({"mean": "abc"}, lambda key, what, value: ValueError(f"{key} must be {what}"))
-        ... except ValueError as error:
-        ...     print(error)
-        mean must be a list of 1 to 4 finite numbers (one per image channel)
-    """
-    for key in ("mean", "std"):
-        if key in record:
-            value = record[key]
-            if not isinstance(value, list) or not 1 <= len(value) <= 4 or not all(_is_number(v) for v in value):
-                raise bad(key, "a list of 1 to 4 finite numbers (one per image channel)", value)
-            if key == "std" and not all(v > 0 for v in value):
-                raise bad(key, "positive numbers (a standard deviation divides the images)", value)
-    if "mean" in record and "std" in record and len(record["mean"]) != len(record["std"]):
-        raise bad("std", f"as long as 'mean' ({len(record['mean'])} values)", record["std"])
-    names = record.get("class_names")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
-        raise bad("class_names", "a list of strings, one per class", names)
 
 
 def validate_config(config: Mapping[str, Any], source: PathLike) -> Dict[str, Any]:

@@ -6,8 +6,10 @@ One small module per verb parses its arguments, calls the library and prints; th
 options with examples.
 
 Exit status: 0 on success, 2 for a usage error (an unknown model, a malformed ``--data``, an option out of
-range), 1 for a failure (a missing file or folder, a checkpoint that does not fit, a failed check); either way one
-line on standard error says what to fix. ``--debug`` shows the full traceback instead.
+range), 1 for a failure (a missing file or folder, a checkpoint that does not fit, a failed check, outputs that
+turn NaN); either way one line on standard error says what to fix. ``--debug`` shows the full traceback instead.
+Only the library's own error classes become messages (``_KNOWN_ERRORS``); any other exception is a bug and is
+raised.
 
 Example:
     >>> from encdec.cli import main

@@ -54,8 +54,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="colored masks and overlays for images", formatter_class=FORMAT,
                        description=(
         "Predict every image (files or folders): segmentation models write IMAGE_mask.png (a palette PNG whose\n"
-        "pixel values are the classes) and IMAGE_overlay.png; classifiers print the class. Images of any size\n"
-        "are padded to what the model takes; images of one size run in batches (--batch-size).\n\n"
+        "pixel values are the classes; a 16-bit PNG for more than 256 classes) and IMAGE_overlay.png, IMAGE\n"
+        "being the image's path relative to the folder all images share (p/q/x.png and r/q/x.png give p/q/x and\n"
+        "r/q/x); classifiers print the class. Images of any size are padded to what the model takes; images of\n"
+        "one size run in batches (--batch-size).\n\n"
         "examples:\n  encdec predict --model unet --weights UNet_best_model.pth photos/*.jpg --out masks/\n"
         "  encdec predict --weights runs/unet-shapes shapes/ --out preds/\n"
         "  encdec predict --model resnet34_unet --weights pets.pth cat.jpg --size 256 --out preds/\n"
