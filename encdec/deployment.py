@@ -164,10 +164,10 @@ def check_onnx_graph(proto: Any, source: str) -> None:
     """Refuse a graph that is not one input (the images) to one or more outputs (the logits first), or that holds a
     node repeating its body as often as the file or its inputs say (``LOOP_OPS``), in the main graph, any subgraph
     (the branches of an ``If``) or a local function, before anything runs: a ``Loop`` of 10**12 iterations would
-    never end.
+    never end. Tensors stored in other files (ONNX external data, which may name any path) are refused too.
 
     Raises:
-        OnnxModelError: Naming the file, the node and its type.
+        OnnxModelError: Naming the file and the node and its type (or the tensor stored elsewhere).
 
     Example:
         >>> import onnx
@@ -183,6 +183,8 @@ def check_onnx_graph(proto: Any, source: str) -> None:
         ...     print(str(error).split(",")[0])
         m.onnx: node 'forever' is a Loop
     """
+    import onnx
+
     initialized = {tensor.name for tensor in proto.graph.initializer}
     inputs = [value.name for value in proto.graph.input if value.name not in initialized]
     if len(inputs) != 1 or not proto.graph.output:
@@ -191,7 +193,13 @@ def check_onnx_graph(proto: Any, source: str) -> None:
                              "encdec.export_onnx writes them")
     pending = [proto.graph] + [function for function in proto.functions]
     while pending:
-        for index, node in enumerate(pending.pop().node):
+        graph = pending.pop()
+        for tensor in getattr(graph, "initializer", ()):
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                raise OnnxModelError(
+                    f"{source}: tensor {shorten(repr(tensor.name))} is stored in another file (ONNX external data), "
+                    "which OnnxPredictor does not follow; save the model as one file")
+        for index, node in enumerate(graph.node):
             if node.op_type in LOOP_OPS:
                 name = shorten(repr(node.name)) if node.name else f"#{index} (unnamed)"
                 raise OnnxModelError(

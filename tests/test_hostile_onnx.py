@@ -241,6 +241,15 @@ def test_graphs_of_other_inputs_or_no_output_are_refused(tmp_path):
         OnnxPredictor(_save(no_out, tmp_path / "no_output.onnx"))
 
 
+def test_tensors_stored_in_other_files_are_never_followed(tmp_path):
+    model = _identity_model(GOOD)
+    model.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(np.array(2.0, np.float32), "two"))  # raw bytes
+    onnx.save_model(model, str(tmp_path / "external.onnx"), save_as_external_data=True, location="weights.bin",
+                    size_threshold=0)  # the file's tensor 'two' points at weights.bin (it could name any path)
+    with pytest.raises(OnnxModelError, match="tensor 'two' is stored in another file .* does not follow"):
+        OnnxPredictor(tmp_path / "external.onnx")
+
+
 def test_a_graph_the_runtime_cannot_load_is_a_named_error(tmp_path):
     unknown = _model([helper.make_node("NoSuchOperator", ["images"], ["logits"])], metadata=GOOD)
     with pytest.raises(OnnxModelError, match="unknown.onnx': ONNX Runtime cannot load its graph"):

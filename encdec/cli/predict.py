@@ -227,9 +227,9 @@ def _classification_record(path: Path, probs: Any, names: Optional[Sequence[str]
     return {"image": str(path), "label": label, "index": top, "probability": float(probs[top])}
 
 
-def _mask_palette(palette: str, num_classes: int) -> Any:
-    """The colours of ``palette``, repeated to cover ``num_classes`` when it has fewer (overlays of models with
-    more than 256 classes reuse colours; the masks hold the classes exactly)."""
+def _mask_palette(palette: Any, num_classes: int) -> Any:
+    """The colours of ``palette`` (a name or colours), repeated to cover ``num_classes`` when it has fewer
+    (overlays of models with more than 256 classes reuse colours; the masks hold the classes exactly)."""
     colours = get_palette(palette)
     return colours if num_classes <= len(colours) else np.resize(colours, (num_classes, 3))
 
