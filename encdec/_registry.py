@@ -6,6 +6,7 @@ import difflib
 import fnmatch
 import functools
 import inspect
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -200,8 +201,12 @@ def register_model(
 COUNT_ARGUMENTS = ("num_classes", "in_channels", "widths", "decoder_channels")
 
 
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)  # NumPy integers too
+
+
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return _is_whole(value) and value >= 1
 
 
 def check_counts(name: str, arguments: Dict[str, Any]) -> None:
@@ -227,7 +232,7 @@ def check_counts(name: str, arguments: Dict[str, Any]) -> None:
         if all(_is_count(v) for v in values):
             continue
         what = "a positive whole number" + (" or a list of them" if key in ("widths", "decoder_channels") else "")
-        wrong_type = any(not isinstance(v, int) or isinstance(v, bool) for v in values)
+        wrong_type = not all(_is_whole(v) for v in values)
         raise (TypeError if wrong_type else ValueError)(f"{name}: {key} must be {what}, got {shorten(repr(value))}")
 
 
