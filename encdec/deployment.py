@@ -96,13 +96,14 @@ def _is_count(value: Any, largest: Optional[int] = None) -> bool:
         largest is None or value <= largest)
 
 
-def check_onnx_metadata(metadata: Any, source: str, outputs: Optional[int] = None) -> Dict[str, Any]:
+def check_onnx_metadata(metadata: Any, source: str, outputs: Optional[int] = None,
+                        inputs: Optional[int] = None) -> Dict[str, Any]:
     """An ONNX file's ``encdec`` metadata (written by ``encdec.export_onnx``) checked field by field, as a saved
     ``config.json`` is: ``format`` this encdec's; ``architecture`` a name; ``num_classes`` a positive whole number
     equal to the graph's ``outputs`` (its output channels, when the graph states them); ``input_spec`` an object
-    whose ``channels``, ``multiple``, ``min_size``, ``reference`` and ``fixed`` (or null) are whole numbers from 1
-    to ``MAX_SPEC_SIDE``; ``mean`` and ``std`` lists of 1 to 4 finite numbers, ``std`` positive; ``class_names`` a
-    list of strings, one per output.
+    whose ``channels`` (the graph's ``inputs`` channels, when it states them), ``multiple``, ``min_size``,
+    ``reference`` and ``fixed`` (or null) are whole numbers from 1 to ``MAX_SPEC_SIDE``; ``mean`` and ``std``
+    lists of 1 to 4 finite numbers, ``std`` positive; ``class_names`` a list of strings, one per output.
 
     Raises:
         OnnxModelError: Naming the file, the field, what it holds and what would be valid.
@@ -140,6 +141,8 @@ def check_onnx_metadata(metadata: Any, source: str, outputs: Optional[int] = Non
             if not (key == "fixed" and value is None) and not _is_count(value, MAX_SPEC_SIDE):
                 raise bad(f"input_spec.{key}", f"a whole number from 1 to {MAX_SPEC_SIDE}"
                           + (" or null" if key == "fixed" else ""), value)
+        if inputs is not None and spec.get("channels", inputs) != inputs:
+            raise bad("input_spec.channels", f"the graph's {inputs} input channels", spec["channels"])
     check_recorded_values(metadata, bad)
     names = metadata.get("class_names")
     expected = classes if classes is not None else outputs
@@ -185,8 +188,7 @@ def check_onnx_graph(proto: Any, source: str) -> None:
     """
     import onnx
 
-    initialized = {tensor.name for tensor in proto.graph.initializer}
-    inputs = [value.name for value in proto.graph.input if value.name not in initialized]
+    inputs = _graph_inputs(proto)
     if len(inputs) != 1 or not proto.graph.output:
         raise OnnxModelError(f"{source}: the graph has {len(inputs)} inputs and {len(proto.graph.output)} outputs; "
                              "OnnxPredictor runs graphs of one input (the images) and one output (the logits), as "
@@ -209,10 +211,15 @@ def check_onnx_graph(proto: Any, source: str) -> None:
             pending.extend(_subgraphs(node))
 
 
-def _output_channels(proto: Any) -> Optional[int]:
-    """The graph's first output's channels (dimension 1), when the file states it as a number."""
-    outputs = proto.graph.output
-    dims = outputs[0].type.tensor_type.shape.dim if outputs else []
+def _graph_inputs(proto: Any) -> List[Any]:
+    """The graph's inputs that are fed at run time (not its weights, which older files also list as inputs)."""
+    initialized = {tensor.name for tensor in proto.graph.initializer}
+    return [value for value in proto.graph.input if value.name not in initialized]
+
+
+def _channels(values: Any) -> Optional[int]:
+    """Dimension 1 (the channels) of a graph's first input or output, when the file states it as a number."""
+    dims = values[0].type.tensor_type.shape.dim if values else []
     return int(dims[1].dim_value) if len(dims) > 1 and dims[1].HasField("dim_value") else None
 
 
@@ -266,7 +273,8 @@ class OnnxPredictor(nn.Module):
         proto, data = _read_model(self.path)
         source = repr(str(self.path))
         check_onnx_graph(proto, source)
-        metadata = check_onnx_metadata(_metadata_of(proto, source), source, _output_channels(proto))
+        metadata = check_onnx_metadata(_metadata_of(proto, source), source, _channels(proto.graph.output),
+                                       _channels(_graph_inputs(proto)))
         if not metadata:
             warnings.warn(f"{str(self.path)!r} has no encdec metadata (it was not written by encdec.export_onnx): "
                           "images are normalised with ImageNet's mean/std and not padded", stacklevel=2)
@@ -296,7 +304,16 @@ class OnnxPredictor(nn.Module):
             raise OnnxModelError(f"{str(self.path)!r}: ONNX Runtime cannot load its graph: {type(error).__name__}: "
                                  f"{shorten(str(error), 300)}") from None
         name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})[0]
+
+        def run(x: np.ndarray) -> Any:
+            try:
+                return session.run(None, {name: x})[0]
+            except (state.Fail, state.InvalidArgument, state.RuntimeException) as error:  # a graph the metadata
+                raise OnnxModelError(  # misdescribes (another input size or channel count than it takes)
+                    f"{str(self.path)!r}: ONNX Runtime cannot run its graph on a batch of shape {tuple(x.shape)}: "
+                    f"{type(error).__name__}: {shorten(str(error), 300)}") from None
+
+        return run
 
     def _openvino(self, data: bytes) -> Any:
         try:

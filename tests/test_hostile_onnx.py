@@ -103,6 +103,7 @@ HOSTILE_METADATA = [
     (_metadata(input_spec__min_size="4"), "'input_spec.min_size' must be a whole number"),
     (_metadata(input_spec__fixed=0), "'input_spec.fixed' must be a whole number from 1 to 16384 or null, got 0"),
     (_metadata(input_spec__channels=None), "'input_spec.channels' must be a whole number"),
+    (_metadata(input_spec__channels=1), "'input_spec.channels' must be the graph's 3 input channels, got 1"),
     (_metadata(input_spec__reference=[224]), "'input_spec.reference' must be a whole number"),
     (_metadata(mean="abc"), "'mean' must be a list of 1 to 4 finite numbers .*got 'abc'"),
     (_metadata(mean=[float("inf"), 0, 0]), "'mean' must be a list of 1 to 4 finite numbers"),
@@ -125,6 +126,19 @@ def test_hostile_metadata_is_refused_by_field(tmp_path, metadata, problem):
     path = _save(_identity_model(metadata), tmp_path / "hostile.onnx")
     with pytest.raises(OnnxModelError, match=f"hostile.onnx': .*{problem}"):
         OnnxPredictor(path)
+
+
+def test_a_graph_that_does_not_take_the_size_its_metadata_promises_is_a_named_error(tmp_path):
+    """Metadata saying any multiple of 4 for a graph fixed at 8x8: predict pads a 12x12 image to 12x12, and the
+    runtime's refusal is named, not raised raw."""
+    two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
+    fixed = _model([helper.make_node("Mul", ["images", "two"], ["logits"])], initializers=[two], metadata=GOOD,
+                   inputs=[helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 8, 8])])
+    predictor = OnnxPredictor(_save(fixed, tmp_path / "fixed.onnx"))
+    assert predictor.predict(torch.rand(3, 8, 8)).shape == (8, 8)
+    with pytest.raises(OnnxModelError, match=r"fixed.onnx': ONNX Runtime cannot run its graph on a batch of shape "
+                                             r"\(1, 3, 12, 12\)"):
+        predictor.predict(torch.rand(3, 12, 12))
 
 
 def test_refused_metadata_is_a_value_error_the_command_line_reports():

@@ -222,7 +222,7 @@ def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]]) -> List[
 
 def _classification_record(path: Path, probs: Any, names: Optional[Sequence[str]]) -> Dict[str, Any]:
     top = int(probs.argmax())
-    label = names[top] if names else str(top)
+    label = names[top] if names and top < len(names) else str(top)
     print(f"{path}: {label} ({float(probs[top]):.3f})")
     return {"image": str(path), "label": label, "index": top, "probability": float(probs[top])}
 
