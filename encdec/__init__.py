@@ -10,7 +10,7 @@ from . import blocks, datasets, decoders, encoders, losses, metrics, runtime, vi
 from ._registry import ModelInfo, ReferenceCheckpoint, create_model, list_models, model_info, register_model
 from ._version import __version__
 from .datasets import CIFAR10, DogImages, OxfordPetSegmentation, SyntheticShapes, VOCSegmentation
-from .deployment import OnnxPredictor
+from .deployment import OnnxModelError, OnnxPredictor
 from .export import ExportError, export_onnx
 from .inference import optimize_for_inference, predict
 from .input_spec import InputSizeError, InputSpec
@@ -59,5 +59,5 @@ __all__ = [
     "LoadReport", "WeightsError", "load_state_dict", "load_weights", "read_state_dict", "save_weights",
     "convert_checkpoint", "from_pretrained", "load_model", "save_pretrained", "model_summary",
     "History", "NonFiniteLossError", "evaluate", "fit", "seed_everything", "seed_worker", "tune",
-    "optimize_for_inference", "predict", "ExportError", "export_onnx", "OnnxPredictor",
+    "optimize_for_inference", "predict", "ExportError", "export_onnx", "OnnxPredictor", "OnnxModelError",
 ]

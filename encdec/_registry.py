@@ -6,6 +6,7 @@ import difflib
 import fnmatch
 import functools
 import inspect
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -173,6 +174,7 @@ def register_model(
             bound = signature.bind(**kwargs)
             bound.apply_defaults()
             weights = bound.arguments.pop("weights", None)
+            check_counts(name, bound.arguments)
             chosen_by_caller = _check_variant(name, variants, bound.arguments)
             model = fn(**bound.arguments)
             unused = model.__dict__.pop("unused_arguments", ())  # arguments this configuration ignores
@@ -192,6 +194,46 @@ def register_model(
         return builder
 
     return decorate
+
+
+#: Builder arguments that count channels or classes: a positive whole number each (``widths`` and
+#: ``decoder_channels`` may be a list of them).
+COUNT_ARGUMENTS = ("num_classes", "in_channels", "widths", "decoder_channels")
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)  # NumPy integers too
+
+
+def _is_count(value: Any) -> bool:
+    return _is_whole(value) and value >= 1
+
+
+def check_counts(name: str, arguments: Dict[str, Any]) -> None:
+    """Refuse a class or channel count that is not a positive whole number (``COUNT_ARGUMENTS``) before a builder
+    sees it: ``num_classes=-3`` or ``widths=[0, 0, 0, 0, 0]`` would otherwise fail deep inside PyTorch.
+
+    Raises:
+        TypeError: A value of another type (``"x"``, ``2.5``, ``True``).
+        ValueError: A whole number below 1.
+
+    Example:
+        >>> try:
+        ...     check_counts("unet", {"num_classes": -3})
+        ... except ValueError as error:
+        ...     print(error)
+        unet: num_classes must be a positive whole number, got -3
+    """
+    for key in COUNT_ARGUMENTS:
+        value = arguments.get(key)
+        if value is None:
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) and key in ("widths", "decoder_channels") else [value]
+        if all(_is_count(v) for v in values):
+            continue
+        what = "a positive whole number" + (" or a list of them" if key in ("widths", "decoder_channels") else "")
+        wrong_type = not all(_is_whole(v) for v in values)
+        raise (TypeError if wrong_type else ValueError)(f"{name}: {key} must be {what}, got {shorten(repr(value))}")
 
 
 def check_saved_config(name: str, config_check: Optional[ConfigCheck], model: nn.Module, config: Any,

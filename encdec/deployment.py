@@ -16,22 +16,27 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .export import METADATA_KEY, export_onnx
+from ._files import read_regular_file
+from .export import METADATA_FORMAT, METADATA_KEY, export_onnx
 from .inference import predict
 from .input_spec import InputSpec
+from .preprocessing import check_recorded_values
+from .pretrained import MAX_RECORDED_SIZE
+from .weights.errors import shorten
 
-__all__ = ["BACKENDS", "OnnxPredictor"]
+__all__ = ["BACKENDS", "OnnxPredictor", "OnnxModelError", "check_onnx_metadata", "check_onnx_graph"]
 
 #: The runtimes an ``OnnxPredictor`` can run a file in, and the extra that installs each.
 BACKENDS = {"onnxruntime": "onnx", "openvino": "openvino"}
@@ -39,20 +44,183 @@ BACKENDS = {"onnxruntime": "onnx", "openvino": "openvino"}
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _read_metadata(path: Path) -> dict:
+#: Largest ONNX file an ``OnnxPredictor`` reads (protobuf's own limit on one message).
+MAX_ONNX_BYTES = 2 * 1024**3
+#: Nodes that run their body as often as the file or its inputs say (a ``Loop`` of 10**12 iterations never
+#: ends): an ``OnnxPredictor`` refuses a graph holding one, anywhere, before it runs. ``encdec.export_onnx`` writes
+#: none.
+LOOP_OPS = ("Loop", "Scan")
+#: Largest side, size multiple or minimum an ONNX file's size rule may record (predict pads images to it).
+MAX_SPEC_SIDE = MAX_RECORDED_SIZE
+_SPEC_FIELDS = tuple(field.name for field in dataclasses.fields(InputSpec))
+
+
+class OnnxModelError(ValueError):
+    """An ONNX file an ``OnnxPredictor`` will not run: not ONNX, ``encdec`` metadata of the wrong type or range, or
+    a graph with loops; the message names the file and the field or node at fault.
+
+    Example:
+        >>> issubclass(OnnxModelError, ValueError)
+        True
+    """
+
+
+def _read_model(path: Path) -> Tuple[Any, bytes]:
+    """The parsed model and the bytes it was parsed from, read through one non-blocking open: what is checked
+    is what the runtime is given."""
     import onnx
 
+    data = read_regular_file(path, "ONNX file", limit=MAX_ONNX_BYTES)
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as error:  # noqa: BLE001 - onnx raises several types for a file that is not ONNX
-        raise ValueError(f"{str(path)!r} is not a readable ONNX file: {type(error).__name__}: {error}") from error
+        return onnx.load_from_string(data), data
+    except Exception as error:  # noqa: BLE001 - onnx and protobuf raise several types for a file that is not ONNX
+        raise OnnxModelError(f"{str(path)!r} is not a readable ONNX file: {type(error).__name__}: "
+                             f"{shorten(str(error))}") from None
+
+
+def _metadata_of(proto: Any, source: str) -> Any:
     for entry in proto.metadata_props:
         if entry.key == METADATA_KEY:
             try:
                 return json.loads(entry.value)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{str(path)!r}: its {METADATA_KEY!r} metadata is not valid JSON ({error})") from error
+            except RecursionError:
+                raise OnnxModelError(f"{source}: its {METADATA_KEY!r} metadata is JSON nested too deeply") from None
+            except ValueError as error:
+                raise OnnxModelError(f"{source}: its {METADATA_KEY!r} metadata is not valid JSON "
+                                     f"({shorten(str(error))})") from None
     return {}
+
+
+def _is_count(value: Any, largest: Optional[int] = None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1 and (
+        largest is None or value <= largest)
+
+
+def check_onnx_metadata(metadata: Any, source: str, outputs: Optional[int] = None,
+                        inputs: Optional[int] = None) -> Dict[str, Any]:
+    """An ONNX file's ``encdec`` metadata (written by ``encdec.export_onnx``) checked field by field, as a saved
+    ``config.json`` is: ``format`` this encdec's; ``architecture`` a name; ``num_classes`` a positive whole number
+    equal to the graph's ``outputs`` (its output channels, when the graph states them); ``input_spec`` an object
+    whose ``channels`` (the graph's ``inputs`` channels, when it states them), ``multiple``, ``min_size``,
+    ``reference`` and ``fixed`` (or null) are whole numbers from 1 to ``MAX_SPEC_SIDE``; ``mean`` and ``std``
+    lists of 1 to 4 finite numbers, ``std`` positive; ``class_names`` a list of strings, one per output.
+
+    Raises:
+        OnnxModelError: Naming the file, the field, what it holds and what would be valid.
+
+    Example:
+        >>> check_onnx_metadata({"num_classes": 3, "std": [0.5, 0.5, 0.5]}, "m.onnx")["num_classes"]
+        3
+        >>> try:
+        ...     check_onnx_metadata({"input_spec": {"multiple": -16}}, "m.onnx")
+        ... except OnnxModelError as error:
+        ...     print(error)
+        m.onnx: encdec metadata 'input_spec.multiple' must be a whole number from 1 to 16384, got -16
+    """
+    def bad(key: str, what: str, value: Any) -> OnnxModelError:
+        return OnnxModelError(f"{source}: encdec metadata {key!r} must be {what}, got {shorten(repr(value))}")
+
+    if not isinstance(metadata, dict):
+        raise OnnxModelError(f"{source}: encdec metadata is a {type(metadata).__name__}, not an object of fields "
+                             "(as encdec.export_onnx writes it)")
+    version = metadata.get("format", METADATA_FORMAT)
+    if isinstance(version, bool) or version != METADATA_FORMAT:
+        raise bad("format", f"{METADATA_FORMAT} (files this encdec version writes)", metadata["format"])
+    if not isinstance(metadata.get("architecture", ""), str):
+        raise bad("architecture", "a model name", metadata["architecture"])
+    classes = metadata.get("num_classes")
+    if classes is not None and not _is_count(classes):
+        raise bad("num_classes", "a positive whole number", classes)
+    if classes is not None and outputs is not None and classes != outputs:
+        raise bad("num_classes", f"the graph's {outputs} output channels", classes)
+    spec = metadata.get("input_spec")
+    if spec is not None:
+        if not isinstance(spec, dict) or not set(spec) <= set(_SPEC_FIELDS):
+            raise bad("input_spec", f"an object of {', '.join(_SPEC_FIELDS)}", spec)
+        for key, value in spec.items():
+            if not (key == "fixed" and value is None) and not _is_count(value, MAX_SPEC_SIDE):
+                raise bad(f"input_spec.{key}", f"a whole number from 1 to {MAX_SPEC_SIDE}"
+                          + (" or null" if key == "fixed" else ""), value)
+        if inputs is not None and spec.get("channels", inputs) != inputs:
+            raise bad("input_spec.channels", f"the graph's {inputs} input channels", spec["channels"])
+    check_recorded_values(metadata, bad)
+    names = metadata.get("class_names")
+    expected = classes if classes is not None else outputs
+    if names is not None and expected is not None and len(names) != expected:
+        raise bad("class_names", f"{expected} names, one per output", names)
+    return metadata
+
+
+def _subgraphs(node: Any) -> List[Any]:
+    import onnx
+
+    graphs = []
+    for attribute in node.attribute:
+        if attribute.type == onnx.AttributeProto.GRAPH:
+            graphs.append(attribute.g)
+        elif attribute.type == onnx.AttributeProto.GRAPHS:
+            graphs.extend(attribute.graphs)
+    return graphs
+
+
+def check_onnx_graph(proto: Any, source: str) -> None:
+    """Refuse a graph that is not one input (the images) to one or more outputs (the logits first), or that holds a
+    node repeating its body as often as the file or its inputs say (``LOOP_OPS``), in the main graph, any subgraph
+    (the branches of an ``If``) or a local function, before anything runs: a ``Loop`` of 10**12 iterations would
+    never end. Tensors stored in other files (ONNX external data, which may name any path) are refused too.
+
+    Raises:
+        OnnxModelError: Naming the file and the node and its type (or the tensor stored elsewhere).
+
+    Example:
+        >>> import onnx
+        >>> from onnx import helper, TensorProto
+        >>> body = helper.make_graph([], "body", [], [])
+        >>> loop = helper.make_node("Loop", ["n", ""], [], name="forever", body=body)
+        >>> n = helper.make_tensor_value_info("n", TensorProto.INT64, [])
+        >>> graph = helper.make_graph([loop, helper.make_node("Identity", ["n"], ["y"])], "g", [n],
+        ...                           [helper.make_tensor_value_info("y", TensorProto.INT64, [])])
+        >>> try:
+        ...     check_onnx_graph(helper.make_model(graph), "m.onnx")
+        ... except OnnxModelError as error:
+        ...     print(str(error).split(",")[0])
+        m.onnx: node 'forever' is a Loop
+    """
+    import onnx
+
+    inputs = _graph_inputs(proto)
+    if len(inputs) != 1 or not proto.graph.output:
+        raise OnnxModelError(f"{source}: the graph has {len(inputs)} inputs and {len(proto.graph.output)} outputs; "
+                             "OnnxPredictor runs graphs of one input (the images) and one output (the logits), as "
+                             "encdec.export_onnx writes them")
+    pending = [proto.graph] + [function for function in proto.functions]
+    while pending:
+        graph = pending.pop()
+        for tensor in getattr(graph, "initializer", ()):
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                raise OnnxModelError(
+                    f"{source}: tensor {shorten(repr(tensor.name))} is stored in another file (ONNX external data), "
+                    "which OnnxPredictor does not follow; save the model as one file")
+        for index, node in enumerate(graph.node):
+            if node.op_type in LOOP_OPS:
+                name = shorten(repr(node.name)) if node.name else f"#{index} (unnamed)"
+                raise OnnxModelError(
+                    f"{source}: node {name} is a {node.op_type}, which repeats its body as often as the file or its "
+                    "inputs say (it might never end); OnnxPredictor runs graphs without loops, as "
+                    "encdec.export_onnx writes them")
+            pending.extend(_subgraphs(node))
+
+
+def _graph_inputs(proto: Any) -> List[Any]:
+    """The graph's inputs that are fed at run time (not its weights, which older files also list as inputs)."""
+    initialized = {tensor.name for tensor in proto.graph.initializer}
+    return [value for value in proto.graph.input if value.name not in initialized]
+
+
+def _channels(values: Any) -> Optional[int]:
+    """Dimension 1 (the channels) of a graph's first input or output, when the file states it as a number."""
+    dims = values[0].type.tensor_type.shape.dim if values else []
+    return int(dims[1].dim_value) if len(dims) > 1 and dims[1].HasField("dim_value") else None
 
 
 class OnnxPredictor(nn.Module):
@@ -68,11 +236,18 @@ class OnnxPredictor(nn.Module):
     Attributes:
         input_spec: The size rule from the metadata (``None`` without it).
         num_classes: Output classes from the metadata.
-        encdec_config: ``{"architecture", "mean", "std"}`` from the metadata.
+        encdec_config: ``{"architecture", "mean", "std", "class_names"}`` from the metadata.
+
+    The file is read once (through one non-blocking open) and checked before the runtime sees it: its metadata
+    field by field (``check_onnx_metadata``) and its graph for loops (``check_onnx_graph``); the runtime is given
+    the bytes that were checked.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``backend`` is not one of ``BACKENDS``, or the file is not ONNX.
+        OSError: ``path`` is not a regular file (a FIFO, a device) or is larger than ``MAX_ONNX_BYTES``.
+        OnnxModelError: The file is not ONNX, its metadata holds a field of the wrong type or range, or its graph
+            holds a ``Loop`` or ``Scan`` (a ``ValueError``).
+        ValueError: ``backend`` is not one of ``BACKENDS``.
         ImportError: The runtime is not installed; the message names the extra.
 
     Example:
@@ -95,18 +270,24 @@ class OnnxPredictor(nn.Module):
             raise FileNotFoundError(f"OnnxPredictor: ONNX file {str(self.path)!r} does not exist")
         self.backend = backend
         self.threads = int(threads) if threads is not None else torch.get_num_threads()
-        metadata = _read_metadata(self.path)
+        proto, data = _read_model(self.path)
+        source = repr(str(self.path))
+        check_onnx_graph(proto, source)
+        metadata = check_onnx_metadata(_metadata_of(proto, source), source, _channels(proto.graph.output),
+                                       _channels(_graph_inputs(proto)))
         if not metadata:
             warnings.warn(f"{str(self.path)!r} has no encdec metadata (it was not written by encdec.export_onnx): "
                           "images are normalised with ImageNet's mean/std and not padded", stacklevel=2)
         spec = metadata.get("input_spec")
         self.input_spec = InputSpec(**spec) if spec else None
         self.num_classes = metadata.get("num_classes")
-        self.encdec_config = {key: metadata[key] for key in ("architecture", "mean", "std") if key in metadata}
-        self._run = self._onnxruntime() if backend == "onnxruntime" else self._openvino()
+        self.encdec_config = {key: metadata[key] for key in ("architecture", "mean", "std", "class_names")
+                              if key in metadata}
+        self._run = self._onnxruntime(data) if backend == "onnxruntime" else self._openvino(data)
+        del proto, data
         self._keep: Any = None  # a temporary folder that must live as long as the predictor
 
-    def _onnxruntime(self) -> Any:
+    def _onnxruntime(self, data: bytes) -> Any:
         try:
             import onnxruntime
         except ImportError as error:
@@ -114,17 +295,34 @@ class OnnxPredictor(nn.Module):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})[0]
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
 
-    def _openvino(self) -> Any:
+        try:  # the bytes checked, not the path again: a file swapped after the checks is never run
+            session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except (state.Fail, state.InvalidGraph, state.InvalidArgument, state.InvalidProtobuf, state.NotImplemented,
+                state.RuntimeException, state.NoSuchFile) as error:
+            raise OnnxModelError(f"{str(self.path)!r}: ONNX Runtime cannot load its graph: {type(error).__name__}: "
+                                 f"{shorten(str(error), 300)}") from None
+        name = session.get_inputs()[0].name
+
+        def run(x: np.ndarray) -> Any:
+            try:
+                return session.run(None, {name: x})[0]
+            except (state.Fail, state.InvalidArgument, state.RuntimeException) as error:  # a graph the metadata
+                raise OnnxModelError(  # misdescribes (another input size or channel count than it takes)
+                    f"{str(self.path)!r}: ONNX Runtime cannot run its graph on a batch of shape {tuple(x.shape)}: "
+                    f"{type(error).__name__}: {shorten(str(error), 300)}") from None
+
+        return run
+
+    def _openvino(self, data: bytes) -> Any:
         try:
             import openvino
         except ImportError as error:
             raise ImportError("backend='openvino' needs OpenVINO: pip install 'encdec[openvino]'") from error
         # f32 explicitly: on CPUs with bfloat16 OpenVINO would otherwise lower the precision on its own
-        compiled = openvino.Core().compile_model(str(self.path), "CPU", {
+        core = openvino.Core()
+        compiled = core.compile_model(core.read_model(data, b""), "CPU", {
             "INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
         output = compiled.output(0)
         return lambda x: compiled(x)[output]

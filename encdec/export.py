@@ -207,7 +207,8 @@ def _export(model: nn.Module, example: Tensor, path: str, *, dynamic: bool, spat
 
 def export_metadata(model: nn.Module) -> Dict[str, Any]:
     """What ``export_onnx`` stores in the file's ``encdec`` metadata entry (JSON): what ``predict`` needs to
-    prepare images for the model and read its output, so a predictor given only the file does the same.
+    prepare images for the model and read its output (and the class names, when the model records them), so a
+    predictor given only the file does the same.
 
     Example:
         >>> import encdec
@@ -217,7 +218,7 @@ def export_metadata(model: nn.Module) -> Dict[str, Any]:
     """
     config = getattr(model, "encdec_config", None) or {}
     spec = input_spec_of(model)
-    return {
+    metadata = {
         "format": METADATA_FORMAT,
         "architecture": _name(model),
         "num_classes": getattr(model, "num_classes", None),
@@ -225,6 +226,9 @@ def export_metadata(model: nn.Module) -> Dict[str, Any]:
         "mean": list(config.get("mean", IMAGENET_MEAN)),
         "std": list(config.get("std", IMAGENET_STD)),
     }
+    if config.get("class_names") is not None:
+        metadata["class_names"] = [str(name) for name in config["class_names"]]
+    return metadata
 
 
 def _write_metadata(model: nn.Module, path: str) -> None:

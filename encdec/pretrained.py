@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -28,6 +27,7 @@ from ._version import __version__
 from .atomic import atomic_write_text
 from .input_spec import input_spec_of
 from .models.smp_config import SmpOptionError, from_smp_config, is_smp_config
+from .preprocessing import check_recorded_values
 from .weights import CONFIG_KEYS, LoadReport, WeightsError, load_weights, read_metadata, save_weights
 from .weights.errors import shorten
 from .weights.formats import PathLike
@@ -109,10 +109,6 @@ def _kwargs_text(kwargs: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def validate_config(config: Mapping[str, Any], source: PathLike) -> Dict[str, Any]:
     """A saved config checked as a whole (types, ranges, sizes), with the file-naming builder arguments
     (``PATH_ARGUMENTS``) left out: a config never makes encdec open another file.
@@ -148,18 +144,7 @@ def validate_config(config: Mapping[str, Any], source: PathLike) -> Dict[str, An
         )
     checked = dict(config)
     checked["kwargs"] = {k: v for k, v in kwargs.items() if k not in PATH_ARGUMENTS}
-    for key in ("mean", "std"):
-        if key in config:
-            value = config[key]
-            if not isinstance(value, list) or not 1 <= len(value) <= 4 or not all(_is_number(v) for v in value):
-                raise bad(key, "a list of 1 to 4 finite numbers (one per image channel)", value)
-            if key == "std" and not all(v > 0 for v in value):
-                raise bad(key, "positive numbers (a standard deviation divides the images)", value)
-    if "mean" in config and "std" in config and len(config["mean"]) != len(config["std"]):
-        raise bad("std", f"as long as 'mean' ({len(config['mean'])} values)", config["std"])
-    names = config.get("class_names")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
-        raise bad("class_names", "a list of strings, one per class", names)
+    check_recorded_values(config, bad)
     record = config.get("preprocessing")
     if record is not None:
         if not isinstance(record, dict):

@@ -9,6 +9,7 @@ more sizes, including the odd sizes that make ``unet_pet`` pad.
 
 from __future__ import annotations
 
+import json
 import socket
 from typing import Callable, List, Tuple
 
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 import encdec
+from encdec.deployment import check_onnx_graph, check_onnx_metadata
 from encdec.export import ExportError, export_onnx, onnx_input_sizes
 
 pytestmark = pytest.mark.slow  # part of make test; make check leaves it out
@@ -95,6 +97,16 @@ def assert_matches(model: nn.Module, path, sizes: Sizes) -> List[float]:
     return diffs
 
 
+def assert_onnx_predictor_accepts(path, model: nn.Module) -> None:
+    """encdec's own export passes the checks ``OnnxPredictor`` makes of any file: no Loop or Scan, one input,
+    metadata of the right types whose class count is the graph's."""
+    proto = onnx.load(str(path))
+    check_onnx_graph(proto, str(path))
+    (entry,) = [e for e in proto.metadata_props if e.key == "encdec"]
+    metadata = check_onnx_metadata(json.loads(entry.value), str(path), model.num_classes)
+    assert metadata["num_classes"] == model.num_classes
+
+
 def input_dims(path) -> List[object]:
     dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
     return [d.dim_param or d.dim_value for d in dims]
@@ -108,6 +120,7 @@ def test_segmentation_models_export_with_dynamic_height_and_width(tmp_path, name
     out_dims = [d.dim_param or d.dim_value for d in
                 onnx.load(str(path)).graph.output[0].type.tensor_type.shape.dim]
     assert out_dims == ["batch", model.num_classes, "height", "width"]
+    assert_onnx_predictor_accepts(path, model)
     diffs = assert_matches(model, path, sizes)
     print(f"\n{name}: max abs diffs {[f'{d:.1e}' for d in diffs]}")
 
@@ -118,6 +131,7 @@ def test_classifiers_export(tmp_path, name, build, size, sizes):
     path = export_onnx(model, tmp_path / f"{name}.onnx", size, check=False)
     expected_dims = ["batch", 3, 16, 16] if name == "resfcn18" else ["batch", 3, "height", "width"]
     assert input_dims(path) == expected_dims
+    assert_onnx_predictor_accepts(path, model)
     diffs = assert_matches(model, path, sizes)
     print(f"\n{name}: max abs diffs {[f'{d:.1e}' for d in diffs]}")
 

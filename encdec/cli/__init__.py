@@ -6,8 +6,10 @@ One small module per verb parses its arguments, calls the library and prints; th
 options with examples.
 
 Exit status: 0 on success, 2 for a usage error (an unknown model, a malformed ``--data``, an option out of
-range), 1 for a failure (a missing file or folder, a checkpoint that does not fit, a failed check); either way one
-line on standard error says what to fix. ``--debug`` shows the full traceback instead.
+range), 1 for a failure (a missing file or folder, a checkpoint that does not fit, a failed check, outputs that
+turn NaN); either way one line on standard error says what to fix. ``--debug`` shows the full traceback instead.
+Only the library's own error classes become messages (``_KNOWN_ERRORS``); any other exception is a bug and is
+raised.
 
 Example:
     >>> from encdec.cli import main
@@ -28,9 +30,10 @@ import sys
 from typing import Optional, Sequence
 
 from .._version import __version__
+from ..batches import NonFiniteError
 from ..datasets import CorruptImageError
 from ..demo import DemoError
-from ..training import NonFiniteLossError
+from ..export import ExportError
 from . import convert, demo, evaluate, info, listing, predict, recipes, train
 from ._common import FORMAT, CLIError, UsageError, parse_data
 
@@ -71,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_KNOWN_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, ValueError, OSError, DemoError,
-                 NonFiniteLossError)
+#: What the library raises for input a user can fix, shown as one line and exit status 1 (``--debug`` shows the
+#: traceback): files that are missing, unreadable or hostile (``OSError``, ``WeightsError`` and the other
+#: ``ValueError``s), outputs or losses that turn NaN (``NonFiniteError``), a model that cannot be exported
+#: (``ExportError``), a failed demo. Anything else is a bug and keeps its traceback.
+_KNOWN_ERRORS = (OSError, ValueError, NonFiniteError, ExportError, DemoError)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -235,15 +235,19 @@ def parse_model_args(name: str, pairs: Sequence[str], encoder: Optional[str] = N
 def build_model(name: str, kwargs: Dict[str, Any], weights: Optional[Path] = None, *, partial: bool = False
                 ) -> torch.nn.Module:
     """Build ``name`` (a builder error is a usage error) and load ``weights`` (strict unless ``partial``)."""
+    def usage(error: Exception) -> UsageError:
+        text = str(error)
+        return UsageError(text if text.startswith(f"{name}: ") else f"{name}: {text}")
+
     if weights is None:
         try:
             return create_model(name, **kwargs)
         except (TypeError, ValueError) as error:
-            raise UsageError(f"{name}: {error}") from None
+            raise usage(error) from None
     try:
         return load_model(weights, name, strict=not partial, log=stderr, **kwargs)
     except TypeError as error:
-        raise UsageError(f"{name}: {error}") from None
+        raise usage(error) from None
 
 
 def model_for_inference(model_name: Optional[str], weights: Path, pairs: Sequence[str],

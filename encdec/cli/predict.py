@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -14,10 +15,11 @@ from PIL import Image, UnidentifiedImageError
 from .._files import open_regular_file
 from .._registry import model_info
 from ..atomic import atomic_write_json, ensure_writable_dir
+from ..batches import NonFiniteError
 from ..deployment import BACKENDS, OnnxPredictor
 from ..inference import predict
 from ..input_spec import input_spec_of
-from ..viz import overlay, save_mask
+from ..viz import get_palette, overlay, save_mask
 from ._common import (
     FORMAT,
     CLIError,
@@ -39,13 +41,23 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 #: decoded images at a time, however many are given.
 IMAGES_PER_CALL = 64
 
+#: The file listing every prediction, and the endings of the two files written per segmented image.
+PREDICTIONS_FILE = "predictions.json"
+OUTPUT_ENDINGS = ("_mask.png", "_overlay.png")
+#: Classes a palette PNG holds (8 bits a pixel); masks of models with more are 16-bit greyscale PNGs, which hold
+#: up to ``MAX_MASK_CLASSES``.
+PALETTE_CLASSES = 256
+MAX_MASK_CLASSES = 65536
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="colored masks and overlays for images", formatter_class=FORMAT,
                        description=(
         "Predict every image (files or folders): segmentation models write IMAGE_mask.png (a palette PNG whose\n"
-        "pixel values are the classes) and IMAGE_overlay.png; classifiers print the class. Images of any size\n"
-        "are padded to what the model takes; images of one size run in batches (--batch-size).\n\n"
+        "pixel values are the classes; a 16-bit PNG for more than 256 classes) and IMAGE_overlay.png, IMAGE\n"
+        "being the image's path relative to the folder all images share (p/q/x.png and r/q/x.png give p/q/x and\n"
+        "r/q/x); classifiers print the class. Images of any size are padded to what the model takes; images of\n"
+        "one size run in batches (--batch-size).\n\n"
         "examples:\n  encdec predict --model unet --weights UNet_best_model.pth photos/*.jpg --out masks/\n"
         "  encdec predict --weights runs/unet-shapes shapes/ --out preds/\n"
         "  encdec predict --model resnet34_unet --weights pets.pth cat.jpg --size 256 --out preds/\n"
@@ -103,17 +115,62 @@ def expand_images(items: Sequence[str], skipped: Optional[List[Path]] = None) ->
     return paths
 
 
-def output_stems(paths: Sequence[Path]) -> Dict[Path, str]:
-    """A distinct file-name stem per image: ``img`` alone, ``img.png`` / ``img.jpg`` when two share a stem, and
-    the parent folder's name as well when even those clash (``a/img.png``, ``b/img.png``).
+def unique_images(paths: Sequence[Path]) -> List[Path]:
+    """``paths`` without repeats of one file (given twice, or given and inside a folder given), in order."""
+    seen: set = set()
+    kept = []
+    for p in paths:
+        key = os.path.normcase(os.path.abspath(p))
+        if key not in seen:
+            seen.add(key)
+            kept.append(p)
+    return kept
+
+
+def _claims(stem: PurePath) -> Tuple[List[str], List[str]]:
+    """The output files of ``stem`` and the folders they need, lower-cased (a file system may ignore case)."""
+    files = [str(stem.parent / f"{stem.name}{end}").lower() for end in OUTPUT_ENDINGS]
+    folders = [str(PurePath(*stem.parts[:i])).lower() for i in range(1, len(stem.parts))]
+    return files, folders
+
+
+def output_stems(paths: Sequence[Path]) -> Dict[Path, PurePath]:
+    """A distinct output stem per image, relative to ``--out``: the image's path relative to the folder all the
+    images share, without its suffix (``p/q/x.png`` and ``r/q/x.png`` give ``p/q/x`` and ``r/q/x``; images of one
+    folder give their stems); the suffix is kept when two images of one folder share a stem (``x.png``,
+    ``x.jpg``), and ``-2``, ``-3`` ... are added to a name that would still clash (names that differ only in case,
+    a folder and a file of one name), so no output of one call overwrites another.
 
     Example:
-        >>> sorted(output_stems([Path("a/x.png"), Path("b/x.jpg"), Path("y.png")]).values())
-        ['x.jpg', 'x.png', 'y']
+        >>> stems = output_stems([Path("p/q/x.png"), Path("r/q/x.png"), Path("r/q/x.jpg")])
+        >>> [str(s) for s in stems.values()]
+        ['p/q/x', 'r/q/x.png', 'r/q/x.jpg']
+        >>> [str(s) for s in output_stems([Path("a/x.png"), Path("a/y.png")]).values()]
+        ['x', 'y']
     """
-    stems, names = Counter(p.stem for p in paths), Counter(p.name for p in paths)
-    return {p: p.stem if stems[p.stem] == 1 else p.name if names[p.name] == 1 else f"{p.parent.name}_{p.name}"
-            for p in paths}
+    if not paths:
+        return {}
+    absolute = [os.path.abspath(p) for p in paths]
+    root = os.path.commonpath([os.path.dirname(a) for a in absolute])
+    relative = [PurePath(os.path.relpath(a, root)) for a in absolute]
+    stems = Counter((str(r.parent).lower(), r.stem.lower()) for r in relative)
+    taken_files, taken_folders = {PREDICTIONS_FILE}, set()
+    chosen: Dict[Path, PurePath] = {}
+    for path, rel in zip(paths, relative):
+        stem = rel.parent / (rel.stem if stems[(str(rel.parent).lower(), rel.stem.lower())] == 1 else rel.name)
+        if any(folder in taken_files for folder in _claims(stem)[1]):  # a folder where a file was written
+            stem = PurePath("_".join(stem.parts))
+        candidate, n = stem, 1
+        while True:
+            files, folders = _claims(candidate)
+            if not any(f in taken_files or f in taken_folders for f in files):
+                break
+            n += 1
+            candidate = stem.parent / f"{stem.name}-{n}"
+        taken_files.update(files)
+        taken_folders.update(folders)
+        chosen[path] = candidate
+    return chosen
 
 
 def _prediction_size(model: Any, task: str, requested: Optional[int], tiled: bool = False) -> Optional[int]:
@@ -144,7 +201,10 @@ def _runner(model: Any, args: argparse.Namespace) -> Any:
     if args.precision not in ("auto", "fp32"):
         raise CLIError(f"--precision {args.precision} applies to the PyTorch backend; --backend {args.backend} runs "
                        "the exported fp32 model")
-    return OnnxPredictor.from_model(model, backend=args.backend)
+    try:
+        return OnnxPredictor.from_model(model, backend=args.backend)
+    except ImportError as error:  # the runtime is not installed: the message names the extra
+        raise CLIError(f"--backend {args.backend}: {error}") from None
 
 
 def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]]) -> List[Tuple[Path, Image.Image]]:
@@ -162,30 +222,53 @@ def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]]) -> List[
 
 def _classification_record(path: Path, probs: Any, names: Optional[Sequence[str]]) -> Dict[str, Any]:
     top = int(probs.argmax())
-    label = names[top] if names else str(top)
+    label = names[top] if names and top < len(names) else str(top)
     print(f"{path}: {label} ({float(probs[top]):.3f})")
     return {"image": str(path), "label": label, "index": top, "probability": float(probs[top])}
 
 
-def _write_segmentation(path: Path, original: Image.Image, labels: Any, stem: Path, palette: str, alpha: float,
-                        names: Optional[Sequence[str]], num_classes: int) -> Dict[str, Any]:
-    """Write ``STEM_mask.png`` and ``STEM_overlay.png`` for one image; its record for ``predictions.json``."""
-    mask = labels.numpy().astype(np.uint8)
-    mask_path = stem.parent / f"{stem.name}_mask.png"
-    overlay_path = stem.parent / f"{stem.name}_overlay.png"
-    save_mask(mask_path, mask, palette=palette)
-    Image.fromarray(overlay(np.asarray(original), mask, alpha=alpha, palette=palette)).save(overlay_path)
-    present = np.bincount(mask.reshape(-1), minlength=num_classes or 1)
-    shares = ", ".join(f"{names[i] if names and i < len(names) else i} {c / mask.size:.0%}"
+def _mask_palette(palette: Any, num_classes: int) -> Any:
+    """The colours of ``palette`` (a name or colours), repeated to cover ``num_classes`` when it has fewer
+    (overlays of models with more than 256 classes reuse colours; the masks hold the classes exactly)."""
+    colours = get_palette(palette)
+    return colours if num_classes <= len(colours) else np.resize(colours, (num_classes, 3))
+
+
+def _write_segmentation(path: Path, original: Image.Image, labels: Any, out: Path, stem: PurePath, palette: Any,
+                        alpha: float, names: Optional[Sequence[str]], num_classes: int) -> Dict[str, Any]:
+    """Write ``STEM_mask.png`` and ``STEM_overlay.png`` for one image; its record for ``predictions.json``.
+
+    The mask is a palette PNG (8 bits a pixel) for up to 256 classes, else a 16-bit greyscale PNG; either way its
+    pixel values are the classes."""
+    classes = labels.numpy().astype(np.int64)
+    top = int(classes.max()) + 1 if classes.size else 0
+    wide = max(num_classes, top) > PALETTE_CLASSES
+    palette = _mask_palette(palette, top)
+    mask_path, overlay_path = (out / stem.parent / f"{stem.name}{end}" for end in OUTPUT_ENDINGS)
+    mask_path.parent.mkdir(parents=True, exist_ok=True)
+    save_mask(mask_path, classes, palette=palette, bits=16 if wide else 8)
+    Image.fromarray(overlay(np.asarray(original), classes, alpha=alpha, palette=palette)).save(overlay_path)
+    present = np.bincount(classes.reshape(-1), minlength=num_classes or 1)
+    shares = ", ".join(f"{names[i] if names and i < len(names) else i} {c / classes.size:.0%}"
                        for i, c in enumerate(present) if c)
-    print(f"{path}: {mask_path.name}, {overlay_path.name} ({shares})")
+    print(f"{path}: {mask_path.relative_to(out)}, {overlay_path.relative_to(out)} ({shares})")
     return {"image": str(path), "mask": str(mask_path), "overlay": str(overlay_path),
             "class_pixels": {str(i): int(c) for i, c in enumerate(present) if c}}
 
 
+def _predict_read(runner: Any, read: Sequence[Tuple[Path, Image.Image]], options: Dict[str, Any],
+                  probabilities: bool) -> List[Any]:
+    """``encdec.predict`` on the images read; outputs that are NaN or infinite are an error naming the files."""
+    try:
+        return predict(runner, [np.asarray(image) for _, image in read], probabilities=probabilities, **options)
+    except NonFiniteError as error:
+        shown = ", ".join(str(p) for p, _ in read[:3]) + (f" and {len(read) - 3} more" if len(read) > 3 else "")
+        raise CLIError(f"{shown}: {error}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     skipped: List[Path] = []
-    paths = expand_images(args.images, skipped)
+    paths = unique_images(expand_images(args.images, skipped))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out}: is a file; pass a folder for the masks and overlays")
@@ -197,8 +280,12 @@ def run(args: argparse.Namespace) -> int:
     info = model_info(model.encdec_config["architecture"])
     runner = _runner(model, args)
     names = model.encdec_config.get("class_names")
-    num_classes = getattr(model, "num_classes", 0)
-    palette = args.palette or ("voc22" if num_classes == 22 else "binary" if num_classes == 2 else "voc")
+    num_classes = getattr(model, "num_classes", None) or 0
+    if num_classes > MAX_MASK_CLASSES and info.task == "segmentation":
+        raise CLIError(f"--weights {args.weights}: the model has {num_classes} outputs; masks hold at most "
+                       f"{MAX_MASK_CLASSES} classes (16-bit PNG)")
+    palette = _mask_palette(args.palette or ("voc22" if num_classes == 22 else "binary" if num_classes == 2
+                                             else "voc"), num_classes)
     size = _prediction_size(model, info.task, args.size, tiled=args.tile is not None)
     if (args.tile is not None or args.tta) and info.task != "segmentation":
         raise UsageError("--tile and --tta apply to segmentation models")
@@ -215,15 +302,14 @@ def run(args: argparse.Namespace) -> int:
         read = _read_images(paths[first : first + IMAGES_PER_CALL], failed)
         if not read:
             continue
-        outputs = predict(runner, [np.asarray(image) for _, image in read],
-                          probabilities=info.task == "classification", **options)
+        outputs = _predict_read(runner, read, options, probabilities=info.task == "classification")
         for (path, original), output in zip(read, outputs):
             if info.task == "classification":
                 records.append(_classification_record(path, output, names))
             else:
-                records.append(_write_segmentation(path, original, output, out / stems[path], palette, args.alpha,
+                records.append(_write_segmentation(path, original, output, out, stems[path], palette, args.alpha,
                                                    names, num_classes))
-    atomic_write_json(records, out / "predictions.json")
+    atomic_write_json(records, out / PREDICTIONS_FILE)
     print(f"wrote {len(records)} predictions to {out}/ (predictions.json lists them)")
     if skipped:
         shown = ", ".join(str(p) for p in skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")

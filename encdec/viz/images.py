@@ -240,16 +240,22 @@ def _annotated(picture: Any, tile: int, pad: int, legend: Sequence[Any], palette
     return canvas
 
 
-def save_mask(path: PathLike, labels: ArrayLike, palette: PaletteLike = "voc") -> Path:
-    """Write labels as a palette PNG (VOC's mask format): pixel values are the labels, colours the palette.
+def save_mask(path: PathLike, labels: ArrayLike, palette: PaletteLike = "voc", bits: int = 8) -> Path:
+    """Write labels as a PNG whose pixel values are the labels: a palette PNG (VOC's mask format, colours from
+    ``palette``) with ``bits=8``, a 16-bit greyscale PNG (PIL mode ``"I;16"``; PNG palettes hold 256 colours)
+    with ``bits=16`` for more than 256 classes.
 
     Args:
         path: Output file.
-        labels: ``(H, W)`` labels in ``[0, 255]``.
-        palette: Palette stored in the file.
+        labels: ``(H, W)`` labels in ``[0, 255]`` (``bits=8``) or ``[0, 65535]`` (``bits=16``).
+        palette: Palette stored in the file (``bits=8``).
+        bits: 8 or 16.
 
     Returns:
         The path written.
+
+    Raises:
+        ValueError: A label outside the range ``bits`` holds, or ``bits`` other than 8 or 16.
 
     Example:
         >>> import numpy as np, tempfile, os
@@ -257,16 +263,26 @@ def save_mask(path: PathLike, labels: ArrayLike, palette: PaletteLike = "voc") -
         >>> p = save_mask(os.path.join(tempfile.mkdtemp(), "m.png"), np.array([[0, 15], [255, 1]]))
         >>> Image.open(p).mode, np.array(Image.open(p)).tolist()
         ('P', [[0, 15], [255, 1]])
+        >>> p = save_mask(os.path.join(tempfile.mkdtemp(), "m.png"), np.array([[0, 299]]), bits=16)
+        >>> Image.open(p).mode, np.array(Image.open(p)).tolist()
+        ('I;16', [[0, 299]])
     """
     from PIL import Image
 
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 (a palette PNG) or 16 (a 16-bit greyscale PNG), got {bits!r}")
     arr = to_numpy(labels)
     if arr.ndim != 2:
         raise ValueError(f"a mask must be (H, W), got shape {arr.shape}")
-    if arr.size and (arr.min() < 0 or arr.max() > 255):
-        raise ValueError(f"palette PNGs hold labels 0-255, got range [{arr.min()}, {arr.max()}]")
-    im = Image.fromarray(arr.astype(np.uint8), mode="P")
-    im.putpalette(get_palette(palette)[:256].reshape(-1).tolist())
+    top = (1 << bits) - 1
+    if arr.size and (arr.min() < 0 or arr.max() > top):
+        raise ValueError(f"{'palette' if bits == 8 else '16-bit'} PNGs hold labels 0-{top}, got range "
+                         f"[{arr.min()}, {arr.max()}]" + ("; pass bits=16" if bits == 8 and arr.max() <= 65535 else ""))
+    if bits == 8:
+        im = Image.fromarray(arr.astype(np.uint8), mode="P")
+        im.putpalette(get_palette(palette)[:256].reshape(-1).tolist())
+    else:
+        im = Image.fromarray(arr.astype(np.uint16))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     im.save(out)
