@@ -26,6 +26,7 @@ from ._common import (
     fraction,
     model_for_inference,
     positive,
+    recorded_preprocessing,
     recorded_size,
     stderr,
 )
@@ -62,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "size)")
     p.add_argument("--alpha", type=fraction, default=0.5, help="overlay opacity from 0 to 1 (default 0.5)")
     p.add_argument("--palette", choices=["voc", "voc22", "binary", "shapes", "tab10"],
-                   help="mask colours (default by number of classes)")
+                   help="mask colours (default: the colours recorded with the weights, else by number of classes)")
     p.add_argument("--device", type=device, default="auto")
     p.add_argument("--batch-size", type=positive(), default=8, metavar="N",
                    help="images per forward pass (default 8); images of one size share a batch")
@@ -167,7 +168,7 @@ def _classification_record(path: Path, probs: Any, names: Optional[Sequence[str]
     return {"image": str(path), "label": label, "index": top, "probability": float(probs[top])}
 
 
-def _write_segmentation(path: Path, original: Image.Image, labels: Any, stem: Path, palette: str, alpha: float,
+def _write_segmentation(path: Path, original: Image.Image, labels: Any, stem: Path, palette: Any, alpha: float,
                         names: Optional[Sequence[str]], num_classes: int) -> Dict[str, Any]:
     """Write ``STEM_mask.png`` and ``STEM_overlay.png`` for one image; its record for ``predictions.json``."""
     mask = labels.numpy().astype(np.uint8)
@@ -198,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
     runner = _runner(model, args)
     names = model.encdec_config.get("class_names")
     num_classes = getattr(model, "num_classes", 0)
-    palette = args.palette or ("voc22" if num_classes == 22 else "binary" if num_classes == 2 else "voc")
+    palette = args.palette or recorded_preprocessing(model).get("palette") or (
+        "voc22" if num_classes == 22 else "binary" if num_classes == 2 else "voc")
     size = _prediction_size(model, info.task, args.size, tiled=args.tile is not None)
     if (args.tile is not None or args.tta) and info.task != "segmentation":
         raise UsageError("--tile and --tta apply to segmentation models")
