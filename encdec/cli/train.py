@@ -83,6 +83,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "  encdec train --model vgg16_cifar --data cifar10:data --weights vgg16_epoch250.ckpt --lr 1e-4\n"
         "  encdec train --model resnet18_classifier --data dogs:data/Images "
         "--encoder-weights resnet18-f37072fd.pth\n"
+        "  encdec train --model unet --encoder resnet34 --data folder:data/leaves --size 256   # your own images\n"
         "  encdec train --model unet --data shapes --out runs/shapes --resume   # continue an interrupted run\n"
         "  encdec train --recipe pet_unet_course --data pet:data/oxford-iiit-pet   # a course report's workflow\n"
         "  encdec train --recipe voc_unet_course --data voc:data/VOC2012 --epochs 1   # flags override the recipe\n"
