@@ -228,3 +228,62 @@ def test_folder_spec_uses_the_segmentation_presets_and_the_classes_colours(tmp_p
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32 and mask.shape == (32, 32)
     assert val.palette == [list(c) for c in trees.FOLDER_COLOURS] and len(val) == 1
     assert not set(val.class_names) & set(VOC_CLASSES)
+
+
+def _format_zoo(folder: Path) -> dict:
+    """Images in the formats photos come in, each with the RGB array a reader must return (restated here)."""
+    rng = np.random.default_rng(5)
+    folder.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    deep = rng.integers(0, 65536, (12, 16), dtype=np.uint16)  # 16-bit gray: the high byte, not clipped to white
+    Image.fromarray(deep).save(folder / "deep.png")
+    expected["deep"] = np.repeat((deep >> 8).astype(np.uint8)[..., None], 3, axis=2)
+    indices = rng.integers(0, 4, (12, 16), dtype=np.uint8)  # palette: the colours of the indices
+    colours = np.array([[10, 20, 30], [200, 0, 0], [0, 200, 0], [0, 0, 200]], dtype=np.uint8)
+    palette = Image.fromarray(indices, mode="P")
+    palette.putpalette(colours.ravel().tolist())
+    palette.save(folder / "palette.png")
+    expected["palette"] = colours[indices]
+    stored = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)  # EXIF orientation 6: shown turned 90 degrees clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(folder / "sideways.png", exif=exif.tobytes())
+    expected["sideways"] = np.rot90(stored, k=-1)
+    alpha = rng.integers(0, 256, (12, 16, 4), dtype=np.uint8)  # RGBA: the colour, without the alpha
+    Image.fromarray(alpha, mode="RGBA").save(folder / "alpha.png")
+    expected["alpha"] = alpha[..., :3]
+    return expected
+
+
+def test_both_folder_readers_read_16_bit_palette_rotated_and_alpha_images_alike(tmp_path):
+    from encdec.datasets import DogImages
+
+    expected = _format_zoo(tmp_path / "classes" / "plant")
+    (tmp_path / "classes" / "other").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "classes" / "other" / "x.png")
+    dogs = DogImages(tmp_path / "classes", "all")
+    by_class_folder = {p.stem: dogs[i][0].permute(1, 2, 0).numpy() for i, (p, _) in enumerate(dogs.samples)}
+
+    (tmp_path / "seg" / "masks").mkdir(parents=True)
+    (tmp_path / "classes" / "plant").rename(tmp_path / "seg" / "images")
+    for name, rgb in expected.items():  # masks drawn on the upright picture
+        Image.fromarray(np.zeros(rgb.shape[:2], dtype=np.uint8)).save(tmp_path / "seg" / "masks" / f"{name}.png")
+    (tmp_path / "seg" / "classes.txt").write_text("a\nb\n")
+    folder = SegmentationFolder(tmp_path / "seg", "all")
+    by_pairs = {p.stem: folder[i][0].permute(1, 2, 0).numpy() for i, (p, _) in enumerate(folder.samples)}
+    for name, rgb in expected.items():
+        assert np.array_equal(by_class_folder[name], rgb), name
+        assert np.array_equal(by_pairs[name], rgb), name
+
+
+def test_cmyk_jpegs_and_16_bit_masks(tmp_path):
+    trees.write_folder_tree(tmp_path, n=2, masks="gray", classes="txt")
+    rgb = np.asarray(Image.open(tmp_path / "images" / "plant0.jpg"))
+    Image.open(tmp_path / "images" / "plant0.jpg").convert("CMYK").save(tmp_path / "images" / "plant0.jpg")
+    written = np.asarray(Image.open(tmp_path / "masks" / "plant1.png"))
+    Image.fromarray(written.astype(np.uint16)).save(tmp_path / "masks" / "plant1.png")
+    assert Image.open(tmp_path / "masks" / "plant1.png").mode.startswith("I")
+    dataset = SegmentationFolder(tmp_path, "all")
+    image, _ = dataset[0]
+    assert np.abs(image.permute(1, 2, 0).numpy().astype(int) - rgb.astype(int)).mean() < 8  # JPEG's loss only
+    assert np.array_equal(dataset[1][1].numpy(), written)

@@ -41,7 +41,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from ..colors import class_colours
 from ._base import ImageMaskDataset, is_hidden
-from ._checks import stratified_split
+from ._checks import stratified_split, upright_size
 from ._classes import FolderClasses, FolderError, discover_classes, read_classes
 
 __all__ = ["FOLDER_LAYOUT", "FolderError", "FolderPairs", "SegmentationFolder", "find_pairs"]
@@ -127,8 +127,7 @@ def _read_list(list_file: Path) -> Tuple[List[Pair], List[Problem]]:
 
 def _size(path: Path) -> Optional[Tuple[int, int]]:
     try:
-        with Image.open(path) as im:
-            return im.size
+        return upright_size(path)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None  # an unreadable file is found and named when it is read
 
