@@ -65,6 +65,10 @@ def test_train_eval_predict_on_a_folder_use_its_class_names_and_colours(capsys, 
     assert mask.mode == "P" and mask.getpalette()[:9] == [v for c in trees.FOLDER_COLOURS for v in c]
     assert _voc_names_in(printed) == []
 
+    trees.write_folder_tree(tmp_path / "binary", n=3, masks="binary", classes="txt")
+    code, _, err = run(capsys, "eval", "--weights", out, "--data", f"folder:{tmp_path / 'binary'}", "--device", "cpu")
+    assert code == 1 and "unet has 3 outputs but --data folder has 2 classes (soil, leaf)" in err
+
 
 def test_num_classes_that_do_not_match_the_folder_are_refused_by_name(capsys, tmp_path):
     trees.write_folder_tree(tmp_path / "plants", n=4, classes="txt")

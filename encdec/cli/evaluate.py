@@ -89,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
     say_classes(dataset)
     check_size(model, size, name)
     if getattr(model, "num_classes", dataset.num_classes) != dataset.num_classes:
+        named = f" ({', '.join(dataset.class_names)})" if getattr(dataset, "classes_source", None) else ""
         raise CLIError(f"{name} has {model.num_classes} outputs but --data {spec.kind} has {dataset.num_classes} "
-                       "classes; pass --num-classes or use matching weights")
+                       f"classes{named}; pass --num-classes or use matching weights")
     dataset = take(dataset, args.limit)
     skipped: list = []
     if args.skip_corrupt:
