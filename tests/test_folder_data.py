@@ -287,3 +287,14 @@ def test_cmyk_jpegs_and_16_bit_masks(tmp_path):
     image, _ = dataset[0]
     assert np.abs(image.permute(1, 2, 0).numpy().astype(int) - rgb.astype(int)).mean() < 8  # JPEG's loss only
     assert np.array_equal(dataset[1][1].numpy(), written)
+
+
+def test_folder_spec_takes_a_list_file_and_refuses_a_missing_path(tmp_path):
+    trees.write_folder_tree(tmp_path, n=5, layout="list")
+    train = from_spec(f"folder:{tmp_path / 'pairs.txt'}", "train", size=16)
+    assert len(train) == 4 and train.data_split["layout"] == "the list file pairs.txt"
+    with pytest.raises(FileNotFoundError, match="folder:PATH expects a folder with images/ and masks/"):
+        from_spec(f"folder:{tmp_path / 'nothing'}", "train")
+    (tmp_path / "pairs.txt").write_text("data/plant0.jpg\n")
+    with pytest.raises(FolderError, match=r"pairs.txt, line 1: expected IMAGE MASK"):
+        from_spec(f"folder:{tmp_path / 'pairs.txt'}", "train")

@@ -58,7 +58,12 @@ Problem = Tuple[str, str]
 @dataclass
 class FolderPairs:
     """What ``find_pairs`` found: the pairs of each given split (``{"all": ...}`` when none is given), the files
-    that cannot be used with the reason, the folder the classes file belongs in, and the layout in words."""
+    that cannot be used with the reason, the folder the classes file belongs in, and the layout in words.
+
+    Example:
+        >>> FolderPairs({"all": []}, layout="images/ and masks/").problems
+        []
+    """
 
     splits: Dict[str, List[Pair]]
     problems: List[Problem] = field(default_factory=list)
