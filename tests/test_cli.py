@@ -382,7 +382,7 @@ def test_predict_batches_its_images_and_writes_what_one_image_at_a_time_did(caps
             mask = np.asarray(Image.open(out / f"{name}_mask.png"))
             assert np.array_equal(mask, expected), name
             assert np.array_equal(np.asarray(Image.open(out / f"{name}_overlay.png")),
-                                  overlay(image, expected, alpha=0.5, palette="voc")), name
+                                  overlay(image, expected, alpha=0.5, palette="shapes")), name
             assert record["mask"] == str(out / f"{name}_mask.png")
             assert record["class_pixels"] == {str(c): int(n) for c, n in enumerate(np.bincount(expected.ravel())) if n}
             assert f"{folder / name}.png: {name}_mask.png, {name}_overlay.png (" in stdout

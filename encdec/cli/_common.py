@@ -8,13 +8,14 @@ import inspect
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from .._registry import ModelInfo, create_model, list_models, model_info
-from ..datasets import DATA_KINDS, DataSpec, DataSpecError, parse_spec
+from ..datasets import DATA_KINDS, DataSpec, DataSpecError, from_spec, parse_spec
 from ..datasets.check import DataProblem, check_dataset, without_problems
 from ..input_spec import input_spec_of
 from ..preprocessing import recorded_preprocessing, recorded_size
@@ -24,7 +25,7 @@ from ..weights.formats import describe_non_file
 
 __all__ = [
     "CLIError", "UsageError", "FORMAT", "QUICK_CHECK_SAMPLES", "at_least", "build_model", "check_size",
-    "checked_data", "list_skipped", "device", "fraction", "human_bytes",
+    "checked_data", "list_skipped", "device", "open_data", "say_classes", "fraction", "human_bytes",
     "add_encoder_argument", "human_count", "lookup_model", "model_for_inference", "parse_data", "parse_model_args",
     "positive",
     "recorded_preprocessing", "recorded_size", "stderr", "table",
@@ -136,6 +137,30 @@ def parse_data(text: str) -> DataSpec:
         return parse_spec(text)
     except DataSpecError as error:
         raise UsageError(f"--data {error}") from None
+
+
+def open_data(spec: DataSpec, split: str, **kwargs: Any) -> Any:
+    """``from_spec`` for a verb: a malformed spec is a usage error, a missing folder or a folder that cannot be read
+    as given a failure; the dataset's warnings are left to ``say_classes`` and ``checked_data``, which print them
+    where they are seen."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # classes discovered in the masks: said by say_classes
+            warnings.simplefilter("ignore", RuntimeWarning)  # files left out (skip_corrupt): listed by checked_data
+            return from_spec(spec, split, **kwargs)
+    except DataSpecError as error:
+        raise UsageError(f"--data {error}") from None
+    except FileNotFoundError as error:
+        raise CLIError(str(error)) from None
+
+
+def say_classes(dataset: Any) -> None:
+    """One line naming a folder dataset's classes and where they came from (the others' are fixed)."""
+    source = getattr(dataset, "classes_source", None)
+    if source is None:
+        return
+    hint = "; write classes.txt beside the folders (one name per line) to name them" if "discovered" in source else ""
+    stderr(f"classes ({source}): {', '.join(dataset.class_names)}{hint}")
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -282,21 +307,24 @@ def checked_data(dataset: Any, split: str, *, full: bool, skip: bool) -> Tuple[A
     """``dataset`` after reading its samples (all of them with ``full`` or ``skip``, else a few): unusable ones
     are an error naming each file, or with ``skip`` left out and returned to be listed again at the end."""
     report = check_dataset(dataset, limit=None if full or skip else QUICK_CHECK_SAMPLES)
+    left_out = [DataProblem(-1, file, reason) for file, reason in getattr(dataset, "left_out", [])]
     if full or report.problems:
         stderr(f"{split} data: {report.summary()}")
-    if report.ok:
+    if report.ok and not left_out:
         return dataset, []
-    if not skip:
+    if not skip and report.problems:
         more = "" if full or report.checked == report.total else " (a sample of the data; --check-data reads all)"
         raise CLIError(f"{len(report.problems)} {split} samples cannot be used{more}, e.g. "
                        f"{report.problems[0].file}: {report.problems[0].reason}; fix or remove those files, or pass "
                        "--skip-corrupt to leave them out")
-    stderr(f"{split} data: leaving out {len(report.problems)} unusable samples (--skip-corrupt)")
-    return without_problems(dataset, report), report.problems
+    stderr(f"{split} data: leaving out {len(report.problems) + len(left_out)} unusable samples (--skip-corrupt)")
+    return without_problems(dataset, report), left_out + report.problems
 
 
 def list_skipped(problems: Sequence[DataProblem]) -> None:
-    """Print the samples ``--skip-corrupt`` left out, with the reasons (after the work, where it is seen)."""
+    """Print the samples ``--skip-corrupt`` left out, with the reasons (after the work, where it is seen); a file
+    named by two splits' checks is listed once."""
+    problems = list({(p.file, p.reason): p for p in problems}.values())
     if problems:
         stderr(f"left out {len(problems)} unusable samples (--skip-corrupt):")
         for problem in problems:

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from .._json import jsonable
 from .._registry import model_info
 from ..course_metrics import CourseMetrics
-from ..datasets import DATA_KINDS, DataSpecError, from_spec, take
+from ..datasets import DATA_KINDS, take
 from ..input_spec import input_spec_of
 from ..training import evaluate
 from ._common import (
@@ -25,9 +25,11 @@ from ._common import (
     checked_data,
     list_skipped,
     model_for_inference,
+    open_data,
     parse_data,
     positive,
     recorded_size,
+    say_classes,
     stderr,
     table,
 )
@@ -81,18 +83,15 @@ def run(args: argparse.Namespace) -> int:
     if args.size is None and not fixed and recorded_size(model):
         stderr(f"note: evaluating at {size}x{size}, the training size recorded with the weights (--size overrides)")
     normalize = tuple(model.encdec_config.get("mean", ())) not in ((), (0.0, 0.0, 0.0))
-    try:
-        dataset = from_spec(spec, args.split or spec.info.eval_split, size=size, task=info.task,
-                            num_classes=getattr(model, "num_classes", None), normalize=normalize,
-                            skip_corrupt=args.skip_corrupt)
-    except DataSpecError as error:
-        raise UsageError(f"--data {error}") from None
-    except FileNotFoundError as error:
-        raise CLIError(str(error)) from None
+    dataset = open_data(spec, args.split or spec.info.eval_split, size=size, task=info.task,
+                        num_classes=getattr(model, "num_classes", None), normalize=normalize,
+                        skip_corrupt=args.skip_corrupt)
+    say_classes(dataset)
     check_size(model, size, name)
     if getattr(model, "num_classes", dataset.num_classes) != dataset.num_classes:
+        named = f" ({', '.join(dataset.class_names)})" if getattr(dataset, "classes_source", None) else ""
         raise CLIError(f"{name} has {model.num_classes} outputs but --data {spec.kind} has {dataset.num_classes} "
-                       "classes; pass --num-classes or use matching weights")
+                       f"classes{named}; pass --num-classes or use matching weights")
     dataset = take(dataset, args.limit)
     skipped: list = []
     if args.skip_corrupt:

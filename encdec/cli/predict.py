@@ -28,6 +28,7 @@ from ._common import (
     fraction,
     model_for_inference,
     positive,
+    recorded_preprocessing,
     recorded_size,
     stderr,
 )
@@ -74,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "size)")
     p.add_argument("--alpha", type=fraction, default=0.5, help="overlay opacity from 0 to 1 (default 0.5)")
     p.add_argument("--palette", choices=["voc", "voc22", "binary", "shapes", "tab10"],
-                   help="mask colours (default by number of classes)")
+                   help="mask colours (default: the colours recorded with the weights, else by number of classes)")
     p.add_argument("--device", type=device, default="auto")
     p.add_argument("--batch-size", type=positive(), default=8, metavar="N",
                    help="images per forward pass (default 8); images of one size share a batch")
@@ -284,8 +285,8 @@ def run(args: argparse.Namespace) -> int:
     if num_classes > MAX_MASK_CLASSES and info.task == "segmentation":
         raise CLIError(f"--weights {args.weights}: the model has {num_classes} outputs; masks hold at most "
                        f"{MAX_MASK_CLASSES} classes (16-bit PNG)")
-    palette = _mask_palette(args.palette or ("voc22" if num_classes == 22 else "binary" if num_classes == 2
-                                             else "voc"), num_classes)
+    palette = _mask_palette(args.palette or recorded_preprocessing(model).get("palette") or (
+        "voc22" if num_classes == 22 else "binary" if num_classes == 2 else "voc"), num_classes)
     size = _prediction_size(model, info.task, args.size, tiled=args.tile is not None)
     if (args.tile is not None or args.tta) and info.task != "segmentation":
         raise UsageError("--tile and --tta apply to segmentation models")

@@ -12,7 +12,7 @@ from typing import Any, List, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from ..datasets import DATA_KINDS, DataSpec, DataSpecError, from_spec, take
+from ..datasets import DATA_KINDS, DataSpec, take
 from ..inference import predict
 from ..pretrained import save_pretrained
 from ..training import fit, recipes, seed_everything
@@ -32,9 +32,11 @@ from ._common import (
     device,
     list_skipped,
     lookup_model,
+    open_data,
     parse_data,
     parse_model_args,
     positive,
+    say_classes,
     stderr,
 )
 
@@ -81,6 +83,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "  encdec train --model vgg16_cifar --data cifar10:data --weights vgg16_epoch250.ckpt --lr 1e-4\n"
         "  encdec train --model resnet18_classifier --data dogs:data/Images "
         "--encoder-weights resnet18-f37072fd.pth\n"
+        "  encdec train --model unet --encoder resnet34 --data folder:data/leaves --size 256   # your own images\n"
         "  encdec train --model unet --data shapes --out runs/shapes --resume   # continue an interrupted run\n"
         "  encdec train --recipe pet_unet_course --data pet:data/oxford-iiit-pet   # a course report's workflow\n"
         "  encdec train --recipe voc_unet_course --data voc:data/VOC2012 --epochs 1   # flags override the recipe\n"
@@ -179,15 +182,11 @@ def _num_classes(spec: DataSpec, builder: Any, requested: Optional[int]) -> Opti
 
 def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], normalize: bool, limit: Any,
               augment: bool, skip_corrupt: bool):
-    try:
-        val = from_spec(spec, "val", size=size, task=task, num_classes=num_classes, normalize=normalize,
-                        skip_corrupt=skip_corrupt)
-        train = from_spec(spec, "train", size=size, task=task, num_classes=num_classes, normalize=normalize,
-                          augment=augment, skip_corrupt=skip_corrupt)
-    except DataSpecError as error:
-        raise UsageError(f"--data {error}") from None
-    except FileNotFoundError as error:
-        raise CLIError(str(error)) from None
+    val = open_data(spec, "val", size=size, task=task, num_classes=num_classes, normalize=normalize,
+                    skip_corrupt=skip_corrupt)
+    train = open_data(spec, "train", size=size, task=task, num_classes=num_classes, normalize=normalize,
+                      augment=augment, skip_corrupt=skip_corrupt)
+    say_classes(val)
     return take(train, limit), take(val, limit)
 
 
@@ -234,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     kwargs["num_classes"] = val_set.num_classes if num_classes is None else num_classes
     if kwargs["num_classes"] != val_set.num_classes:
         raise UsageError(f"--num-classes {kwargs['num_classes']} does not match the {val_set.num_classes} classes "
-                         f"of --data {spec.kind}")
+                         f"of --data {spec.kind} ({', '.join(val_set.class_names)})")
     if args.encoder_weights is not None:
         if "encoder_weights" not in inspect.signature(info.builder).parameters:
             raise UsageError(f"{args.model} takes no --encoder-weights (only whole-model --weights)")
@@ -334,7 +333,8 @@ def preprocessing_record(spec: DataSpec, task: str, size: int, dataset: Any) -> 
     """
     return {"task": task, "size": [size, size], "resize": DATA_KINDS[spec.kind].resize, "data": spec.kind,
             "mean": list(dataset.mean), "std": list(dataset.std), "class_names": list(dataset.class_names),
-            "palette": getattr(dataset, "palette", None), "ignore_index": getattr(dataset, "ignore_index", None)}
+            "palette": getattr(dataset, "palette", None), "ignore_index": getattr(dataset, "ignore_index", None),
+            **({"split": dict(dataset.data_split)} if getattr(dataset, "data_split", None) else {})}
 
 
 def _write_pictures(model: Any, history: Any, dataset: Any, out: Path, task: str, device_name: str) -> List[str]:

@@ -13,7 +13,9 @@ from torch.utils.data import Dataset, Subset
 from ._checks import CorruptImageError, LabelMap, read_mask, read_rgb
 from .transforms import apply_paired
 
-__all__ = ["ImageLabelDataset", "ImageMaskDataset", "read_split_file", "resolve_root", "subset", "take"]
+__all__ = [
+    "ImageLabelDataset", "ImageMaskDataset", "is_hidden", "read_split_file", "resolve_root", "subset", "take",
+]
 
 
 def resolve_root(root: Any, candidates: Sequence[str], marker: str, expected: str) -> Path:
@@ -28,8 +30,20 @@ def resolve_root(root: Any, candidates: Sequence[str], marker: str, expected: st
     )
 
 
+def is_hidden(name: str) -> bool:
+    """Whether a file or folder name is one that listings leave out: hidden (``.DS_Store``, ``._x.jpg``) or
+    macOS's archive folder ``__MACOSX``.
+
+    Example:
+        >>> is_hidden(".DS_Store"), is_hidden("__MACOSX"), is_hidden("cat.jpg")
+        (True, True, False)
+    """
+    return name.startswith(".") or name == "__MACOSX"
+
+
 #: Attributes that describe a dataset's labels and preprocessing, kept by ``take``.
-DESCRIPTIVE_ATTRIBUTES = ("num_classes", "ignore_index", "class_names", "mean", "std", "palette")
+DESCRIPTIVE_ATTRIBUTES = ("num_classes", "ignore_index", "class_names", "mean", "std", "palette", "classes_source",
+                          "data_split", "left_out")
 
 
 def subset(dataset: Any, indices: Sequence[int]) -> Any:

@@ -8,7 +8,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 __all__ = [
     "CorruptImageError",
@@ -19,6 +19,7 @@ __all__ = [
     "read_mask",
     "read_rgb",
     "stratified_split",
+    "upright_size",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -66,10 +67,13 @@ class LabelError(ValueError):
 
 
 def read_rgb(path: PathLike) -> torch.Tensor:
-    """Read an image file as an RGB uint8 tensor ``(3, H, W)`` (PIL decoding, as torchvision's datasets do).
+    """Read an image file as an RGB uint8 tensor ``(3, H, W)``, upright: a photo whose EXIF orientation says it was
+    taken sideways is turned as a viewer shows it.
 
     Args:
-        path: Image file (JPEG, PNG, ...; grayscale, palette and CMYK images are converted to RGB).
+        path: Image file (JPEG, PNG, TIFF, ...): grayscale, palette and CMYK images are converted to RGB with
+            Pillow, 16-bit images keep their high byte (``65535 -> 255``, where Pillow's own conversion clips
+            everything above 255 to white).
 
     Returns:
         A uint8 tensor ``(3, H, W)``.
@@ -89,13 +93,46 @@ def read_rgb(path: PathLike) -> torch.Tensor:
     path = Path(path)
     try:
         with Image.open(path) as im:
-            arr = np.array(im if im.mode == "RGB" else im.convert("RGB"))
+            arr = _rgb_array(im)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise CorruptImageError(path, e) from e
     # a channels-first view of the decoded HWC buffer, as torchvision's pil_to_tensor returns (no extra copy)
     return torch.from_numpy(arr).permute(2, 0, 1)
+
+
+#: The EXIF tag of a photo's orientation, and its values that turn the picture a quarter turn.
+_ORIENTATION, _QUARTER_TURNS = 0x0112, (5, 6, 7, 8)
+
+
+def _rgb_array(im: Image.Image) -> np.ndarray:
+    if im.getexif().get(_ORIENTATION, 1) != 1:
+        im = ImageOps.exif_transpose(im)
+    if im.mode == "RGB":
+        return np.array(im)
+    if im.mode.startswith("I;16") or im.mode == "I":  # 16-bit (or 32-bit integer) gray: keep the high byte
+        gray = np.array(im).astype(np.int64)
+        if gray.max(initial=0) > 255:
+            gray = np.clip(gray, 0, 65535) >> 8
+        return np.repeat(gray.astype(np.uint8)[..., None], 3, axis=2)
+    return np.array(im.convert("RGB"))
+
+
+def upright_size(path: PathLike) -> Tuple[int, int]:
+    """``(width, height)`` of an image as ``read_rgb`` returns it (EXIF quarter turns applied), from its header.
+
+    Example:
+        >>> import tempfile, os
+        >>> from PIL import Image
+        >>> p = os.path.join(tempfile.mkdtemp(), "x.png")
+        >>> Image.new("RGB", (4, 2)).save(p)
+        >>> upright_size(p)
+        (4, 2)
+    """
+    with Image.open(path) as im:
+        width, height = im.size
+        return (height, width) if im.getexif().get(_ORIENTATION, 1) in _QUARTER_TURNS else (width, height)
 
 
 def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], int]] = None) -> np.ndarray:
@@ -116,7 +153,7 @@ def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], in
 
     Example:
         >>> import tempfile, os
-        >>> from PIL import Image
+        >>> from PIL import Image, ImageOps
         >>> p = os.path.join(tempfile.mkdtemp(), "m.png")
         >>> Image.new("L", (3, 2), color=2).save(p)
         >>> read_mask(p).tolist()

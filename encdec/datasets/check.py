@@ -25,7 +25,8 @@ __all__ = ["DataProblem", "DataReport", "check_dataset", "without_problems"]
 
 @dataclass(frozen=True)
 class DataProblem:
-    """One sample that cannot be used: its index in the dataset, the file at fault and why."""
+    """One sample that cannot be used: its index in the dataset (-1 for a file left out before the dataset was
+    made, such as a mask without its image), the file at fault and why."""
 
     index: int
     file: str

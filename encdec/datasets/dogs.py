@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from ._base import ImageLabelDataset
+from ._base import ImageLabelDataset, is_hidden
 from ._checks import stratified_split
 
 __all__ = ["DogImages", "clean_class_name"]
@@ -32,10 +32,6 @@ def clean_class_name(folder: str) -> str:
     """
     m = _WNID.match(folder)
     return m.group(1) if m else folder
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".") or name == "__MACOSX"
 
 
 class DogImages(ImageLabelDataset):
@@ -88,7 +84,7 @@ class DogImages(ImageLabelDataset):
         if not self.root.is_dir():
             raise FileNotFoundError(f"dog image folder not found: {self.root}")
         self.split = split
-        folders = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not _hidden(p.name))
+        folders = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not is_hidden(p.name))
         if not folders:
             raise FileNotFoundError(f"no class folders in {self.root}: expected one sub-folder of images per class")
         all_samples: List[Tuple[Path, int]] = []
@@ -98,7 +94,7 @@ class DogImages(ImageLabelDataset):
                 p
                 for p in (self.root / folder).rglob("*")
                 if p.is_file()
-                and not any(_hidden(part) for part in p.relative_to(self.root).parts)
+                and not any(is_hidden(part) for part in p.relative_to(self.root).parts)
                 and p.suffix.lower() in IMG_EXTENSIONS
             )
             if not files:

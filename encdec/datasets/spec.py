@@ -1,5 +1,5 @@
 """Datasets named by a short spec, as the command line takes them: ``voc:PATH``, ``pet:PATH``, ``cifar10:PATH``,
-``dogs:PATH``, ``shapes`` or ``shapes:N``.
+``dogs:PATH``, ``folder:PATH`` (your own images and masks), ``shapes`` or ``shapes:N``.
 
 ``from_spec`` builds the dataset of a spec for a split with the matching preset (training augmentation for
 ``"train"``, the evaluation preprocessing otherwise), and records on it what a model trained on it needs to
@@ -24,6 +24,7 @@ from ._base import subset
 from ._checks import stratified_split
 from .cifar import CIFAR10
 from .dogs import DogImages
+from .folder import FOLDER_LAYOUT, SegmentationFolder
 from .pets import OxfordPetSegmentation
 from .synthetic import SyntheticShapes
 from .voc import VOCSegmentation
@@ -45,9 +46,10 @@ class DataSpecError(ValueError):
 
 @dataclass(frozen=True)
 class DataKind:
-    """One dataset kind: its task(s), the on-disk layout it expects, its splits, its default image side and how
+    """One dataset kind: its task(s), the on-disk layout it expects, its splits, its default image side, how
     its images are brought to that side (``resize``: ``"stretch"`` to ``size x size`` whatever the aspect ratio,
-    ``"shorter-side+center-crop"``, or ``"none"`` for data that comes at its size).
+    ``"shorter-side+center-crop"``, or ``"none"`` for data that comes at its size) and the palette its masks are
+    drawn with (a name of ``encdec.viz.PALETTES``, or ``"classes"``: the dataset's own colours, its ``palette``).
 
     Example:
         >>> DATA_KINDS["voc"].splits
@@ -93,6 +95,7 @@ DATA_KINDS: Dict[str, DataKind] = {
     "dogs": DataKind("dogs", ("classification",),
                      "a folder with one sub-folder of images per class, e.g. Images/n02085620-Chihuahua/*.jpg",
                      ("train", "val", "all"), "val", "voc", "shorter-side+center-crop"),
+    "folder": DataKind("folder", ("segmentation",), FOLDER_LAYOUT, ("train", "val", "all"), "val", "classes"),
     "shapes": DataKind("shapes", ("segmentation", "classification"),
                        "nothing: synthetic shapes drawn on the fly; shapes:N sets the number of training images",
                        ("val",), "val", "shapes"),
@@ -100,8 +103,8 @@ DATA_KINDS: Dict[str, DataKind] = {
 #: Share of each class of the CIFAR-10 training batches held out as its validation split.
 CIFAR10_VAL_FRACTION = 0.1
 
-_ALIASES = {"pets": "pet", "oxford-pet": "pet", "cifar": "cifar10", "cifar-10": "cifar10", "dog": "dogs",
-            "synthetic": "shapes"}
+_ALIASES = {"folders": "folder", "pets": "pet", "oxford-pet": "pet", "cifar": "cifar10", "cifar-10": "cifar10",
+            "dog": "dogs", "synthetic": "shapes"}
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ class DataSpec:
     """A parsed ``KIND[:PATH]`` dataset spec.
 
     Attributes:
-        kind: ``voc``, ``pet``, ``cifar10``, ``dogs`` or ``shapes``.
+        kind: ``voc``, ``pet``, ``cifar10``, ``dogs``, ``folder`` or ``shapes``.
         path: The dataset folder (``None`` for shapes).
         count: For shapes, the number of training images.
 
@@ -175,21 +178,23 @@ def from_spec(
     ``encdec.viz.get_palette``).
 
     Args:
-        spec: ``"voc:PATH"``, ``"pet:PATH"``, ``"cifar10:PATH"``, ``"dogs:PATH"``, ``"shapes[:N]"`` or a
-            ``DataSpec``.
+        spec: ``"voc:PATH"``, ``"pet:PATH"``, ``"cifar10:PATH"``, ``"dogs:PATH"``, ``"folder:PATH"``,
+            ``"shapes[:N]"`` or a ``DataSpec``.
         split: ``"train"`` or a split of the kind (``DATA_KINDS[kind].splits``). Validation splits never touch a
             test set: Pet's and the dog folders' ``"val"`` are seeded splits of their training data, and CIFAR-10's
-            ``"val"`` holds out 10% of each class of the training batches (its ``"train"`` is the other 90%).
-        size: Image side for the kinds that resize (VOC, Pet, dogs, shapes).
+            ``"val"`` holds out 10% of each class of the training batches (its ``"train"`` is the other 90%);
+            a folder's ``"val"`` is its ``val/`` folder, else a seeded 20% of its pairs.
+        size: Image side for the kinds that resize (VOC, Pet, dogs, folder, shapes).
         task: ``"segmentation"`` or ``"classification"`` for ``shapes``, which serves both; checked against the
             kind for the others.
         num_classes: VOC: 22 maps the boundary to class 21 (the reference), anything else ignores it (255).
-            Shapes: the number of classes (default 3).
+            Shapes: the number of classes (default 3). A folder's classes are its own (``classes.json``,
+            ``classes.txt`` or the masks'): this argument is not used.
         normalize: Pet: ImageNet normalisation (for pretrained encoders); the reference feeds ``[0, 1]`` images.
         augment: Training splits: random crops and flips beyond the reports' own preprocessing; ``False`` gives
             exactly the reports' (VOC: resize only; Pet: resize and random flips; CIFAR-10: its random crop and
             flip, which the report applies; dogs: the evaluation resize and centre crop, nothing random).
-        skip_corrupt: VOC, Pet and dogs: substitute the next readable sample for an unreadable file instead of
+        skip_corrupt: VOC, Pet, dogs and folder: substitute the next readable sample for an unreadable file instead of
             raising (see ``encdec.datasets.check.check_dataset`` to find and leave them out beforehand).
 
     Raises:
@@ -203,7 +208,7 @@ def from_spec(
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     kind = spec.info
-    if spec.path is not None and not spec.path.is_dir():
+    if spec.path is not None and not (spec.path.is_dir() or (spec.kind == "folder" and spec.path.is_file())):
         raise FileNotFoundError(f"dataset folder {spec.path} does not exist; {spec.kind}:PATH expects {kind.layout}")
     task = task or kind.tasks[0]
     if task not in kind.tasks:
@@ -236,11 +241,15 @@ def from_spec(
                 kept, held_out = stratified_split(dataset.targets, CIFAR10_VAL_FRACTION, seed=0)
                 dataset = subset(dataset, kept if train else held_out)
             mean, std = CIFAR10_MEAN, CIFAR10_STD
+        elif spec.kind == "folder":
+            preset = presets.segmentation_train(size) if train and augment else presets.segmentation_eval(size)
+            dataset = SegmentationFolder(spec.path, split, preset, skip_corrupt=skip_corrupt)
         else:
             preset = presets.dogs_train(size) if train and augment else presets.dogs_eval(size)
             dataset = DogImages(spec.path, split, preset, skip_corrupt=skip_corrupt)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{error}; {spec.kind}:PATH expects {kind.layout}") from None
     dataset.mean, dataset.std = tuple(mean), tuple(std)
-    dataset.palette = "voc22" if spec.kind == "voc" and num_classes == 22 else kind.palette
+    if spec.kind != "folder":  # a folder's palette is its classes' colours
+        dataset.palette = "voc22" if spec.kind == "voc" and num_classes == 22 else kind.palette
     return dataset

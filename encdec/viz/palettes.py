@@ -8,7 +8,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ..colors import BOUNDARY_COLOR, voc_palette
+from ..colors import BINARY_FOREGROUND, BOUNDARY_COLOR, TAB10, voc_palette
 
 __all__ = ["BINARY_FOREGROUND", "BOUNDARY_COLOR", "PALETTES", "colorize", "get_palette", "voc_palette"]
 
@@ -16,17 +16,6 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 PaletteLike = Union[str, np.ndarray, Sequence[Sequence[int]]]
 Color = Tuple[int, int, int]
 PathLike = Union[str, "os.PathLike[str]"]
-
-# matplotlib's tab10 colours, then VOC colours for the rest
-_TAB10 = [
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-]  # fmt: skip
-
-
-#: The foreground of the ``binary`` palette: amber, visible both on the black background and on a white page (the
-#: reference drew it white, which vanished against white figure backgrounds).
-BINARY_FOREGROUND: Color = (255, 176, 0)
 
 
 def _build_palettes() -> Dict[str, np.ndarray]:
@@ -37,9 +26,9 @@ def _build_palettes() -> Dict[str, np.ndarray]:
     binary[0], binary[1] = (0, 0, 0), BINARY_FOREGROUND  # the Pet report's black background; a pet seen on white pages
     shapes = voc.copy()
     shapes[0] = (0, 0, 0)
-    shapes[1 : 1 + len(_TAB10)] = _TAB10  # background black, then well-separated colours
+    shapes[1 : 1 + len(TAB10)] = TAB10  # background black, then well-separated colours
     tab10 = voc.copy()
-    tab10[: len(_TAB10)] = _TAB10
+    tab10[: len(TAB10)] = TAB10
     out = {"voc": voc, "voc22": voc22, "binary": binary, "shapes": shapes, "tab10": tab10}
     for p in out.values():
         p.setflags(write=False)
