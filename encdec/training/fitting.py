@@ -22,12 +22,13 @@ Distributed training:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -47,7 +48,8 @@ from ._steps import evaluate_epoch, train_epoch
 from ._tensorboard import open_writer, write_record
 from .history import History
 from .seeding import seed_everything
-from .state import LAST, load_checkpoint, resume_run, save_run
+from .state import LAST, claim_run_folder, recorded_settings, resume_run, resumed_setting, save_run
+from .transfer import ENCODER_GROUP, EncoderFreeze, check_encoder_lr, check_freeze_encoder, param_groups
 
 __all__ = ["fit"]
 
@@ -60,7 +62,7 @@ def fit(
     val_loader: Optional[DataLoader] = None,
     *,
     epochs: int,
-    optimizer: Optional[torch.optim.Optimizer] = None,
+    optimizer: Union[torch.optim.Optimizer, Callable[[List[Dict[str, Any]]], torch.optim.Optimizer], None] = None,
     loss: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
     scheduler: Any = None,
     scheduler_interval: str = "auto",
@@ -74,6 +76,9 @@ def fit(
     monitor: Optional[str] = None,
     early_stopping: Optional[int] = None,
     resume: Union[bool, PathLike, None] = None,
+    overwrite: bool = False,
+    freeze_encoder: Union[bool, int, None] = None,
+    encoder_lr: Optional[float] = None,
     seed: Optional[int] = None,
     progress: bool = True,
     compile: bool = False,
@@ -93,7 +98,9 @@ def fit(
         val_loader: Same for validation; ``None`` skips validation.
         epochs: Total number of epochs (a resumed run continues up to this number).
         optimizer: Defaults to ``Adam(lr=1e-3)`` over the trainable parameters, with ``fused=True`` on CPU and CUDA
-            (pass ``fused=True`` to your own Adam/AdamW/SGD too: on CPU the fused step is about 4x faster).
+            (pass ``fused=True`` to your own Adam/AdamW/SGD too: on CPU the fused step is about 4x faster). A
+            callable such as ``lambda groups: torch.optim.SGD(groups, lr=0.01)`` is called with the parameter
+            groups (``encdec.training.transfer.param_groups``: two groups with ``encoder_lr``).
         loss: ``loss(logits, targets) -> scalar``. Defaults to cross entropy ignoring the dataset's
             ``ignore_index`` (e.g. 255 for VOC) when the dataset has one.
         scheduler: An LR scheduler bound to ``optimizer``, or a callable ``f(optimizer) -> scheduler`` such as a
@@ -120,7 +127,8 @@ def fit(
             optimizer step; a trailing partial group at the end of an epoch is stepped too.
         clip_grad_norm: Clip the global gradient norm to this value before each optimizer step.
         checkpoint_dir: Where to write ``last.pt`` (every epoch), ``best.pt`` and ``best.safetensors`` (when the
-            monitored value improves) and ``history.json``, all atomically. Checked for writability first.
+            monitored value improves) and ``history.json``, all atomically. Checked for writability first; a folder
+            holding another run's files is refused unless ``resume`` or ``overwrite`` is set.
         monitor: The History key that decides "best" and early stopping. Defaults to ``val_miou`` (segmentation),
             ``val_accuracy`` (classification), or ``val_loss`` / ``train_loss`` when there is nothing else. Keys
             containing ``loss`` are minimised, all others maximised.
@@ -133,6 +141,18 @@ def fit(
             shuffle order follows ``(seed, epoch)`` and each sample is read with the global generators seeded from
             ``(seed, epoch, index)``. A checkpoint of a different model or optimizer is refused. In multi-node runs
             ``checkpoint_dir`` must be on a filesystem all nodes share.
+        overwrite: Replace the run in ``checkpoint_dir``: its ``last.pt``, ``best.pt``, ``best.safetensors``,
+            ``history.json``, ``metrics.csv`` and ``tensorboard`` folder are removed first (other files stay).
+        freeze_encoder: Transfer learning: ``True`` keeps the encoder (the model's ``encoder``, a classifier's
+            ``features``) frozen for the whole run, ``N`` for the first N epochs, after which it trains too.
+            Frozen means its parameters get no gradient (so no optimizer step, weight decay or momentum moves
+            them) and its BatchNorm layers stay in eval mode (so their running statistics do not move either).
+            A model without an encoder is refused by name. ``None``: no freeze, or a resumed run's setting.
+        encoder_lr: The encoder's own learning rate: the default optimizer (or a callable ``optimizer``) gets two
+            parameter groups, the decoder and head at the optimizer's rate and the encoder at this one; a
+            scheduler scales both. Not with an optimizer object (build its groups with ``param_groups``).
+            ``freeze_encoder`` and ``encoder_lr`` are saved in the checkpoint, and a resumed run uses them again
+            (a different value is refused), so a run resumed in the middle of a freeze ends with the same weights.
         seed: Calls ``encdec.seed_everything`` (``seed + rank`` in distributed runs) before training, and seeds
             the training data's order and augmentation (without it they are drawn once and saved in the
             checkpoints). Build the model after seeding too if initial weights should repeat.
@@ -165,6 +185,7 @@ def fit(
     """
     _check_arguments(epochs, accumulate_steps, clip_grad_norm, early_stopping, resume, checkpoint_dir, monitor,
                      val_loader)
+    _check_transfer(optimizer, freeze_encoder, encoder_lr)
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     check_channels_last(channels_last)  # a bad value is refused before any work
@@ -180,16 +201,24 @@ def fit(
                                 "without checkpoints")
         _distributed.barrier(info)
         resume_from = _resume_point(resume, folder)
+        if folder is not None:
+            claim_run_folder(folder, resume=resume, overwrite=overwrite, remove=info.is_main)
+        recorded = recorded_settings(resume_from)
+        freeze_encoder = resumed_setting("freeze_encoder", freeze_encoder, recorded, False, resume_from)
+        if not isinstance(optimizer, torch.optim.Optimizer):  # an optimizer object holds its own groups
+            encoder_lr = None if encoder_lr is None else float(encoder_lr)
+            encoder_lr = resumed_setting("encoder_lr", encoder_lr, recorded, None, resume_from)
+        _check_transfer(optimizer, freeze_encoder, encoder_lr, resume_from)
+        freeze = EncoderFreeze.of(model, freeze_encoder)  # a model without an encoder is refused here
         if seed is not None:
             seed_everything(int(seed) + info.rank)
-        use_channels_last = _layout(channels_last, model, device, precision, train_loader, resume_from, info)
+        use_channels_last = _layout(channels_last, model, device, precision, train_loader, recorded, info)
 
         # the model on its device, optimizer, scheduler, loss and scaler, sharded data
         run = _start_run(model, optimizer, scheduler, scheduler_interval, loss, metrics, train_loader, device,
                          precision, use_channels_last, info, accumulate_steps, clip_grad_norm, folder, epochs,
-                         early_stopping, progress)
-        if compile:
-            run.net = compile_module(run.net, inference=False, device=device)
+                         early_stopping, progress, encoder_lr, compile)
+        run.freeze_encoder, run.encoder_lr, run.freeze = freeze_encoder, encoder_lr, freeze
         run.tensorboard = open_writer(tensorboard, folder, info.is_main)
         run.history = History(monitor, mode_for(monitor) if monitor else None)
         drawn = int(seed) if seed is not None else int(torch.randint(2**31, ()).item())
@@ -228,6 +257,8 @@ def fit(
             epoch_bar.close()
         return run.history
     finally:
+        if run is not None and run.freeze is not None:
+            run.freeze.release(model.training)  # the model leaves fit trainable, however the run ended
         if run is not None and run.tensorboard is not None:
             run.tensorboard.close()
         if run is not None and early_stopping is not None and run.best_state is not None:
@@ -260,6 +291,22 @@ def _check_arguments(epochs: Any, accumulate_steps: Any, clip_grad_norm: Any, ea
         raise ValueError(f"monitor={monitor!r} needs a val_loader; pass one, or monitor a train_ key")
 
 
+def _check_transfer(optimizer: Any, freeze_encoder: Any, encoder_lr: Any, source: Optional[Path] = None) -> None:
+    """Name a bad ``optimizer``, ``freeze_encoder`` or ``encoder_lr`` (or one a resumed checkpoint recorded)."""
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer) and not callable(optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or a callable taking the parameter groups, "
+                        f"got {type(optimizer).__name__}")
+    if encoder_lr is not None and isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError("encoder_lr gives the encoder its own parameter group, which an optimizer object already "
+                         "built cannot get; pass optimizer=lambda groups: YourOptimizer(groups, ...) instead, or "
+                         "build yours over encdec.training.transfer.param_groups(model, encoder_lr=...)")
+    try:
+        check_freeze_encoder(freeze_encoder)
+        check_encoder_lr(encoder_lr)
+    except ValueError as error:
+        raise ValueError(f"cannot resume from {source}: {error}" if source is not None else str(error)) from None
+
+
 def _resume_point(resume: Union[bool, PathLike, None], folder: Optional[Path]) -> Optional[Path]:
     """The checkpoint to resume from: ``folder/last.pt`` for ``resume=True`` (if it exists), or the path given."""
     if resume is True:
@@ -274,15 +321,13 @@ def _resume_point(resume: Union[bool, PathLike, None], folder: Optional[Path]) -
 
 
 def _layout(channels_last: Union[bool, str], model: nn.Module, device: torch.device, precision: str,
-            train_loader: Any, resume_from: Optional[Path], info: DistInfo) -> bool:
+            train_loader: Any, recorded: Dict[str, Any], info: DistInfo) -> bool:
     """The memory layout of this run: as asked, as recorded in the checkpoint resumed from, by the layout rule for
     the training data's batch shape (``"auto"``), or measured (``"measure"``); rank 0's answer for every rank."""
     if isinstance(channels_last, bool):
         return channels_last
-    if resume_from is not None:
-        recorded = load_checkpoint(resume_from).get("settings", {}).get("channels_last")
-        if isinstance(recorded, bool):
-            return recorded
+    if isinstance(recorded.get("channels_last"), bool):
+        return recorded["channels_last"]
     chosen = None
     if info.rank == 0:  # one process decides (and, for "measure", times); the others take its answer
         chosen = choose_channels_last(channels_last, model, device, precision, batch_shape(train_loader), train=True)
@@ -292,13 +337,18 @@ def _layout(channels_last: Union[bool, str], model: nn.Module, device: torch.dev
 def _start_run(model: nn.Module, optimizer: Optional[torch.optim.Optimizer], scheduler: Any, interval: str,
                loss: Any, metrics: Any, train_loader: Any, device: torch.device, precision: str,
                channels_last: bool, info: DistInfo, accumulate_steps: int, clip_grad_norm: Optional[float],
-               folder: Optional[Path], epochs: int, early_stopping: Optional[int], progress: bool) -> Run:
+               folder: Optional[Path], epochs: int, early_stopping: Optional[int], progress: bool,
+               encoder_lr: Optional[float], compile: bool) -> Run:
     """Move the model to its device and build what training needs around it."""
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    if optimizer is None:
-        optimizer = default_optimizer(model, device)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        groups = param_groups(model, encoder_lr=encoder_lr)
+        optimizer = default_optimizer(groups, device) if optimizer is None else optimizer(groups)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer=... was called with the parameter groups and returned "
+                            f"{type(optimizer).__name__}, not a torch.optim.Optimizer")
     if scheduler is not None and callable(scheduler) and (isinstance(scheduler, type) or not hasattr(scheduler,
                                                                                                       "step")):
         scheduler = scheduler(optimizer)  # a scheduler class or f(optimizer)
@@ -310,11 +360,10 @@ def _start_run(model: nn.Module, optimizer: Optional[torch.optim.Optimizer], sch
     loss_fn = loss if loss is not None else default_loss(train_loader)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)
-    net: nn.Module = model
-    if info.enabled:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    wrap = functools.partial(_wrap, device=device, info=info, compile=compile)
     return Run(
-        model=model, net=net, device=device, precision=precision, channels_last=channels_last, info=info,
+        model=model, net=wrap(model), wrap=wrap, device=device, precision=precision, channels_last=channels_last,
+        info=info,
         loss_fn=loss_fn, metrics=metrics, ignore_index=dataset_attr(train_loader, "ignore_index"),
         show_bars=progress and info.is_main and sys.stderr.isatty(),
         show_lines=progress and info.is_main and not sys.stderr.isatty(), optimizer=optimizer, scheduler=scheduler,
@@ -325,15 +374,37 @@ def _start_run(model: nn.Module, optimizer: Optional[torch.optim.Optimizer], sch
     )
 
 
+def _wrap(model: nn.Module, device: torch.device, info: DistInfo, compile: bool) -> nn.Module:
+    """What the training steps run: the model, in ``DistributedDataParallel`` when distributed, compiled when
+    asked (built again when a freeze changes which parameters train)."""
+    net: nn.Module = model
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return compile_module(net, inference=False, device=device) if compile else net
+
+
+def _apply_freeze(run: Run) -> None:
+    """Freeze or release the encoder for the coming epoch; say when it is released."""
+    if run.freeze.set(run.freeze.frozen_in(run.epoch)) and run.net is not run.model:
+        run.net = run.wrap(run.model)  # type: ignore[misc]  # DDP and compiled graphs fix what trains when built
+    if run.epoch > 0 and run.epoch == run.freeze.epochs:
+        log(run.info, run.show_bars or run.show_lines,
+            f"epoch {run.epoch + 1}: the encoder is released and trains from now on")
+
+
 def _run_epoch(run: Run, train_loader: Any, val_loader: Any) -> Dict[str, Any]:
     """Train one epoch and validate; the epoch's record (losses, metrics, learning rate, time, images/s)."""
     started = time.perf_counter()
-    lr = float(run.optimizer.param_groups[0]["lr"])  # type: ignore[union-attr]
+    if run.freeze is not None:
+        _apply_freeze(run)
+    groups = run.optimizer.param_groups  # type: ignore[union-attr]
+    lr = float(groups[0]["lr"])
     set_data_epoch(train_loader, run.epoch, run.data_seed)
     train_stats = train_epoch(run, train_loader, run.epoch)
     train_seconds = time.perf_counter() - started
     _distributed.broadcast_buffers(run.model, run.info)
     record: Dict[str, Any] = {"epoch": run.epoch + 1, "lr": lr}
+    record.update(("encoder_lr", float(g["lr"])) for g in groups if g.get("name") == ENCODER_GROUP)
     record.update({f"train_{k}": v for k, v in train_stats.items() if k != "images"})
     if val_loader is not None:
         record.update({f"val_{k}": v for k, v in evaluate_epoch(run, val_loader).items() if k != "images"})
