@@ -191,6 +191,18 @@ def test_task_mismatch_is_a_usage_error(capsys, tmp_path):
     assert code == 2 and "classification dataset" in one_error_line(err)
 
 
+def test_voc_gives_22_outputs_to_models_built_like_their_22_output_reference():
+    from encdec.cli.train import _num_classes
+
+    voc, unet = parse_data("voc:/data/VOC2012"), encdec.model_info("unet")
+    assert _num_classes(voc, unet, {}, None) == 22  # the reference U-Net: 21 classes + the boundary
+    assert _num_classes(voc, unet, {"encoder": "resnet34"}, None) == 21  # a U-Net on an encoder: VOC's 21
+    assert _num_classes(voc, encdec.model_info("resnet50_unet"), {}, None) == 22
+    assert _num_classes(voc, encdec.model_info("fpn"), {}, None) == 21
+    assert _num_classes(voc, unet, {}, 5) == 5
+    assert _num_classes(parse_data("shapes"), unet, {}, None) is None  # the dataset's
+
+
 def test_parse_data():
     assert parse_data("shapes").kind == "shapes"
     assert parse_data("pets:/x").kind == "pet"

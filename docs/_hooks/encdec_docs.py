@@ -193,7 +193,7 @@ def render_model_facts(name: str, batch_size: int = 8) -> str:
     report = model_summary(name, batch_size=batch_size)
     size, mem = report["input_size"], report["memory"]
     builder = importlib.import_module("encdec").model_info(name).builder
-    default_classes = inspect.signature(builder).parameters["num_classes"].default
+    default_classes = report["output_shape"][1]  # what the builder's defaults give (unet: 22 without an encoder)
     anchor = f"{builder.__module__}.{builder.__qualname__}"
     lines = [
         "| | |", "|---|---|",

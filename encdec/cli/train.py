@@ -174,13 +174,13 @@ def _settings(args: argparse.Namespace, spec: DataSpec) -> Recipe:
     )
 
 
-def _num_classes(spec: DataSpec, builder: Any, requested: Optional[int]) -> Optional[int]:
-    """The number of outputs: asked for, else the 22-output reference convention on VOC, else the dataset's."""
+def _num_classes(spec: DataSpec, info: Any, kwargs: dict, requested: Optional[int]) -> Optional[int]:
+    """The number of outputs: asked for, else the 22-output reference convention on VOC (for a model built the way
+    its 22-output reference checkpoint needs: ``unet`` without an encoder, ``resnet50_unet``), else the dataset's."""
     if requested is not None:
         return requested
     if spec.kind == "voc":
-        default = inspect.signature(builder).parameters.get("num_classes")
-        return 22 if default is not None and default.default == 22 else 21
+        return 22 if any(r.num_classes == 22 and r.fits(kwargs) for r in info.reference_checkpoints) else 21
     return None
 
 
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     size = settings.size or spec.info.default_size(info.task, info.input_size)
     if "input_size" in inspect.signature(info.builder).parameters:
         kwargs.setdefault("input_size", size)
-    num_classes = _num_classes(spec, info.builder, settings.num_classes)
+    num_classes = _num_classes(spec, info, kwargs, settings.num_classes)
     train_set, val_set = _datasets(spec, info.task, size, num_classes, args.encoder_weights is not None, args.limit,
                                    settings.augment, args.skip_corrupt)
     train_set, skipped = checked_data(train_set, "training", full=args.check_data, skip=args.skip_corrupt)
