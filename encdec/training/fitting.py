@@ -186,6 +186,7 @@ def fit(
     _check_arguments(epochs, accumulate_steps, clip_grad_norm, early_stopping, resume, checkpoint_dir, monitor,
                      val_loader)
     _check_transfer(optimizer, freeze_encoder, encoder_lr)
+    freeze_encoder = False if freeze_encoder is not True and freeze_encoder == 0 else freeze_encoder  # 0: no freeze
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     check_channels_last(channels_last)  # a bad value is refused before any work
@@ -388,8 +389,7 @@ def _apply_freeze(run: Run) -> None:
     if run.freeze.set(run.freeze.frozen_in(run.epoch)) and run.net is not run.model:
         run.net = run.wrap(run.model)  # type: ignore[misc]  # DDP and compiled graphs fix what trains when built
     if run.epoch > 0 and run.epoch == run.freeze.epochs:
-        log(run.info, run.show_bars or run.show_lines,
-            f"epoch {run.epoch + 1}: the encoder is released and trains from now on")
+        log(run.info, run.show_bars or run.show_lines, f"encoder released: it trains from epoch {run.epoch + 1} on")
 
 
 def _run_epoch(run: Run, train_loader: Any, val_loader: Any) -> Dict[str, Any]:
