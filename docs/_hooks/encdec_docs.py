@@ -44,6 +44,7 @@ API_PAGES: Dict[str, List[str]] = {
     "api/training.md": ["encdec.training", "encdec.batches", "encdec.training.fitting", "encdec.training.evaluation",
                         "encdec.training.tuning", "encdec.training.history", "encdec.training.state",
                         "encdec.training.factories", "encdec.training.recipes", "encdec.training.transfer",
+                        "encdec.training.options",
                         "encdec.training.seeding", "encdec.runtime"],
     "api/inference.md": ["encdec.inference", "encdec.tiling", "encdec.layout", "encdec.deployment", "encdec.export",
                          "encdec.summary", "encdec.normalization", "encdec.preprocessing"],

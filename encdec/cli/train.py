@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from ..datasets import DATA_KINDS, DataSpec, DataSpecError, from_spec, take
 from ..inference import predict
 from ..pretrained import save_pretrained
-from ..training import fit, recipes, seed_everything, state
+from ..training import FitOptions, fit, recipes, seed_everything, state
 from ..training.factories import LOSSES, OPTIMIZERS, SCHEDULERS, make_loss, make_optimizer, make_scheduler
 from ..training.recipes import Recipe
 from ..viz import save_classification_grid, save_prediction_grid
@@ -285,11 +285,13 @@ def run(args: argparse.Namespace) -> int:
     stderr(f"training {settings.model} ({sum(p.numel() for p in params):,} trainable parameters) on {spec.kind}: "
            f"{len(train_set)} training / {len(val_set)} validation images at {size}x{size}, {settings.epochs} "
            f"epochs, batch {batch_size}, precision {settings.precision}{_transfer_note(args)} -> {out}/")
-    history = fit(model, train_loader, val_loader, epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
-                  scheduler_interval=settings.scheduler_interval, loss=loss, device=args.device,
-                  precision=settings.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
-                  early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet,
-                  tensorboard=args.tensorboard, freeze_encoder=args.freeze_encoder, encoder_lr=args.encoder_lr)
+    options = FitOptions(epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
+                         scheduler_interval=settings.scheduler_interval, loss=loss, device=args.device,
+                         precision=settings.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
+                         early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet,
+                         tensorboard=args.tensorboard, freeze_encoder=args.freeze_encoder, encoder_lr=args.encoder_lr)
+    options.check(val_loader)
+    history = fit(model, train_loader, val_loader, **options.kwargs())
     save_pretrained(model, out, class_names=val_set.class_names, mean=list(val_set.mean), std=list(val_set.std),
                     preprocessing=preprocessing_record(spec, info.task, size, val_set))
     written = ["config.json", "model.safetensors", "best.safetensors", "best.pt", "last.pt", "history.json",

@@ -1,6 +1,7 @@
 """``fit``: train a model with validation, checkpoints, exact resume, mixed precision and ``torchrun``.
 
-``fit`` reads top to bottom like a recipe; each step it names lives in a small helper here or in
+``fit`` reads top to bottom like a recipe; its arguments are gathered in one ``FitOptions``
+(``encdec.training.options``, checked there), and each step it names lives in a small helper here or in
 ``encdec.training._steps`` (one pass over a loader) and ``encdec.training.state`` (checkpoints).
 
 Distributed training:
@@ -28,7 +29,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -47,9 +48,10 @@ from ._run import Run
 from ._steps import evaluate_epoch, train_epoch
 from ._tensorboard import open_writer, write_record
 from .history import History
+from .options import FitOptions, OptimizerArg
 from .seeding import seed_everything
-from .state import LAST, claim_run_folder, recorded_settings, resume_run, resumed_setting, save_run
-from .transfer import ENCODER_GROUP, EncoderFreeze, check_encoder_lr, check_freeze_encoder, param_groups
+from .state import LAST, claim_run_folder, recorded_settings, resume_run, save_run
+from .transfer import ENCODER_GROUP, EncoderFreeze, param_groups
 
 __all__ = ["fit"]
 
@@ -62,7 +64,7 @@ def fit(
     val_loader: Optional[DataLoader] = None,
     *,
     epochs: int,
-    optimizer: Union[torch.optim.Optimizer, Callable[[List[Dict[str, Any]]], torch.optim.Optimizer], None] = None,
+    optimizer: OptimizerArg = None,
     loss: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
     scheduler: Any = None,
     scheduler_interval: str = "auto",
@@ -183,64 +185,64 @@ def fit(
         >>> len(history), history.monitor
         (1, 'val_miou')
     """
-    _check_arguments(epochs, accumulate_steps, clip_grad_norm, early_stopping, resume, checkpoint_dir, monitor,
-                     val_loader)
-    _check_transfer(optimizer, freeze_encoder, encoder_lr)
-    freeze_encoder = False if freeze_encoder is not True and freeze_encoder == 0 else freeze_encoder  # 0: no freeze
-    device = resolve_device(device)
-    precision = resolve_precision(precision, device)
-    check_channels_last(channels_last)  # a bad value is refused before any work
+    options = FitOptions(
+        epochs=epochs, optimizer=optimizer, loss=loss, scheduler=scheduler, scheduler_interval=scheduler_interval,
+        metrics=metrics, device=device, precision=precision, channels_last=channels_last,
+        accumulate_steps=accumulate_steps, clip_grad_norm=clip_grad_norm, checkpoint_dir=checkpoint_dir,
+        monitor=monitor, early_stopping=early_stopping, resume=resume, overwrite=overwrite,
+        freeze_encoder=freeze_encoder, encoder_lr=encoder_lr, seed=seed, progress=progress, compile=compile,
+        tensorboard=tensorboard,
+    )
+    options.check(val_loader)
+    device = resolve_device(options.device)
+    precision = resolve_precision(options.precision, device)
+    check_channels_last(options.channels_last)  # a bad value is refused before any work
     info = _distributed.setup(device.type)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     run: Optional[Run] = None
     try:
         # where checkpoints go and where the run resumes from, checked before any work
-        folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        folder = Path(options.checkpoint_dir) if options.checkpoint_dir is not None else None
         if folder is not None and info.is_main:
             ensure_writable_dir(folder, option="checkpoint_dir", fallback=", or checkpoint_dir=None to train "
                                 "without checkpoints")
         _distributed.barrier(info)
-        resume_from = _resume_point(resume, folder)
+        resume_from = _resume_point(options.resume, folder)
         if folder is not None:
-            claim_run_folder(folder, resume=resume, overwrite=overwrite, remove=info.is_main)
+            claim_run_folder(folder, resume=options.resume, overwrite=options.overwrite, remove=info.is_main)
         recorded = recorded_settings(resume_from)
-        freeze_encoder = resumed_setting("freeze_encoder", freeze_encoder, recorded, False, resume_from)
-        if not isinstance(optimizer, torch.optim.Optimizer):  # an optimizer object holds its own groups
-            encoder_lr = None if encoder_lr is None else float(encoder_lr)
-            encoder_lr = resumed_setting("encoder_lr", encoder_lr, recorded, None, resume_from)
-        _check_transfer(optimizer, freeze_encoder, encoder_lr, resume_from)
-        freeze = EncoderFreeze.of(model, freeze_encoder)  # a model without an encoder is refused here
-        if seed is not None:
-            seed_everything(int(seed) + info.rank)
-        use_channels_last = _layout(channels_last, model, device, precision, train_loader, recorded, info)
+        options = options.resumed(recorded, resume_from)  # the encoder freeze and learning rate of a resumed run
+        freeze = EncoderFreeze.of(model, options.freeze_encoder)  # a model without an encoder is refused here
+        if options.seed is not None:
+            seed_everything(int(options.seed) + info.rank)
+        use_channels_last = _layout(options.channels_last, model, device, precision, train_loader, recorded, info)
 
         # the model on its device, optimizer, scheduler, loss and scaler, sharded data
-        run = _start_run(model, optimizer, scheduler, scheduler_interval, loss, metrics, train_loader, device,
-                         precision, use_channels_last, info, accumulate_steps, clip_grad_norm, folder, epochs,
-                         early_stopping, progress, encoder_lr, compile)
-        run.freeze_encoder, run.encoder_lr, run.freeze = freeze_encoder, encoder_lr, freeze
-        run.tensorboard = open_writer(tensorboard, folder, info.is_main)
-        run.history = History(monitor, mode_for(monitor) if monitor else None)
-        drawn = int(seed) if seed is not None else int(torch.randint(2**31, ()).item())
+        run = _start_run(model, train_loader, options, device, precision, use_channels_last, info, folder)
+        run.freeze = freeze
+        run.tensorboard = open_writer(options.tensorboard, folder, info.is_main)
+        run.history = History(options.monitor, mode_for(options.monitor) if options.monitor else None)
+        drawn = int(options.seed) if options.seed is not None else int(torch.randint(2**31, ()).item())
         run.data_seed = _distributed.gather_objects(drawn, info)[0]  # every rank shards and shuffles alike
         train_loader = _distributed.shard_loader(train_loader, info, train=True, seed=run.data_seed)
         train_loader = reproducible_loader(train_loader, run.data_seed)
         if getattr(getattr(train_loader, "batch_sampler", None), "folds", False):
             size = train_loader.batch_sampler.batch_size
-            log(info, progress, f"note: each epoch's last batch holds {size + 1} samples: the one sample left over "
-                "joins it, since BatchNorm cannot train on a batch of one (pass drop_last=True to leave it out)")
+            log(info, options.progress, f"note: each epoch's last batch holds {size + 1} samples: the one sample "
+                "left over joins it, since BatchNorm cannot train on a batch of one (pass drop_last=True to leave "
+                "it out)")
         val_loader = _distributed.shard_loader(val_loader, info, train=False, seed=run.data_seed)
         loaders = [train_loader, val_loader]
         if resume_from is not None:
-            resume_run(run, resume_from, loaders, monitor)
-            log(info, progress, f"resumed from {resume_from} after epoch {run.epoch}")
+            resume_run(run, resume_from, loaders, options.monitor)
+            log(info, options.progress, f"resumed from {resume_from} after epoch {run.epoch}")
 
         # the epochs: train, validate, judge, checkpoint, report
-        epoch_bar = bar(epochs, "epochs", run.show_bars, leave=True)
+        epoch_bar = bar(options.epochs, "epochs", run.show_bars, leave=True)
         if epoch_bar is not None:
             epoch_bar.update(run.epoch)
-        while run.epoch < epochs:
+        while run.epoch < options.epochs:
             try:
                 record = _run_epoch(run, train_loader, val_loader)
             except KeyboardInterrupt:
@@ -248,11 +250,12 @@ def fit(
                 raise
             improved, stop = _judge_epoch(run, record)
             save_run(run, loaders, improved)
-            _report(run, record, epoch_bar, progress)
+            _report(run, record, epoch_bar, options.progress)
             if stop:
                 history = run.history
-                log(info, progress, f"early stopping after epoch {run.epoch}: {history.monitor} has not improved "
-                    f"for {early_stopping} epochs (best {history.best_value:.4f} at epoch {history.best_epoch})")
+                log(info, options.progress, f"early stopping after epoch {run.epoch}: {history.monitor} has not "
+                    f"improved for {options.early_stopping} epochs (best {history.best_value:.4f} at epoch "
+                    f"{history.best_epoch})")
                 break
         if epoch_bar is not None:
             epoch_bar.close()
@@ -262,50 +265,9 @@ def fit(
             run.freeze.release(model.training)  # the model leaves fit trainable, however the run ended
         if run is not None and run.tensorboard is not None:
             run.tensorboard.close()
-        if run is not None and early_stopping is not None and run.best_state is not None:
+        if run is not None and options.early_stopping is not None and run.best_state is not None:
             model.load_state_dict(run.best_state)
         _distributed.teardown(info)
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _check_arguments(epochs: Any, accumulate_steps: Any, clip_grad_norm: Any, early_stopping: Any, resume: Any,
-                     checkpoint_dir: Any, monitor: Any, val_loader: Any) -> None:
-    """Name every user error in ``fit``'s arguments before anything runs."""
-    if not _positive_int(epochs):
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not _positive_int(accumulate_steps):
-        raise ValueError(f"accumulate_steps must be a positive integer, got {accumulate_steps!r}")
-    if clip_grad_norm is not None and not (isinstance(clip_grad_norm, (int, float)) and clip_grad_norm > 0):
-        raise ValueError(f"clip_grad_norm must be a positive number or None, got {clip_grad_norm!r}")
-    if early_stopping is not None and not _positive_int(early_stopping):
-        raise ValueError(
-            f"early_stopping (patience in epochs) must be a positive integer or None, got {early_stopping!r}"
-        )
-    if resume is True and checkpoint_dir is None:
-        raise ValueError("resume=True continues from checkpoint_dir/last.pt, so it needs checkpoint_dir=...")
-    if monitor is not None and not isinstance(monitor, str):
-        raise ValueError(f"monitor must be a History key such as 'val_miou' or 'val_loss', got {monitor!r}")
-    if monitor is not None and monitor.startswith("val_") and val_loader is None:
-        raise ValueError(f"monitor={monitor!r} needs a val_loader; pass one, or monitor a train_ key")
-
-
-def _check_transfer(optimizer: Any, freeze_encoder: Any, encoder_lr: Any, source: Optional[Path] = None) -> None:
-    """Name a bad ``optimizer``, ``freeze_encoder`` or ``encoder_lr`` (or one a resumed checkpoint recorded)."""
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer) and not callable(optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer or a callable taking the parameter groups, "
-                        f"got {type(optimizer).__name__}")
-    if encoder_lr is not None and isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError("encoder_lr gives the encoder its own parameter group, which an optimizer object already "
-                         "built cannot get; pass optimizer=lambda groups: YourOptimizer(groups, ...) instead, or "
-                         "build yours over encdec.training.transfer.param_groups(model, encoder_lr=...)")
-    try:
-        check_freeze_encoder(freeze_encoder)
-        check_encoder_lr(encoder_lr)
-    except ValueError as error:
-        raise ValueError(f"cannot resume from {source}: {error}" if source is not None else str(error)) from None
 
 
 def _resume_point(resume: Union[bool, PathLike, None], folder: Optional[Path]) -> Optional[Path]:
@@ -335,21 +297,20 @@ def _layout(channels_last: Union[bool, str], model: nn.Module, device: torch.dev
     return bool(_distributed.gather_objects(chosen, info)[0])
 
 
-def _start_run(model: nn.Module, optimizer: Optional[torch.optim.Optimizer], scheduler: Any, interval: str,
-               loss: Any, metrics: Any, train_loader: Any, device: torch.device, precision: str,
-               channels_last: bool, info: DistInfo, accumulate_steps: int, clip_grad_norm: Optional[float],
-               folder: Optional[Path], epochs: int, early_stopping: Optional[int], progress: bool,
-               encoder_lr: Optional[float], compile: bool) -> Run:
+def _start_run(model: nn.Module, train_loader: Any, options: FitOptions, device: torch.device, precision: str,
+               channels_last: bool, info: DistInfo, folder: Optional[Path]) -> Run:
     """Move the model to its device and build what training needs around it."""
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    optimizer = options.optimizer
     if not isinstance(optimizer, torch.optim.Optimizer):
-        groups = param_groups(model, encoder_lr=encoder_lr)
+        groups = param_groups(model, encoder_lr=options.encoder_lr)
         optimizer = default_optimizer(groups, device) if optimizer is None else optimizer(groups)
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer=... was called with the parameter groups and returned "
                             f"{type(optimizer).__name__}, not a torch.optim.Optimizer")
+    scheduler = options.scheduler
     if scheduler is not None and callable(scheduler) and (isinstance(scheduler, type) or not hasattr(scheduler,
                                                                                                       "step")):
         scheduler = scheduler(optimizer)  # a scheduler class or f(optimizer)
@@ -358,20 +319,20 @@ def _start_run(model: nn.Module, optimizer: Optional[torch.optim.Optimizer], sch
             "scheduler is bound to a different optimizer than the one fit uses; pass that optimizer as "
             "optimizer=..., or pass scheduler=lambda opt: SomeScheduler(opt, ...) to bind it to fit's optimizer"
         )
-    loss_fn = loss if loss is not None else default_loss(train_loader)
+    loss_fn = options.loss if options.loss is not None else default_loss(train_loader)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)
-    wrap = functools.partial(_wrap, device=device, info=info, compile=compile)
+    wrap = functools.partial(_wrap, device=device, info=info, compile=options.compile)
+    show = options.progress and info.is_main
     return Run(
         model=model, net=wrap(model), wrap=wrap, device=device, precision=precision, channels_last=channels_last,
-        info=info,
-        loss_fn=loss_fn, metrics=metrics, ignore_index=dataset_attr(train_loader, "ignore_index"),
-        show_bars=progress and info.is_main and sys.stderr.isatty(),
-        show_lines=progress and info.is_main and not sys.stderr.isatty(), optimizer=optimizer, scheduler=scheduler,
-        interval=resolve_interval(scheduler, interval),
+        info=info, loss_fn=loss_fn, metrics=options.metrics, ignore_index=dataset_attr(train_loader, "ignore_index"),
+        show_bars=show and sys.stderr.isatty(), show_lines=show and not sys.stderr.isatty(), optimizer=optimizer,
+        scheduler=scheduler, interval=resolve_interval(scheduler, options.scheduler_interval),
         scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None,
-        accumulate_steps=accumulate_steps, clip_grad_norm=clip_grad_norm, checkpoint_dir=folder, epochs=epochs,
-        early_stopping=early_stopping,
+        accumulate_steps=options.accumulate_steps, clip_grad_norm=options.clip_grad_norm, checkpoint_dir=folder,
+        epochs=options.epochs, early_stopping=options.early_stopping, freeze_encoder=options.freeze_encoder,
+        encoder_lr=options.encoder_lr,
     )
 
 
