@@ -142,10 +142,14 @@ def test_every_builder_on_the_encoder_contract_defaults_to_two_outputs():
     records the number it was built with (so from_pretrained rebuilds the same model)."""
     import inspect
 
-    names = [n for n in encdec.list_models()
-             if "encoder" in inspect.signature(encdec.model_info(n).builder).parameters]
-    assert "unet" in names and "fpn" in names
-    for name in names:
+    defaults = {}
+    for name in encdec.list_models():
+        params = inspect.signature(encdec.model_info(name).builder).parameters
+        if "encoder" in params:
+            defaults[name] = params["num_classes"].default
+    assert defaults.pop("unet") is None  # resolved by the encoder: 22 without one (the VOC reference), else 2
+    assert "fpn" in defaults and set(defaults.values()) == {2}, defaults
+    for name in ("unet", "fpn"):
         model = encdec.create_model(name, encoder="resnet18")
         assert (model.num_classes, model.encdec_config["kwargs"]["num_classes"]) == (2, 2), name
 
