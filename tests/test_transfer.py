@@ -184,3 +184,11 @@ def test_train_freezes_the_encoder_and_resume_continues_the_plan(capsys, tmp_pat
     assert [g.get("name") for g in state["optimizer"]["param_groups"]] == ["decoder", "encoder"]
     assert main(base + ["--epochs", "2", "--resume"]) == 0  # the freeze and the groups come from last.pt
     assert load_checkpoint(out / LAST)["epoch"] == 2
+
+
+def test_train_refuses_to_freeze_a_model_without_an_encoder(capsys, tmp_path):
+    code = main(["train", "--model", "resfcn18", "--arg", "input_size=32", "--data", "shapes:4", "--size", "32",
+                 "--out", str(tmp_path / "run"), "--freeze-encoder", "--quiet", "--device", "cpu"])
+    assert code == 2
+    assert "resfcn18 has no encoder to freeze" in capsys.readouterr().err
+    assert not (tmp_path / "run" / LAST).exists()

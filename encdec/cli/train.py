@@ -17,6 +17,7 @@ from ..pretrained import save_pretrained
 from ..training import FitOptions, fit, recipes, seed_everything, state
 from ..training.factories import LOSSES, OPTIMIZERS, SCHEDULERS, make_loss, make_optimizer, make_scheduler
 from ..training.recipes import Recipe
+from ..training.transfer import encoder_of
 from ..viz import save_classification_grid, save_prediction_grid
 from ._common import (
     FORMAT,
@@ -247,6 +248,11 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)  # before building, so the initial weights repeat too
     model = build_model(args.model, kwargs, Path(args.weights) if args.weights else None, partial=args.partial)
     check_size(model, size, args.model)
+    if args.freeze_encoder or args.encoder_lr is not None:
+        try:
+            encoder_of(model)  # a model without an encoder is a usage error, named before any training
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if len(train_set) == 0 or len(val_set) == 0:
         raise CLIError(f"--data {args.data}: the training or validation split is empty")
     workers = args.workers
