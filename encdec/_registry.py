@@ -141,7 +141,8 @@ def register_model(
     and loads the file after building, through ``load_weights`` and the builder's ``checkpoint_filter``.
 
     The built model gets ``model.encdec_config = {"architecture": name, "kwargs": {...}}`` (file-path arguments
-    left out, and those the builder lists in ``model.unused_arguments`` for the configuration it built), which
+    left out, and those the builder lists in ``model.unused_arguments`` for the configuration it built; defaults
+    it resolved, such as ``unet``'s ``num_classes=None``, as ``model.resolved_arguments`` gives them), which
     ``save_pretrained`` writes and ``from_pretrained`` reads back, and
     ``model.checkpoint_filter``, which ``load_weights`` uses to convert reference checkpoints.
 
@@ -178,7 +179,9 @@ def register_model(
             chosen_by_caller = _check_variant(name, variants, bound.arguments)
             model = fn(**bound.arguments)
             unused = model.__dict__.pop("unused_arguments", ())  # arguments this configuration ignores
+            resolved = model.__dict__.pop("resolved_arguments", {})  # defaults the builder resolved (None -> 22)
             config = {k: v for k, v in bound.arguments.items() if k not in _PATH_ARGUMENTS and k not in unused}
+            config.update(resolved)
             model.encdec_config = {"architecture": name, "kwargs": jsonable(config)}
             model.checkpoint_filter = checkpoint_filter
             model.check_saved_config = functools.partial(check_saved_config, name, config_check)

@@ -73,7 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
         started = time.perf_counter()
         fit(model, train_loader, None, epochs=args.epochs, optimizer=optimizer, device=args.device,
-            checkpoint_dir=None if args.smoke else args.out / name, progress=not args.smoke)
+            checkpoint_dir=None if args.smoke else args.out / name, overwrite=True, progress=not args.smoke)
         seconds = time.perf_counter() - started
         after = evaluate(model, test_loader, device=args.device)["accuracy"]
         encdec.save_pretrained(model, args.out / name, class_names=class_names, mean=presets.CIFAR10_MEAN,

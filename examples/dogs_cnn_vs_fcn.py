@@ -80,7 +80,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
         started = time.perf_counter()
         history = fit(model, train_loader, val_loader, epochs=args.epochs, optimizer=optimizer, device=args.device,
-                      checkpoint_dir=None if args.smoke else args.out / name, progress=not args.smoke)
+                      checkpoint_dir=None if args.smoke else args.out / name, overwrite=True,
+                      progress=not args.smoke)
         scores = evaluate(model, val_loader, device=args.device)
         results[name] = {"parameters": params, "size": size, "val_accuracy": scores["accuracy"],
                          "best_val_accuracy": history.best_value, "seconds": time.perf_counter() - started}

@@ -81,8 +81,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=optimizer, loss=DiceCELoss(),
-                  device=args.device, checkpoint_dir=None if args.smoke else args.out, monitor="val_dice",
-                  progress=not args.smoke)
+                  device=args.device, checkpoint_dir=None if args.smoke else args.out, overwrite=True,
+                  monitor="val_dice", progress=not args.smoke)
     after = evaluate(model, test_loader, device=args.device)
     print(f"after {epochs} epoch(s): Dice {after['dice']:.4f}  mIoU {after['miou']:.4f}  "
           f"(best val_dice {history.best_value:.4f} at epoch {history.best_epoch})")

@@ -34,7 +34,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=epochs * len(train))
     history = fit(model, train, val, epochs=epochs, optimizer=optimizer, scheduler=schedule,
-                  checkpoint_dir=args.out, seed=0, device=args.device)    # checkpoints, history.json
+                  checkpoint_dir=args.out, overwrite=True,                # a second run replaces the first
+                  seed=0, device=args.device)                             # checkpoints, history.json
     scores = evaluate(model, val, device=args.device)                     # pixel accuracy, mIoU, Dice, ...
     encdec.save_weights(model, args.out / "unet.safetensors")            # weights + architecture metadata
     reloaded = encdec.from_pretrained(args.out / "unet.safetensors")     # rebuilt from the file alone

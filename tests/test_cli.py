@@ -192,6 +192,18 @@ def test_task_mismatch_is_a_usage_error(capsys, tmp_path):
     assert code == 2 and "classification dataset" in one_error_line(err)
 
 
+def test_voc_gives_22_outputs_to_models_built_like_their_22_output_reference():
+    from encdec.cli.train import _num_classes
+
+    voc, unet = parse_data("voc:/data/VOC2012"), encdec.model_info("unet")
+    assert _num_classes(voc, unet, {}, None) == 22  # the reference U-Net: 21 classes + the boundary
+    assert _num_classes(voc, unet, {"encoder": "resnet34"}, None) == 21  # a U-Net on an encoder: VOC's 21
+    assert _num_classes(voc, encdec.model_info("resnet50_unet"), {}, None) == 22
+    assert _num_classes(voc, encdec.model_info("fpn"), {}, None) == 21
+    assert _num_classes(voc, unet, {}, 5) == 5
+    assert _num_classes(parse_data("shapes"), unet, {}, None) is None  # the dataset's
+
+
 def test_parse_data():
     assert parse_data("shapes").kind == "shapes"
     assert parse_data("pets:/x").kind == "pet"
@@ -471,6 +483,27 @@ def test_predict_through_tiles_at_the_images_own_size(capsys, shapes_run, tmp_pa
     code, _, err = run(capsys, "predict", "--model", "custom_cnn", "--weights", tmp_path / "cnn.pth",
                        tmp_path / "images", "--out", tmp_path / "x", "--tile", "32")
     assert code == 2 and "--tile and --tta apply to segmentation models" in one_error_line(err)
+
+
+def test_predict_at_each_images_own_size(capsys, shapes_run, tmp_path):
+    """--size native: a model trained at 32x32 predicts each image at its own size (padded to its multiple of 16,
+    cropped back) instead of at the recorded training size."""
+    folder = tmp_path / "images"
+    _shape_images(folder, 1, size=70)
+    rgb = np.asarray(Image.open(folder / "img0.png").convert("RGB"))
+    Image.fromarray(rgb[:37, :53]).save(folder / "img1.png")  # 37x53: neither side a multiple of 16
+    code, _, err = run(capsys, "predict", "--weights", shapes_run, folder, "--out", tmp_path / "native", "--size",
+                       "native", "--device", "cpu", "--precision", "fp32")
+    assert code == 0, err
+    assert "training size recorded" not in err
+    model = encdec.from_pretrained(shapes_run)
+    for name, shape in (("img0", (70, 70)), ("img1", (37, 53))):
+        mask = np.asarray(Image.open(tmp_path / "native" / f"{name}_mask.png"))
+        image = np.asarray(Image.open(folder / f"{name}.png").convert("RGB"))
+        assert mask.shape == shape
+        assert np.array_equal(mask, encdec.predict(model, image, size=None, device="cpu", precision="fp32").numpy())
+    code, _, err = run(capsys, "predict", "--weights", shapes_run, folder, "--out", tmp_path / "x", "--size", "big")
+    assert code == 2 and "expected a positive number, got 'big'" in err
 
 
 def test_predict_reference_checkpoint_needs_model(capsys, tmp_path):

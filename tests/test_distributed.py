@@ -48,7 +48,8 @@ def test_both_ranks_end_with_identical_weights(ddp_run):
     assert rank0.keys() == rank1.keys()
     different = [k for k in rank0 if not torch.equal(rank0[k], rank1[k])]
     # the ranks started from different weights and trained on different halves of the data, so equal weights
-    # mean DDP broadcast rank 0's weights and averaged the gradients (and fit synchronised the BN statistics)
+    # mean DDP broadcast rank 0's weights and averaged the gradients (and fit synchronised the BN statistics),
+    # the encoder's too once it was released in epoch 2 (a DDP built while it was frozen would not average them)
     assert not different, f"ranks differ in {different[:5]}"
 
 

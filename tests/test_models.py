@@ -135,3 +135,35 @@ def test_resnet18_classifier_from_imagenet_file(tmp_path):
         encdec.resnet18_classifier(num_classes=4, weights=path)
     with pytest.raises(encdec.WeightsError, match="missing"):
         encdec.unet(encoder="resnet34", encoder_weights=path)
+
+
+def test_every_builder_on_the_encoder_contract_defaults_to_two_outputs():
+    """One default across the encoder builders: unet(encoder=...) gives 2 outputs like fpn, linknet, ..., and
+    records the number it was built with (so from_pretrained rebuilds the same model)."""
+    import inspect
+
+    defaults = {}
+    for name in encdec.list_models():
+        params = inspect.signature(encdec.model_info(name).builder).parameters
+        if "encoder" in params:
+            defaults[name] = params["num_classes"].default
+    assert defaults.pop("unet") is None  # resolved by the encoder: 22 without one (the VOC reference), else 2
+    assert "fpn" in defaults and set(defaults.values()) == {2}, defaults
+    for name in ("unet", "fpn"):
+        model = encdec.create_model(name, encoder="resnet18")
+        assert (model.num_classes, model.encdec_config["kwargs"]["num_classes"]) == (2, 2), name
+
+
+def test_the_course_segmentation_models_default_to_their_reference_checkpoints_outputs():
+    """The defaults a reference checkpoint needs stay: unet without an encoder 22 (VOC + boundary), resnet50_unet
+    22, the Pet models 2."""
+    seen = {}
+    for name in encdec.list_models():
+        info = encdec.model_info(name)
+        if info.task != "segmentation":
+            continue
+        for reference in info.reference_checkpoints:
+            model = encdec.create_model(name, **dict(reference.requires))
+            seen[name] = model.num_classes
+            assert model.num_classes == reference.num_classes == model.encdec_config["kwargs"]["num_classes"], name
+    assert seen == {"unet": 22, "resnet50_unet": 22, "unet_pet": 2, "resnet34_unet": 2}

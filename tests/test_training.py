@@ -646,3 +646,18 @@ def test_tensorboard_gets_every_number_of_every_epoch(tmp_path):
         assert [value for _, value in logged] == pytest.approx(history[key], rel=1e-6)
     with pytest.raises(ValueError, match="tensorboard=True writes into checkpoint_dir/tensorboard"):
         fit(model, _shapes_loader(), epochs=1, progress=False, tensorboard=True)
+
+
+def test_fit_options_hold_exactly_fits_keyword_arguments_with_the_same_defaults():
+    """FitOptions is what fit, resume and encdec train share: a field added to one must be added to the other."""
+    import dataclasses
+    import inspect
+
+    from encdec.training import FitOptions
+
+    params = inspect.signature(fit).parameters
+    keywords = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    fields = {f.name: f.default for f in dataclasses.fields(FitOptions)}
+    assert keywords.keys() == fields.keys()
+    assert {n: d for n, d in keywords.items() if d is not inspect.Parameter.empty} == {
+        n: d for n, d in fields.items() if d is not dataclasses.MISSING}

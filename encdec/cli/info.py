@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from pathlib import Path
 
 from .._json import jsonable
-from .._registry import model_info
 from ..input_spec import InputSizeError
 from ..summary import model_summary
 from ._common import (
@@ -83,12 +81,12 @@ def run(args: argparse.Namespace) -> int:
                  for r in report["layers"]], ["module", "type", "output (per image)", "parameters"], "lllr"))
     refs = report["reference_checkpoints"]
     print("\nreference checkpoints it loads:" if refs else "\nreference checkpoints: none")
-    default = inspect.signature(model_info(report["name"]).builder).parameters.get("num_classes")
+    built = report["output_shape"][1] if args.num_classes is None else None  # what the builder's default gives
     for r in refs:
         extra = f"; {r['reached']}" if r["reached"] else ""
         print(f"  {r['filename']}: {r['dataset']}, {r['num_classes']} outputs, {r['input_size']}x{r['input_size']}"
               f"{extra}")
-        same = default is not None and default.default == r["num_classes"]
+        same = built == r["num_classes"]
         py_nc, sh_nc = ("", "") if same else (f"num_classes={r['num_classes']}, ", f" --num-classes {r['num_classes']}")
         print(f"    python: encdec.{report['name']}({py_nc}weights=\"{r['filename']}\")")
         print(f"    shell:  encdec convert {r['filename']} {Path(r['filename']).stem}.safetensors "

@@ -62,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "examples:\n  encdec predict --model unet --weights UNet_best_model.pth photos/*.jpg --out masks/\n"
         "  encdec predict --weights runs/unet-shapes shapes/ --out preds/\n"
         "  encdec predict --model resnet34_unet --weights pets.pth cat.jpg --size 256 --out preds/\n"
+        "  encdec predict --weights runs/unet-shapes big_photos/ --out preds/ --size native   # each at its own size\n"
         "  encdec predict --weights runs/unet-shapes shapes/ --out preds/ --backend onnxruntime\n"
         "  encdec predict --model unet --weights UNet_best_model.pth big.tif --out preds/ --tile 512 --tta\n\n"
         "Images that cannot be read are listed at the end with the reason and the exit status is 1; the\n"
@@ -70,9 +71,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders")
     p.add_argument("--weights", required=True, metavar="FILE")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--size", type=positive(), help="resize to SIZE x SIZE first, masks resized back (default: the "
-                   "training size recorded with the weights; else each image's own size, classifiers their input "
-                   "size)")
+    p.add_argument("--size", type=_size, metavar="SIZE|native",
+                   help="resize to SIZE x SIZE first, masks resized back; native: each image at its own size, padded "
+                   "to the model's size rule (default: the training size recorded with the weights; else each "
+                   "image's own size, classifiers their input size)")
     p.add_argument("--alpha", type=fraction, default=0.5, help="overlay opacity from 0 to 1 (default 0.5)")
     p.add_argument("--palette", choices=["voc", "voc22", "binary", "shapes", "tab10"],
                    help="mask colours (default: the colours recorded with the weights, else by number of classes)")
@@ -174,11 +176,23 @@ def output_stems(paths: Sequence[Path]) -> Dict[Path, PurePath]:
     return chosen
 
 
-def _prediction_size(model: Any, task: str, requested: Optional[int], tiled: bool = False) -> Optional[int]:
+#: ``--size native``: each image at its own size (padded to the model's size rule, the output cropped back).
+NATIVE = "native"
+
+
+def _size(text: str) -> Any:
+    """``--size``: a positive side, or ``native``."""
+    return NATIVE if text == NATIVE else positive()(text)
+
+
+def _prediction_size(model: Any, task: str, requested: Any, tiled: bool = False) -> Optional[int]:
     """The side images are resized to for the model (``None``: their own size); outputs come back at each image's
-    size. ``--size`` wins; else the training size recorded with the weights (a model trained on images stretched to
-    64x64 has learned objects at that scale, so it sees photos the same way), resized the way training did; else
-    classifiers use their reference input size and segmentation models each image's own size."""
+    size. ``--size`` wins (``native``: their own size); else the training size recorded with the weights (a model
+    trained on images stretched to 64x64 has learned objects at that scale, so it sees photos the same way),
+    resized the way training did; else classifiers use their reference input size and segmentation models each
+    image's own size."""
+    if requested == NATIVE:
+        return None
     if requested is not None:
         return requested
     if tiled and task == "segmentation":  # tiles exist to predict large images at their own resolution

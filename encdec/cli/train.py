@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
-import shutil
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -15,9 +14,10 @@ from torch.utils.data import DataLoader
 from ..datasets import DATA_KINDS, DataSpec, take
 from ..inference import predict
 from ..pretrained import save_pretrained
-from ..training import fit, recipes, seed_everything
+from ..training import FitOptions, fit, recipes, seed_everything, state
 from ..training.factories import LOSSES, OPTIMIZERS, SCHEDULERS, make_loss, make_optimizer, make_scheduler
 from ..training.recipes import Recipe
+from ..training.transfer import encoder_of
 from ..viz import save_classification_grid, save_prediction_grid
 from ._common import (
     FORMAT,
@@ -85,6 +85,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--encoder-weights resnet18-f37072fd.pth\n"
         "  encdec train --model unet --encoder resnet34 --data folder:data/leaves --size 256   # your own images\n"
         "  encdec train --model unet --data shapes --out runs/shapes --resume   # continue an interrupted run\n"
+        "  encdec train --model unet --encoder resnet34 --encoder-weights resnet34-b627a593.pth --data shapes \\\n"
+        "      --freeze-encoder 2 --encoder-lr 1e-4   # transfer: decoder first, then the encoder, slower\n"
         "  encdec train --recipe pet_unet_course --data pet:data/oxford-iiit-pet   # a course report's workflow\n"
         "  encdec train --recipe voc_unet_course --data voc:data/VOC2012 --epochs 1   # flags override the recipe\n"
         "\n`encdec recipes` lists the recipes and what each holds."))
@@ -120,6 +122,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-corrupt", action="store_true",
                    help="read every sample first, leave out unreadable images and masks with wrong labels, and "
                         "list them at the end")
+    p.add_argument("--freeze-encoder", nargs="?", const=True, type=at_least(0), metavar="EPOCHS",
+                   help="transfer learning: keep the encoder (weights and BatchNorm statistics) frozen for the whole "
+                        "run, or for the first EPOCHS epochs; saved with the run, so --resume continues the plan")
+    p.add_argument("--encoder-lr", type=positive(float), metavar="LR",
+                   help="the encoder's own learning rate (the decoder and head train at --lr); the schedule "
+                        "scales both")
     p.add_argument("--early-stopping", type=positive(), metavar="EPOCHS", help="patience in epochs")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/MODEL-KIND)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT (from OUT/last.pt)")
@@ -170,13 +178,13 @@ def _settings(args: argparse.Namespace, spec: DataSpec) -> Recipe:
     )
 
 
-def _num_classes(spec: DataSpec, builder: Any, requested: Optional[int]) -> Optional[int]:
-    """The number of outputs: asked for, else the 22-output reference convention on VOC, else the dataset's."""
+def _num_classes(spec: DataSpec, info: Any, kwargs: dict, requested: Optional[int]) -> Optional[int]:
+    """The number of outputs: asked for, else the 22-output reference convention on VOC (for a model built the way
+    its 22-output reference checkpoint needs: ``unet`` without an encoder, ``resnet50_unet``), else the dataset's."""
     if requested is not None:
         return requested
     if spec.kind == "voc":
-        default = inspect.signature(builder).parameters.get("num_classes")
-        return 22 if default is not None and default.default == 22 else 21
+        return 22 if any(r.num_classes == 22 and r.fits(kwargs) for r in info.reference_checkpoints) else 21
     return None
 
 
@@ -190,27 +198,21 @@ def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], 
     return take(train, limit), take(val, limit)
 
 
-#: The files a run writes into --out; --overwrite removes exactly these (and the tensorboard folder).
-RUN_FILES = ("last.pt", "best.pt", "best.safetensors", "history.json", "metrics.csv", "config.json",
-             "model.safetensors", "curves.png", "predictions.png")
-RUN_FOLDERS = ("tensorboard",)
+#: The files a run writes into --out: fit's checkpoints and history, and the folder and pictures of train;
+#: --overwrite removes exactly these (and the tensorboard folder).
+RUN_FILES = state.RUN_FILES + ("config.json", "model.safetensors", "curves.png", "predictions.png")
 
 
 def _claim_out(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to write into a folder holding an earlier run unless told to continue or replace it."""
-    if resume and overwrite:
-        raise UsageError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
-    earlier = sorted(name for name in RUN_FILES + RUN_FOLDERS if (out / name).exists()) if out.is_dir() else []
-    if not earlier or resume:
-        return
-    if not overwrite:
-        raise CLIError(f"--out {out} holds an earlier run ({', '.join(earlier)}); pass --resume to continue it, "
-                       "--overwrite to replace it, or another --out")
-    for name in earlier:
-        if (out / name).is_dir():
-            shutil.rmtree(out / name)
-        else:
-            (out / name).unlink()
+    """Refuse to write into a folder holding an earlier run unless told to continue or replace it (the check
+    ``fit`` makes on its ``checkpoint_dir``, with this command's files and spelling)."""
+    try:
+        state.claim_run_folder(out, resume=resume, overwrite=overwrite, files=RUN_FILES,
+                               spelling=("--out", "--resume", "--overwrite"))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except FileExistsError as error:
+        raise CLIError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -225,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     size = settings.size or spec.info.default_size(info.task, info.input_size)
     if "input_size" in inspect.signature(info.builder).parameters:
         kwargs.setdefault("input_size", size)
-    num_classes = _num_classes(spec, info.builder, settings.num_classes)
+    num_classes = _num_classes(spec, info, kwargs, settings.num_classes)
     train_set, val_set = _datasets(spec, info.task, size, num_classes, args.encoder_weights is not None, args.limit,
                                    settings.augment, args.skip_corrupt)
     train_set, skipped = checked_data(train_set, "training", full=args.check_data, skip=args.skip_corrupt)
@@ -245,6 +247,11 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)  # before building, so the initial weights repeat too
     model = build_model(args.model, kwargs, Path(args.weights) if args.weights else None, partial=args.partial)
     check_size(model, size, args.model)
+    if args.freeze_encoder or args.encoder_lr is not None:
+        try:
+            encoder_of(model)  # a model without an encoder is a usage error, named before any training
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if len(train_set) == 0 or len(val_set) == 0:
         raise CLIError(f"--data {args.data}: the training or validation split is empty")
     workers = args.workers
@@ -256,16 +263,22 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"runs/{args.model}-{spec.kind}")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(settings.optimizer, params, lr=settings.lr, weight_decay=settings.weight_decay)
     monitor = settings.monitor or None
     schedule_args = dict(settings.scheduler_args)
     if settings.scheduler == "plateau":
         schedule_args.setdefault("mode", "min" if "loss" in (monitor or "val_loss") else "max")
-    try:
-        scheduler = make_scheduler(settings.scheduler, optimizer, epochs=settings.epochs,
-                                   steps_per_epoch=len(train_loader), **schedule_args)
-    except (TypeError, ValueError) as error:
-        raise UsageError(f"--scheduler {settings.scheduler}: {error}") from None
+
+    def optimizer(groups: List[dict]) -> torch.optim.Optimizer:  # fit passes the groups (two with --encoder-lr)
+        return make_optimizer(settings.optimizer, groups, lr=settings.lr, weight_decay=settings.weight_decay)
+
+    def scheduler(bound: torch.optim.Optimizer) -> Any:
+        try:
+            return make_scheduler(settings.scheduler, bound, epochs=settings.epochs,
+                                  steps_per_epoch=len(train_loader), **schedule_args)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"--scheduler {settings.scheduler}: {error}") from None
+
+    scheduler(optimizer([{"params": [torch.nn.Parameter(torch.zeros(1))]}]))  # a bad schedule stops before any work
     if settings.loss != "ce" and info.task != "segmentation":
         raise UsageError(f"--loss {settings.loss} is for segmentation models; {settings.model} is a classifier")
     ignore = settings.ignore_index if settings.ignore_index is not None else val_set.ignore_index
@@ -276,12 +289,14 @@ def run(args: argparse.Namespace) -> int:
         stderr(f"note: recipe {settings.name} reproduces a defect of {settings.report}: {defect}")
     stderr(f"training {settings.model} ({sum(p.numel() for p in params):,} trainable parameters) on {spec.kind}: "
            f"{len(train_set)} training / {len(val_set)} validation images at {size}x{size}, {settings.epochs} "
-           f"epochs, batch {batch_size}, precision {settings.precision} -> {out}/")
-    history = fit(model, train_loader, val_loader, epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
-                  scheduler_interval=settings.scheduler_interval, loss=loss, device=args.device,
-                  precision=settings.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
-                  early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet,
-                  tensorboard=args.tensorboard)
+           f"epochs, batch {batch_size}, precision {settings.precision}{_transfer_note(args)} -> {out}/")
+    options = FitOptions(epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
+                         scheduler_interval=settings.scheduler_interval, loss=loss, device=args.device,
+                         precision=settings.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
+                         early_stopping=args.early_stopping, seed=args.seed, progress=not args.quiet,
+                         tensorboard=args.tensorboard, freeze_encoder=args.freeze_encoder, encoder_lr=args.encoder_lr)
+    options.check(val_loader)
+    history = fit(model, train_loader, val_loader, **options.kwargs())
     save_pretrained(model, out, class_names=val_set.class_names, mean=list(val_set.mean), std=list(val_set.std),
                     preprocessing=preprocessing_record(spec, info.task, size, val_set))
     written = ["config.json", "model.safetensors", "best.safetensors", "best.pt", "last.pt", "history.json",
@@ -297,6 +312,14 @@ def run(args: argparse.Namespace) -> int:
     list_skipped(skipped + skipped_val)
     print(f"use it: encdec eval --weights {out} --data {args.data}   |   encdec.from_pretrained(\"{out}\")")
     return 0
+
+
+def _transfer_note(args: argparse.Namespace) -> str:
+    """How the encoder trains, for the line that starts training (empty when it trains like the rest)."""
+    frozen = args.freeze_encoder
+    epochs = f"{frozen} epoch{'s' if frozen != 1 else ''}"
+    note = "" if not frozen else ", encoder frozen" if frozen is True else f", encoder frozen for {epochs}"
+    return note + (f", encoder lr {args.encoder_lr:g}" if args.encoder_lr is not None else "")
 
 
 def training_loader(dataset: Any, batch_size: int, workers: int) -> DataLoader:

@@ -168,7 +168,7 @@ VOC_UNET_REFERENCE = ReferenceCheckpoint(
 )
 def unet(
     *,
-    num_classes: int = 22,
+    num_classes: Optional[int] = None,
     in_channels: int = 3,
     widths: Sequence[int] = (64, 128, 256, 512, 1024),
     encoder: Optional[str] = None,
@@ -194,7 +194,12 @@ def unet(
     ``resnet34-b627a593.pth``.
 
     Args:
-        num_classes: Output channels (the VOC reference: 21 classes + the boundary class).
+        num_classes: Output channels. ``None`` (the default) gives 22 without an encoder, what the VOC reference
+            checkpoint needs (21 classes + the boundary class), and 2 with one: the default of every builder on the
+            encoder contract (``fpn``, ``deeplabv3plus``, ``linknet``, ...), background and one foreground class.
+            2 rather than smp's 1, because two outputs train with ``fit``'s default cross-entropy on a 0/1 mask
+            as they are, where one output needs a binary loss; either way the number recorded with the model is
+            the one it was built with.
         in_channels: Image channels.
         widths: Channels of the five reference levels (``(8, 16, 32, 64, 128)`` gives a tiny U-Net).
         encoder: An encoder name, or ``None`` for the reference U-Net.
@@ -213,9 +218,13 @@ def unet(
         >>> model = encdec.unet(num_classes=3, widths=(8, 16, 32, 64, 128)).eval()
         >>> model(torch.zeros(1, 3, 64, 64)).shape
         torch.Size([1, 3, 64, 64])
-        >>> encdec.unet(encoder="resnet18", num_classes=2)(torch.zeros(1, 3, 64, 64)).shape
+        >>> encdec.unet(encoder="resnet18")(torch.zeros(1, 3, 64, 64)).shape  # 2 outputs by default on an encoder
         torch.Size([1, 2, 64, 64])
+        >>> encdec.unet().num_classes  # the VOC reference's 22 without one
+        22
     """
+    if num_classes is None:
+        num_classes = 22 if encoder is None else 2
     if encoder is not None:
         model = _encoder_unet(encoder, num_classes, in_channels, tuple(decoder_channels), encoder_weights,
                               encoder_depth, decoder_interpolation, decoder_attention_type, decoder_use_norm)
@@ -240,6 +249,7 @@ def unet(
         )
         model.unused_arguments = ("decoder_channels", "encoder_depth", "decoder_interpolation",
                                   "decoder_attention_type", "decoder_use_norm")
+    model.resolved_arguments = {"num_classes": num_classes}  # recorded as built, not as None
     return model
 
 

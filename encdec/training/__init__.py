@@ -5,6 +5,8 @@ scales out with torch.distributed.
 * ``evaluate`` (``encdec.training.evaluation``): loss and metrics on a loader;
 * ``tune`` (``encdec.training.tuning``): time both memory layouts once, for ``channels_last=``;
 * ``History`` (``encdec.training.history``): the per-epoch record;
+* ``FitOptions`` (``encdec.training.options``): the settings of a run in one typed object;
+* ``encdec.training.transfer``: the encoder of a model, its freeze and its learning rate;
 * ``encdec.training.state``: checkpoints and resume; ``encdec.training.factories``: optimizers,
   schedules and losses by name.
 
@@ -27,6 +29,7 @@ from ._steps import NonFiniteLossError
 from .evaluation import evaluate
 from .fitting import fit
 from .history import History
+from .options import FitOptions
 from .seeding import seed_everything, seed_worker
 from .tuning import tune
 
@@ -35,6 +38,7 @@ __all__ = [
     "evaluate",
     "tune",
     "History",
+    "FitOptions",
     "NonFiniteLossError",
     "seed_everything",
     "seed_worker",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +47,10 @@ class Run:
     epochs: int = 0
     early_stopping: Optional[int] = None
     data_seed: int = 0  # the training data's order and augmentation follow (data_seed, epoch, index)
+    freeze_encoder: Union[bool, int] = False  # as asked (True: the whole run, N: the first N epochs), saved
+    encoder_lr: Optional[float] = None  # as asked, saved (the optimizer's groups hold the rate itself)
+    freeze: Any = None  # an encdec.training.transfer.EncoderFreeze, when the encoder is frozen for some epochs
+    wrap: Optional[Callable[[nn.Module], nn.Module]] = None  # builds `net` from `model` (DDP, compile) again
 
     history: History = field(default_factory=History)
     epoch: int = 0  # epochs completed

@@ -140,6 +140,8 @@ def train_epoch(run: Run, loader: Iterable[Any], epoch: int) -> Dict[str, Any]:
     group's size; a trailing partial group is stepped too.
     """
     run.net.train()
+    if run.freeze is not None:
+        run.freeze.hold_statistics()  # a frozen encoder's BatchNorm statistics stay as they are
     n_batches = _length(loader)
     tracker = _fresh_metrics(run)
     loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)

@@ -1,6 +1,7 @@
 """``fit``: train a model with validation, checkpoints, exact resume, mixed precision and ``torchrun``.
 
-``fit`` reads top to bottom like a recipe; each step it names lives in a small helper here or in
+``fit`` reads top to bottom like a recipe; its arguments are gathered in one ``FitOptions``
+(``encdec.training.options``, checked there), and each step it names lives in a small helper here or in
 ``encdec.training._steps`` (one pass over a loader) and ``encdec.training.state`` (checkpoints).
 
 Distributed training:
@@ -22,6 +23,7 @@ Distributed training:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -46,8 +48,10 @@ from ._run import Run
 from ._steps import evaluate_epoch, train_epoch
 from ._tensorboard import open_writer, write_record
 from .history import History
+from .options import FitOptions, OptimizerArg
 from .seeding import seed_everything
-from .state import LAST, load_checkpoint, resume_run, save_run
+from .state import LAST, claim_run_folder, recorded_settings, resume_run, save_run
+from .transfer import ENCODER_GROUP, EncoderFreeze, param_groups
 
 __all__ = ["fit"]
 
@@ -60,7 +64,7 @@ def fit(
     val_loader: Optional[DataLoader] = None,
     *,
     epochs: int,
-    optimizer: Optional[torch.optim.Optimizer] = None,
+    optimizer: OptimizerArg = None,
     loss: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
     scheduler: Any = None,
     scheduler_interval: str = "auto",
@@ -74,6 +78,9 @@ def fit(
     monitor: Optional[str] = None,
     early_stopping: Optional[int] = None,
     resume: Union[bool, PathLike, None] = None,
+    overwrite: bool = False,
+    freeze_encoder: Union[bool, int, None] = None,
+    encoder_lr: Optional[float] = None,
     seed: Optional[int] = None,
     progress: bool = True,
     compile: bool = False,
@@ -93,7 +100,9 @@ def fit(
         val_loader: Same for validation; ``None`` skips validation.
         epochs: Total number of epochs (a resumed run continues up to this number).
         optimizer: Defaults to ``Adam(lr=1e-3)`` over the trainable parameters, with ``fused=True`` on CPU and CUDA
-            (pass ``fused=True`` to your own Adam/AdamW/SGD too: on CPU the fused step is about 4x faster).
+            (pass ``fused=True`` to your own Adam/AdamW/SGD too: on CPU the fused step is about 4x faster). A
+            callable such as ``lambda groups: torch.optim.SGD(groups, lr=0.01)`` is called with the parameter
+            groups (``encdec.training.transfer.param_groups``: two groups with ``encoder_lr``).
         loss: ``loss(logits, targets) -> scalar``. Defaults to cross entropy ignoring the dataset's
             ``ignore_index`` (e.g. 255 for VOC) when the dataset has one.
         scheduler: An LR scheduler bound to ``optimizer``, or a callable ``f(optimizer) -> scheduler`` such as a
@@ -120,7 +129,8 @@ def fit(
             optimizer step; a trailing partial group at the end of an epoch is stepped too.
         clip_grad_norm: Clip the global gradient norm to this value before each optimizer step.
         checkpoint_dir: Where to write ``last.pt`` (every epoch), ``best.pt`` and ``best.safetensors`` (when the
-            monitored value improves) and ``history.json``, all atomically. Checked for writability first.
+            monitored value improves) and ``history.json``, all atomically. Checked for writability first; a folder
+            holding another run's files is refused unless ``resume`` or ``overwrite`` is set.
         monitor: The History key that decides "best" and early stopping. Defaults to ``val_miou`` (segmentation),
             ``val_accuracy`` (classification), or ``val_loss`` / ``train_loss`` when there is nothing else. Keys
             containing ``loss`` are minimised, all others maximised.
@@ -133,6 +143,18 @@ def fit(
             shuffle order follows ``(seed, epoch)`` and each sample is read with the global generators seeded from
             ``(seed, epoch, index)``. A checkpoint of a different model or optimizer is refused. In multi-node runs
             ``checkpoint_dir`` must be on a filesystem all nodes share.
+        overwrite: Replace the run in ``checkpoint_dir``: its ``last.pt``, ``best.pt``, ``best.safetensors``,
+            ``history.json``, ``metrics.csv`` and ``tensorboard`` folder are removed first (other files stay).
+        freeze_encoder: Transfer learning: ``True`` keeps the encoder (the model's ``encoder``, a classifier's
+            ``features``) frozen for the whole run, ``N`` for the first N epochs, after which it trains too.
+            Frozen means its parameters get no gradient (so no optimizer step, weight decay or momentum moves
+            them) and its BatchNorm layers stay in eval mode (so their running statistics do not move either).
+            A model without an encoder is refused by name. ``None``: no freeze, or a resumed run's setting.
+        encoder_lr: The encoder's own learning rate: the default optimizer (or a callable ``optimizer``) gets two
+            parameter groups, the decoder and head at the optimizer's rate and the encoder at this one; a
+            scheduler scales both. Not with an optimizer object (build its groups with ``param_groups``).
+            ``freeze_encoder`` and ``encoder_lr`` are saved in the checkpoint, and a resumed run uses them again
+            (a different value is refused), so a run resumed in the middle of a freeze ends with the same weights.
         seed: Calls ``encdec.seed_everything`` (``seed + rank`` in distributed runs) before training, and seeds
             the training data's order and augmentation (without it they are drawn once and saved in the
             checkpoints). Build the model after seeding too if initial weights should repeat.
@@ -163,54 +185,64 @@ def fit(
         >>> len(history), history.monitor
         (1, 'val_miou')
     """
-    _check_arguments(epochs, accumulate_steps, clip_grad_norm, early_stopping, resume, checkpoint_dir, monitor,
-                     val_loader)
-    device = resolve_device(device)
-    precision = resolve_precision(precision, device)
-    check_channels_last(channels_last)  # a bad value is refused before any work
+    options = FitOptions(
+        epochs=epochs, optimizer=optimizer, loss=loss, scheduler=scheduler, scheduler_interval=scheduler_interval,
+        metrics=metrics, device=device, precision=precision, channels_last=channels_last,
+        accumulate_steps=accumulate_steps, clip_grad_norm=clip_grad_norm, checkpoint_dir=checkpoint_dir,
+        monitor=monitor, early_stopping=early_stopping, resume=resume, overwrite=overwrite,
+        freeze_encoder=freeze_encoder, encoder_lr=encoder_lr, seed=seed, progress=progress, compile=compile,
+        tensorboard=tensorboard,
+    )
+    options.check(val_loader)
+    device = resolve_device(options.device)
+    precision = resolve_precision(options.precision, device)
+    check_channels_last(options.channels_last)  # a bad value is refused before any work
     info = _distributed.setup(device.type)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     run: Optional[Run] = None
     try:
         # where checkpoints go and where the run resumes from, checked before any work
-        folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        folder = Path(options.checkpoint_dir) if options.checkpoint_dir is not None else None
         if folder is not None and info.is_main:
             ensure_writable_dir(folder, option="checkpoint_dir", fallback=", or checkpoint_dir=None to train "
                                 "without checkpoints")
         _distributed.barrier(info)
-        resume_from = _resume_point(resume, folder)
-        if seed is not None:
-            seed_everything(int(seed) + info.rank)
-        use_channels_last = _layout(channels_last, model, device, precision, train_loader, resume_from, info)
+        resume_from = _resume_point(options.resume, folder)
+        if folder is not None:
+            claim_run_folder(folder, resume=options.resume, overwrite=options.overwrite, remove=info.is_main)
+        recorded = recorded_settings(resume_from)
+        options = options.resumed(recorded, resume_from)  # the encoder freeze and learning rate of a resumed run
+        freeze = EncoderFreeze.of(model, options.freeze_encoder)  # a model without an encoder is refused here
+        if options.seed is not None:
+            seed_everything(int(options.seed) + info.rank)
+        use_channels_last = _layout(options.channels_last, model, device, precision, train_loader, recorded, info)
 
         # the model on its device, optimizer, scheduler, loss and scaler, sharded data
-        run = _start_run(model, optimizer, scheduler, scheduler_interval, loss, metrics, train_loader, device,
-                         precision, use_channels_last, info, accumulate_steps, clip_grad_norm, folder, epochs,
-                         early_stopping, progress)
-        if compile:
-            run.net = compile_module(run.net, inference=False, device=device)
-        run.tensorboard = open_writer(tensorboard, folder, info.is_main)
-        run.history = History(monitor, mode_for(monitor) if monitor else None)
-        drawn = int(seed) if seed is not None else int(torch.randint(2**31, ()).item())
+        run = _start_run(model, train_loader, options, device, precision, use_channels_last, info, folder)
+        run.freeze = freeze
+        run.tensorboard = open_writer(options.tensorboard, folder, info.is_main)
+        run.history = History(options.monitor, mode_for(options.monitor) if options.monitor else None)
+        drawn = int(options.seed) if options.seed is not None else int(torch.randint(2**31, ()).item())
         run.data_seed = _distributed.gather_objects(drawn, info)[0]  # every rank shards and shuffles alike
         train_loader = _distributed.shard_loader(train_loader, info, train=True, seed=run.data_seed)
         train_loader = reproducible_loader(train_loader, run.data_seed)
         if getattr(getattr(train_loader, "batch_sampler", None), "folds", False):
             size = train_loader.batch_sampler.batch_size
-            log(info, progress, f"note: each epoch's last batch holds {size + 1} samples: the one sample left over "
-                "joins it, since BatchNorm cannot train on a batch of one (pass drop_last=True to leave it out)")
+            log(info, options.progress, f"note: each epoch's last batch holds {size + 1} samples: the one sample "
+                "left over joins it, since BatchNorm cannot train on a batch of one (pass drop_last=True to leave "
+                "it out)")
         val_loader = _distributed.shard_loader(val_loader, info, train=False, seed=run.data_seed)
         loaders = [train_loader, val_loader]
         if resume_from is not None:
-            resume_run(run, resume_from, loaders, monitor)
-            log(info, progress, f"resumed from {resume_from} after epoch {run.epoch}")
+            resume_run(run, resume_from, loaders, options.monitor)
+            log(info, options.progress, f"resumed from {resume_from} after epoch {run.epoch}")
 
         # the epochs: train, validate, judge, checkpoint, report
-        epoch_bar = bar(epochs, "epochs", run.show_bars, leave=True)
+        epoch_bar = bar(options.epochs, "epochs", run.show_bars, leave=True)
         if epoch_bar is not None:
             epoch_bar.update(run.epoch)
-        while run.epoch < epochs:
+        while run.epoch < options.epochs:
             try:
                 record = _run_epoch(run, train_loader, val_loader)
             except KeyboardInterrupt:
@@ -218,46 +250,24 @@ def fit(
                 raise
             improved, stop = _judge_epoch(run, record)
             save_run(run, loaders, improved)
-            _report(run, record, epoch_bar, progress)
+            _report(run, record, epoch_bar, options.progress)
             if stop:
                 history = run.history
-                log(info, progress, f"early stopping after epoch {run.epoch}: {history.monitor} has not improved "
-                    f"for {early_stopping} epochs (best {history.best_value:.4f} at epoch {history.best_epoch})")
+                log(info, options.progress, f"early stopping after epoch {run.epoch}: {history.monitor} has not "
+                    f"improved for {options.early_stopping} epochs (best {history.best_value:.4f} at epoch "
+                    f"{history.best_epoch})")
                 break
         if epoch_bar is not None:
             epoch_bar.close()
         return run.history
     finally:
+        if run is not None and run.freeze is not None:
+            run.freeze.release(model.training)  # the model leaves fit trainable, however the run ended
         if run is not None and run.tensorboard is not None:
             run.tensorboard.close()
-        if run is not None and early_stopping is not None and run.best_state is not None:
+        if run is not None and options.early_stopping is not None and run.best_state is not None:
             model.load_state_dict(run.best_state)
         _distributed.teardown(info)
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _check_arguments(epochs: Any, accumulate_steps: Any, clip_grad_norm: Any, early_stopping: Any, resume: Any,
-                     checkpoint_dir: Any, monitor: Any, val_loader: Any) -> None:
-    """Name every user error in ``fit``'s arguments before anything runs."""
-    if not _positive_int(epochs):
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not _positive_int(accumulate_steps):
-        raise ValueError(f"accumulate_steps must be a positive integer, got {accumulate_steps!r}")
-    if clip_grad_norm is not None and not (isinstance(clip_grad_norm, (int, float)) and clip_grad_norm > 0):
-        raise ValueError(f"clip_grad_norm must be a positive number or None, got {clip_grad_norm!r}")
-    if early_stopping is not None and not _positive_int(early_stopping):
-        raise ValueError(
-            f"early_stopping (patience in epochs) must be a positive integer or None, got {early_stopping!r}"
-        )
-    if resume is True and checkpoint_dir is None:
-        raise ValueError("resume=True continues from checkpoint_dir/last.pt, so it needs checkpoint_dir=...")
-    if monitor is not None and not isinstance(monitor, str):
-        raise ValueError(f"monitor must be a History key such as 'val_miou' or 'val_loss', got {monitor!r}")
-    if monitor is not None and monitor.startswith("val_") and val_loader is None:
-        raise ValueError(f"monitor={monitor!r} needs a val_loader; pass one, or monitor a train_ key")
 
 
 def _resume_point(resume: Union[bool, PathLike, None], folder: Optional[Path]) -> Optional[Path]:
@@ -274,31 +284,33 @@ def _resume_point(resume: Union[bool, PathLike, None], folder: Optional[Path]) -
 
 
 def _layout(channels_last: Union[bool, str], model: nn.Module, device: torch.device, precision: str,
-            train_loader: Any, resume_from: Optional[Path], info: DistInfo) -> bool:
+            train_loader: Any, recorded: Dict[str, Any], info: DistInfo) -> bool:
     """The memory layout of this run: as asked, as recorded in the checkpoint resumed from, by the layout rule for
     the training data's batch shape (``"auto"``), or measured (``"measure"``); rank 0's answer for every rank."""
     if isinstance(channels_last, bool):
         return channels_last
-    if resume_from is not None:
-        recorded = load_checkpoint(resume_from).get("settings", {}).get("channels_last")
-        if isinstance(recorded, bool):
-            return recorded
+    if isinstance(recorded.get("channels_last"), bool):
+        return recorded["channels_last"]
     chosen = None
     if info.rank == 0:  # one process decides (and, for "measure", times); the others take its answer
         chosen = choose_channels_last(channels_last, model, device, precision, batch_shape(train_loader), train=True)
     return bool(_distributed.gather_objects(chosen, info)[0])
 
 
-def _start_run(model: nn.Module, optimizer: Optional[torch.optim.Optimizer], scheduler: Any, interval: str,
-               loss: Any, metrics: Any, train_loader: Any, device: torch.device, precision: str,
-               channels_last: bool, info: DistInfo, accumulate_steps: int, clip_grad_norm: Optional[float],
-               folder: Optional[Path], epochs: int, early_stopping: Optional[int], progress: bool) -> Run:
+def _start_run(model: nn.Module, train_loader: Any, options: FitOptions, device: torch.device, precision: str,
+               channels_last: bool, info: DistInfo, folder: Optional[Path]) -> Run:
     """Move the model to its device and build what training needs around it."""
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    if optimizer is None:
-        optimizer = default_optimizer(model, device)
+    optimizer = options.optimizer
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        groups = param_groups(model, encoder_lr=options.encoder_lr)
+        optimizer = default_optimizer(groups, device) if optimizer is None else optimizer(groups)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer=... was called with the parameter groups and returned "
+                            f"{type(optimizer).__name__}, not a torch.optim.Optimizer")
+    scheduler = options.scheduler
     if scheduler is not None and callable(scheduler) and (isinstance(scheduler, type) or not hasattr(scheduler,
                                                                                                       "step")):
         scheduler = scheduler(optimizer)  # a scheduler class or f(optimizer)
@@ -307,33 +319,53 @@ def _start_run(model: nn.Module, optimizer: Optional[torch.optim.Optimizer], sch
             "scheduler is bound to a different optimizer than the one fit uses; pass that optimizer as "
             "optimizer=..., or pass scheduler=lambda opt: SomeScheduler(opt, ...) to bind it to fit's optimizer"
         )
-    loss_fn = loss if loss is not None else default_loss(train_loader)
+    loss_fn = options.loss if options.loss is not None else default_loss(train_loader)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)
+    wrap = functools.partial(_wrap, device=device, info=info, compile=options.compile)
+    show = options.progress and info.is_main
+    return Run(
+        model=model, net=wrap(model), wrap=wrap, device=device, precision=precision, channels_last=channels_last,
+        info=info, loss_fn=loss_fn, metrics=options.metrics, ignore_index=dataset_attr(train_loader, "ignore_index"),
+        show_bars=show and sys.stderr.isatty(), show_lines=show and not sys.stderr.isatty(), optimizer=optimizer,
+        scheduler=scheduler, interval=resolve_interval(scheduler, options.scheduler_interval),
+        scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None,
+        accumulate_steps=options.accumulate_steps, clip_grad_norm=options.clip_grad_norm, checkpoint_dir=folder,
+        epochs=options.epochs, early_stopping=options.early_stopping, freeze_encoder=options.freeze_encoder,
+        encoder_lr=options.encoder_lr,
+    )
+
+
+def _wrap(model: nn.Module, device: torch.device, info: DistInfo, compile: bool) -> nn.Module:
+    """What the training steps run: the model, in ``DistributedDataParallel`` when distributed, compiled when
+    asked (built again when a freeze changes which parameters train)."""
     net: nn.Module = model
     if info.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return Run(
-        model=model, net=net, device=device, precision=precision, channels_last=channels_last, info=info,
-        loss_fn=loss_fn, metrics=metrics, ignore_index=dataset_attr(train_loader, "ignore_index"),
-        show_bars=progress and info.is_main and sys.stderr.isatty(),
-        show_lines=progress and info.is_main and not sys.stderr.isatty(), optimizer=optimizer, scheduler=scheduler,
-        interval=resolve_interval(scheduler, interval),
-        scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None,
-        accumulate_steps=accumulate_steps, clip_grad_norm=clip_grad_norm, checkpoint_dir=folder, epochs=epochs,
-        early_stopping=early_stopping,
-    )
+    return compile_module(net, inference=False, device=device) if compile else net
+
+
+def _apply_freeze(run: Run) -> None:
+    """Freeze or release the encoder for the coming epoch; say when it is released."""
+    if run.freeze.set(run.freeze.frozen_in(run.epoch)) and run.net is not run.model:
+        run.net = run.wrap(run.model)  # type: ignore[misc]  # DDP and compiled graphs fix what trains when built
+    if run.epoch > 0 and run.epoch == run.freeze.epochs:
+        log(run.info, run.show_bars or run.show_lines, f"encoder released: it trains from epoch {run.epoch + 1} on")
 
 
 def _run_epoch(run: Run, train_loader: Any, val_loader: Any) -> Dict[str, Any]:
     """Train one epoch and validate; the epoch's record (losses, metrics, learning rate, time, images/s)."""
     started = time.perf_counter()
-    lr = float(run.optimizer.param_groups[0]["lr"])  # type: ignore[union-attr]
+    if run.freeze is not None:
+        _apply_freeze(run)
+    groups = run.optimizer.param_groups  # type: ignore[union-attr]
+    lr = float(groups[0]["lr"])
     set_data_epoch(train_loader, run.epoch, run.data_seed)
     train_stats = train_epoch(run, train_loader, run.epoch)
     train_seconds = time.perf_counter() - started
     _distributed.broadcast_buffers(run.model, run.info)
     record: Dict[str, Any] = {"epoch": run.epoch + 1, "lr": lr}
+    record.update(("encoder_lr", float(g["lr"])) for g in groups if g.get("name") == ENCODER_GROUP)
     record.update({f"train_{k}": v for k, v in train_stats.items() if k != "images"})
     if val_loader is not None:
         record.update({f"val_{k}": v for k, v in evaluate_epoch(run, val_loader).items() if k != "images"})

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -17,12 +18,14 @@ from .._json import jsonable
 from ..atomic import atomic_save
 from ..weights import read_checkpoint_file, save_weights
 from ._run import Run
+from ._tensorboard import FOLDER as TENSORBOARD
 from .history import History
 
 __all__ = [
     "BEST", "BEST_WEIGHTS", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "HISTORY_JSON", "LAST", "METRICS_CSV",
-    "capture_rng_state", "check_counters", "compare_fingerprints", "load_checkpoint", "model_fingerprint",
-    "optimizer_fingerprint", "restore_rng_state", "resume_run", "save_run",
+    "RUN_FILES", "RUN_FOLDERS", "capture_rng_state", "check_counters", "claim_run_folder", "compare_fingerprints",
+    "load_checkpoint", "model_fingerprint", "optimizer_fingerprint", "recorded_settings", "restore_rng_state",
+    "resume_run", "resumed_setting", "save_run",
 ]
 
 CHECKPOINT_FORMAT = "encdec.checkpoint"
@@ -32,8 +35,69 @@ BEST = "best.pt"
 BEST_WEIGHTS = "best.safetensors"
 HISTORY_JSON = "history.json"
 METRICS_CSV = "metrics.csv"
+#: The files and folders ``fit`` writes into ``checkpoint_dir``: a folder holding any of them holds a run.
+RUN_FILES = (LAST, BEST, BEST_WEIGHTS, HISTORY_JSON, METRICS_CSV)
+RUN_FOLDERS = (TENSORBOARD,)
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def claim_run_folder(
+    folder: PathLike,
+    *,
+    resume: Any,
+    overwrite: bool,
+    files: Sequence[str] = RUN_FILES,
+    folders: Sequence[str] = RUN_FOLDERS,
+    spelling: Tuple[str, str, str] = ("checkpoint_dir", "resume=True", "overwrite=True"),
+    remove: bool = True,
+) -> List[str]:
+    """Refuse to start a run in a folder holding an earlier one unless it is continued (``resume``) or replaced
+    (``overwrite``, which removes exactly the earlier run's ``files`` and ``folders``; other files stay).
+
+    ``fit`` and ``encdec train`` share this check; ``spelling`` names the folder, resume and overwrite options as
+    the caller's user types them (``("--out", "--resume", "--overwrite")`` on the command line). ``remove=False``
+    checks without removing (the ranks of a distributed run other than the first).
+
+    Returns:
+        The names removed (empty when there was nothing to replace, or when continuing).
+
+    Raises:
+        FileExistsError: The folder holds an earlier run and neither ``resume`` nor ``overwrite`` is set; the
+            message names the folder, the files found and the ways out.
+        ValueError: Both ``resume`` and ``overwrite`` are set.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "history.json").write_text("{}")
+        >>> try:
+        ...     claim_run_folder(folder, resume=None, overwrite=False)
+        ... except FileExistsError as error:
+        ...     print(str(error).split("; ")[1])
+        pass resume=True to continue it, overwrite=True to replace it, or another checkpoint_dir
+        >>> claim_run_folder(folder, resume=None, overwrite=True)
+        ['history.json']
+    """
+    where, resume_option, overwrite_option = spelling
+    if resume and overwrite:
+        raise ValueError(f"{resume_option} continues the run in {where} and {overwrite_option} replaces it: "
+                         "pass one of them")
+    folder = Path(folder)
+    earlier = sorted(name for name in (*files, *folders) if (folder / name).exists()) if folder.is_dir() else []
+    if not earlier or resume:
+        return []
+    if not overwrite:
+        raise FileExistsError(f"{where} {folder} holds an earlier run ({', '.join(earlier)}); pass {resume_option} "
+                              f"to continue it, {overwrite_option} to replace it, or another {where}")
+    if remove:
+        for name in earlier:
+            if (folder / name).is_dir():
+                shutil.rmtree(folder / name)
+            else:
+                (folder / name).unlink()
+    return earlier
+
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     """Load a checkpoint written by ``encdec.fit`` with ``torch.load(weights_only=True)``.
@@ -62,6 +126,47 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
             "and call fit without resume"
         )
     return state
+
+
+def recorded_settings(path: Optional[Path]) -> Dict[str, Any]:
+    """The run settings a checkpoint recorded (precision, layout, encoder freeze, ...); ``{}`` without one.
+
+    Example:
+        >>> recorded_settings(None)
+        {}
+    """
+    if path is None:
+        return {}
+    settings = load_checkpoint(path).get("settings")
+    return settings if isinstance(settings, dict) else {}
+
+
+def resumed_setting(name: str, given: Any, recorded: Dict[str, Any], default: Any, source: Optional[Path]) -> Any:
+    """A run setting that must stay the same across a resume: the value given (or ``default`` in a new run); in a
+    resumed run the recorded value (``default`` when the checkpoint predates the setting) unless one is given,
+    and a given value that differs from it is refused (``True`` and ``1`` count as different).
+
+    Raises:
+        ValueError: Naming the checkpoint, both values and the ways out.
+
+    Example:
+        >>> from pathlib import Path
+        >>> resumed_setting("freeze_encoder", None, {"freeze_encoder": 2}, False, Path("last.pt"))
+        2
+        >>> try:
+        ...     resumed_setting("freeze_encoder", True, {"freeze_encoder": 2}, False, Path("last.pt"))
+        ... except ValueError as error:
+        ...     print(str(error)[:73])
+        cannot resume from last.pt with freeze_encoder=True: that run was started
+    """
+    if source is None:
+        return default if given is None else given
+    saved = recorded.get(name, default)
+    if given is None or (type(given), given) == (type(saved), saved):
+        return saved
+    raise ValueError(f"cannot resume from {source} with {name}={given!r}: that run was started with {name}="
+                     f"{saved!r}, and changing it would not continue it exactly; leave {name} out (or pass "
+                     f"{saved!r}) to continue it, or start a new run")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -267,7 +372,8 @@ def save_run(run: Run, loaders: List[Any], improved: bool) -> None:
                 "optimizer": optimizer_fingerprint(run.optimizer),  # type: ignore[arg-type]
             },
             "settings": {"precision": run.precision, "accumulate_steps": run.accumulate_steps,
-                         "epochs": run.epochs, "data_seed": run.data_seed, "channels_last": run.channels_last},
+                         "epochs": run.epochs, "data_seed": run.data_seed, "channels_last": run.channels_last,
+                         "freeze_encoder": run.freeze_encoder, "encoder_lr": run.encoder_lr},
         }
         atomic_save(payload, folder / LAST)
         if improved:

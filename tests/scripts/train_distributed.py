@@ -1,6 +1,8 @@
 """Launched by tests/test_distributed.py as ``torchrun --standalone --nproc_per_node=2 train_distributed.py OUT``.
 
-Each rank trains the tiny U-Net with ``encdec.fit`` on SyntheticShapes, then writes into OUT:
+Each rank trains the tiny U-Net with ``encdec.fit`` on SyntheticShapes (the encoder frozen in the first epoch and
+released in the second, at its own learning rate: DistributedDataParallel is rebuilt for the parameters that
+train), then writes into OUT:
 rank{R}.pt (its final state dict), history{R}.json (its History) and writes{R}.json (the checkpoint files it wrote).
 """
 
@@ -43,7 +45,8 @@ def main() -> None:
     train = DataLoader(SyntheticShapes(n=24, size=32, num_classes=3, seed=0), batch_size=4, shuffle=True)
     val = DataLoader(SyntheticShapes(n=10, size=32, num_classes=3, seed=1), batch_size=4)
     history = fit(
-        model, train, val, epochs=2, precision="fp32", checkpoint_dir=out / "checkpoints", seed=0, progress=True
+        model, train, val, epochs=2, precision="fp32", checkpoint_dir=out / "checkpoints", seed=0, progress=True,
+        freeze_encoder=1, encoder_lr=3e-4,
     )
     torch.save(helpers.state_of(model), out / f"rank{rank}.pt")
     (out / f"history{rank}.json").write_text(json.dumps(history.to_dict()))
