@@ -1,4 +1,4 @@
-"""Model benchmarks: every builder vs its reference restatement, the fast path, smp's Unet, FPN and DeepLabV3+,
+"""Model benchmarks: every builder vs its reference restatement, the fast path, every smp class encdec builds,
 ``fit`` overhead.
 
 The reference restatements are the test-only modules in ``tests/reference`` (module names equal to the
@@ -446,7 +446,10 @@ def _alone(times: Dict[str, List[float]]) -> str:
 
 #: (encdec builder, smp class) pairs compared; encoders per run mode in ``_smp_encoders``.
 SMP_PAIRS = (("unet", "Unet"), ("fpn", "FPN"), ("deeplabv3plus", "DeepLabV3Plus"), ("linknet", "Linknet"),
-             ("pspnet", "PSPNet"))
+             ("pspnet", "PSPNet"), ("deeplabv3", "DeepLabV3"), ("unetplusplus", "UnetPlusPlus"), ("manet", "MAnet"),
+             ("pan", "PAN"), ("upernet", "UPerNet"), ("segformer", "Segformer"))
+#: (encdec builder, smp class, smp encoder) pairs compared on their own encoder family, once per run.
+SMP_OWN_ENCODERS = (("segformer", "Segformer", "mit_b0"), ("dpt", "DPT", "tu-vit_tiny_patch16_224"))
 
 
 def _smp_encoders(settings: Settings) -> Tuple[str, ...]:
@@ -454,9 +457,8 @@ def _smp_encoders(settings: Settings) -> Tuple[str, ...]:
 
 
 def bench_smp(settings: Settings) -> List[Row]:
-    """encdec's ``unet(encoder=...)``, ``fpn``, ``deeplabv3plus``, ``linknet`` and ``pspnet`` vs
-    segmentation_models_pytorch's ``Unet``, ``FPN``, ``DeepLabV3Plus``, ``Linknet`` and ``PSPNet`` on ResNet
-    encoders, the encdec model loaded from a file of smp's weights (its smp key conversion): the output difference
+    """Each encdec builder of :data:`SMP_PAIRS` vs its segmentation_models_pytorch class on ResNet encoders, and
+    ``segformer`` on ``mit_b0`` and ``dpt`` on a ViT (:data:`SMP_OWN_ENCODERS`), the encdec model loaded from a file of smp's weights (its smp key conversion): the output difference
     (goal <= 1e-5) and the speed ratio in fp32 (contiguous) and on the fast path (channels_last + the auto
     precision for both; encdec also through ``optimize_for_inference``), for inference and a training step. Goal
     >= 1.0x each.
@@ -471,10 +473,10 @@ def bench_smp(settings: Settings) -> List[Row]:
         return [skip_row("smp", "smp", f"segmentation_models_pytorch is not installed ({error}); "
                          "pip install 'encdec[bench]'")]
     rows: List[Row] = []
-    for encoder in _smp_encoders(settings):
-        for builder, cls_name in SMP_PAIRS:
-            rows.extend(guard("smp", f"smp {cls_name}", lambda b=builder, c=cls_name, e=encoder:
-                              _bench_smp(smp, b, c, e, settings)))
+    pairs = [(b, c, e) for e in _smp_encoders(settings) for b, c in SMP_PAIRS] + list(SMP_OWN_ENCODERS)
+    for builder, cls_name, encoder in pairs:
+        rows.extend(guard("smp", f"smp {cls_name}", lambda b=builder, c=cls_name, e=encoder:
+                          _bench_smp(smp, b, c, e, settings)))
     return rows
 
 
@@ -482,16 +484,19 @@ def _bench_smp(smp: Any, builder: str, cls_name: str, encoder: str, settings: Se
     import tempfile
 
     import encdec
+    from encdec.models.smp_config import smp_encoder
 
     side, batch, classes = settings.fast_size, settings.fast_batch, 2
-    label = f"{builder}(encoder={encoder!r})"
+    label = f"{builder}(encoder={smp_encoder(encoder)!r})"
     print(f"  smp: {cls_name}({encoder!r}) at {batch}x3x{side}x{side}", flush=True)
     torch.manual_seed(0)
-    theirs = getattr(smp, cls_name)(encoder, encoder_weights=None, classes=classes)
+    # timm builds ViTs for 224x224 only unless asked; encdec builds them to take any size
+    options = {"dynamic_img_size": True} if cls_name == "DPT" else {}
+    theirs = getattr(smp, cls_name)(encoder, encoder_weights=None, classes=classes, **options)
     with tempfile.TemporaryDirectory() as folder:
         path = f"{folder}/smp.pth"
         torch.save(theirs.state_dict(), path)
-        ours = encdec.create_model(builder, encoder=encoder, num_classes=classes, weights=path)
+        ours = encdec.create_model(builder, encoder=smp_encoder(encoder), num_classes=classes, weights=path)
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(batch, 3, side, side, generator=gen)
     y = torch.randint(0, classes, (batch, side, side), generator=gen)
@@ -513,7 +518,7 @@ def _bench_smp(smp: Any, builder: str, cls_name: str, encoder: str, settings: Se
         what = "channels_last, encdec via optimize_for_inference" if cl else "contiguous"
         rows.append(ratio_row("smp", f"{label} inference, {mode}", times, "smp", "encdec", goal=1.0,
                               notes=f"{precision}, {what}, {shape}", shape=shape))
-        if encoder == "resnet34" or settings.details:
+        if encoder not in ("resnet18", "resnet50") or settings.details:
             opt_a = torch.optim.SGD(a.parameters(), lr=1e-4, momentum=0.9)
             opt_b = torch.optim.SGD(b.parameters(), lr=1e-4, momentum=0.9)
             times = interleave({

@@ -94,6 +94,7 @@ def export_onnx(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     spec = input_spec_of(model)
     spatial = dynamic and (spec is None or spec.fixed is None)
+    _check_position_embeddings(model, (height, width), spatial)
     trace_size = _trace_size(model, (height, width)) if spatial else (height, width)
     cases = [(batch_size, (height, width))]  # what the check runs: (batch, (H, W))
     if dynamic:
@@ -185,6 +186,22 @@ def _axes(dynamic: bool, spatial: bool, segmentation: bool) -> Optional[Dict[str
     return {INPUT_NAME: images, OUTPUT_NAME: logits}
 
 
+def _check_position_embeddings(model: nn.Module, size: Tuple[int, int], spatial: bool) -> None:
+    """Refuse what an encoder built with timm's ``dynamic_img_size`` cannot export: its position embeddings are
+    resampled to each input size by antialiased bicubic interpolation, which ONNX lacks, so a file exports only
+    at the size they were made for, and only with that height and width fixed."""
+    encoder = getattr(model, "encoder", None)
+    if not getattr(encoder, "dynamic_img_size", False):
+        return
+    config = getattr(getattr(encoder, "model", None), "pretrained_cfg", None) or {}
+    native = tuple(config.get("input_size", (0, 0, 0))[1:])
+    if spatial or tuple(size) != native:
+        raise ExportError(
+            f"{_name(model)}: encoder {encoder.name} resamples its position embeddings to the input size with an "
+            f"operator ONNX lacks (antialiased bicubic interpolation), so it exports only at its own size: "
+            f"export_onnx(model, path, {native[0] if native else 'SIZE'}, dynamic=False)")
+
+
 def _export(model: nn.Module, example: Tensor, path: str, *, dynamic: bool, spatial: bool, opset: int) -> None:
     segmentation = _output(model, example).dim() == 4
     try:
@@ -198,7 +215,11 @@ def _export(model: nn.Module, example: Tensor, path: str, *, dynamic: bool, spat
             )
     except Exception as e:
         hint = ""
-        if "adaptive_avg_pool2d" in str(e):
+        if "upsample_bicubic2d_aa" in str(e):
+            hint = ("; the encoder resamples its position embeddings to the input size (timm's dynamic_img_size) "
+                    "with antialiased bicubic interpolation, which ONNX lacks: export with dynamic=False at the "
+                    "size you will predict at")
+        elif "adaptive_avg_pool2d" in str(e):
             hint = ("; the model pools a map to fixed grids (pyramid pooling: pspnet, upernet), which torch's ONNX "
                     "exporter writes for one input size only: export with dynamic=False at a size whose pooled map "
                     "every grid divides (grids 1, 2, 3 and 6 of a stride-32 map: sides divisible by 192)")

@@ -50,6 +50,8 @@ SEGMENTATION: List[Tuple[str, Callable[[], nn.Module], int, Sizes]] = [
      [(1, 64, 64), (2, 96, 64)]),
     ("manet", lambda: encdec.manet(encoder="resnet18", num_classes=3), 64, [(1, 64, 64), (2, 96, 64)]),
     ("pan", lambda: encdec.pan(encoder="resnet18", num_classes=3), 128, [(1, 128, 128), (2, 192, 128)]),
+    ("segformer-mit_b0", lambda: encdec.segformer(encoder="mit_b0", num_classes=3), 64,
+     [(1, 64, 64), (2, 96, 64)]),
 ]
 CLASSIFIERS: List[Tuple[str, Callable[[], nn.Module], int, Sizes]] = [
     ("custom_cnn", encdec.custom_cnn, 32, [(1, 32, 32), (3, 64, 48)]),
@@ -151,6 +153,18 @@ def test_pyramid_pooling_exports_at_one_size_and_the_dynamic_refusal_says_so(tmp
     path = export_onnx(model, tmp_path / "static.onnx", 192, dynamic=False, batch_size=1, check=False)
     assert input_dims(path) == [1, 3, 192, 192]
     assert_matches(model, path, [(1, 192, 192)])
+
+
+def test_a_vit_with_resampled_position_embeddings_exports_at_its_own_size_only(tmp_path):
+    pytest.importorskip("timm")
+    model = realistic(encdec.dpt(encoder="timm:vit_tiny_patch16_224", num_classes=3))
+    for size, dynamic in ((224, True), (96, False)):
+        with pytest.raises(ExportError, match=r"exports only at its own size: export_onnx\(model, path, 224, "
+                                              r"dynamic=False\)"):
+            export_onnx(model, tmp_path / "refused.onnx", size, dynamic=dynamic, check=False)
+    assert not (tmp_path / "refused.onnx").exists()
+    path = export_onnx(model, tmp_path / "dpt.onnx", 224, dynamic=False, batch_size=1)
+    assert_matches(model, path, [(1, 224, 224)])
 
 
 def test_builtin_check_passes_and_the_file_is_written(tmp_path):

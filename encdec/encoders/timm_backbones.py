@@ -219,9 +219,13 @@ class TimmViTEncoder(nn.Module):
             kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": os.fspath(weights)})
         self.model = timm.create_model(name, **kwargs)
         self.fixed_size: Optional[int] = None
+        #: Whether timm built the model with ``dynamic_img_size=True`` (its position embeddings are resampled to
+        #: each input size).
+        self.dynamic_img_size = False
         if (getattr(self.model, "pretrained_cfg", None) or {}).get("fixed_input_size"):
             try:
                 self.model = timm.create_model(name, dynamic_img_size=True, **kwargs)
+                self.dynamic_img_size = True
             except (RuntimeError, TypeError, ValueError, AttributeError, AssertionError):
                 self.fixed_size = _fixed_side(name, self.model.pretrained_cfg.get("input_size"))
         if not hasattr(self.model, "forward_intermediates"):
