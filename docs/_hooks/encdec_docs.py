@@ -45,7 +45,7 @@ API_PAGES: Dict[str, List[str]] = {
                         "encdec.training.tuning", "encdec.training.history", "encdec.training.state",
                         "encdec.training.factories", "encdec.training.recipes",
                         "encdec.training.seeding", "encdec.runtime"],
-    "api/inference.md": ["encdec.inference", "encdec.tiling", "encdec.layout", "encdec.deployment", "encdec.export",
+    "api/inference.md": ["encdec.inference", "encdec.image_files", "encdec.tiling", "encdec.layout", "encdec.deployment", "encdec.export",
                          "encdec.summary", "encdec.normalization", "encdec.preprocessing"],
     "api/viz.md": ["encdec.viz", "encdec.colors", "encdec.viz.palettes", "encdec.viz.images",
                    "encdec.viz.figures"],

@@ -21,9 +21,11 @@ from ._common import (
     FORMAT,
     CLIError,
     UsageError,
+    add_max_pixels_arg,
     check_size,
     checked_data,
     list_skipped,
+    max_pixels,
     model_for_inference,
     parse_data,
     positive,
@@ -58,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--convention", choices=["standard", "course"], default="standard",
                    help="course: also the course reports' own pixel accuracy (boundary counted, per image then per "
                         "batch) and Dice (intersection over all pixels), beside the standard metrics")
+    add_max_pixels_arg(p)
     add_runtime_args(p, precision="fp32")  # scores to compare with others: the same on every machine
     p.set_defaults(func=run)
 
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         dataset = from_spec(spec, args.split or spec.info.eval_split, size=size, task=info.task,
                             num_classes=getattr(model, "num_classes", None), normalize=normalize,
-                            skip_corrupt=args.skip_corrupt)
+                            skip_corrupt=args.skip_corrupt, max_pixels=max_pixels(args))
     except DataSpecError as error:
         raise UsageError(f"--data {error}") from None
     except FileNotFoundError as error:

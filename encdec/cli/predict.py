@@ -11,10 +11,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .._files import open_regular_file
 from .._registry import model_info
 from ..atomic import atomic_write_json, ensure_writable_dir
 from ..deployment import BACKENDS, OnnxPredictor
+from ..image_files import ImageTooLargeError, open_image
 from ..inference import predict
 from ..input_spec import input_spec_of
 from ..viz import overlay, save_mask
@@ -22,8 +22,10 @@ from ._common import (
     FORMAT,
     CLIError,
     UsageError,
+    add_max_pixels_arg,
     device,
     fraction,
+    max_pixels,
     model_for_inference,
     positive,
     recorded_size,
@@ -79,6 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=fraction, default=0.25, help="share of a tile overlapping its neighbours "
                    "(default 0.25)")
     p.add_argument("--tta", action="store_true", help="segmentation: also predict flipped images and average")
+    add_max_pixels_arg(p)
     p.set_defaults(func=run)
 
 
@@ -147,14 +150,19 @@ def _runner(model: Any, args: argparse.Namespace) -> Any:
     return OnnxPredictor.from_model(model, backend=args.backend)
 
 
-def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]]) -> List[Tuple[Path, Image.Image]]:
-    """The images that can be read, as RGB, in order; the others are added to ``failed`` and reported."""
+def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]], pixels: Optional[int]
+                 ) -> List[Tuple[Path, Image.Image]]:
+    """The images that can be read, as RGB and upright by their EXIF orientation, in order; the others (an image
+    above ``--max-pixels`` among them, refused before decoding) are added to ``failed`` and reported."""
     read = []
     for path in paths:
         try:
-            with open_regular_file(path, "image") as f, Image.open(f) as handle:  # one non-blocking open
-                read.append((path, handle.convert("RGB")))
-        except (UnidentifiedImageError, OSError, ValueError) as error:
+            image = open_image(path, pixels)  # one non-blocking open, the size checked before decoding
+            read.append((path, image if image.mode == "RGB" else image.convert("RGB")))
+        except ImageTooLargeError as error:
+            failed.append((path, str(error).replace("max_pixels= (encdec commands: --max-pixels)", "--max-pixels")))
+            print(f"{path}: skipped, above --max-pixels {pixels}", file=sys.stderr)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
             failed.append((path, f"not a readable image ({error})"))
             print(f"{path}: skipped, not a readable image", file=sys.stderr)
     return read
@@ -212,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     failed: List[Tuple[Path, str]] = []
     stems = output_stems(paths)
     for first in range(0, len(paths), IMAGES_PER_CALL):
-        read = _read_images(paths[first : first + IMAGES_PER_CALL], failed)
+        read = _read_images(paths[first : first + IMAGES_PER_CALL], failed, max_pixels(args))
         if not read:
             continue
         outputs = predict(runner, [np.asarray(image) for _, image in read],

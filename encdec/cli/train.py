@@ -25,6 +25,7 @@ from ._common import (
     CLIError,
     UsageError,
     add_encoder_argument,
+    add_max_pixels_arg,
     at_least,
     build_model,
     check_size,
@@ -32,6 +33,7 @@ from ._common import (
     device,
     list_skipped,
     lookup_model,
+    max_pixels,
     parse_data,
     parse_model_args,
     positive,
@@ -117,6 +119,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-corrupt", action="store_true",
                    help="read every sample first, leave out unreadable images and masks with wrong labels, and "
                         "list them at the end")
+    add_max_pixels_arg(p)
     p.add_argument("--early-stopping", type=positive(), metavar="EPOCHS", help="patience in epochs")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/MODEL-KIND)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT (from OUT/last.pt)")
@@ -178,12 +181,12 @@ def _num_classes(spec: DataSpec, builder: Any, requested: Optional[int]) -> Opti
 
 
 def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], normalize: bool, limit: Any,
-              augment: bool, skip_corrupt: bool):
+              augment: bool, skip_corrupt: bool, pixels: Optional[int]):
     try:
         val = from_spec(spec, "val", size=size, task=task, num_classes=num_classes, normalize=normalize,
-                        skip_corrupt=skip_corrupt)
+                        skip_corrupt=skip_corrupt, max_pixels=pixels)
         train = from_spec(spec, "train", size=size, task=task, num_classes=num_classes, normalize=normalize,
-                          augment=augment, skip_corrupt=skip_corrupt)
+                          augment=augment, skip_corrupt=skip_corrupt, max_pixels=pixels)
     except DataSpecError as error:
         raise UsageError(f"--data {error}") from None
     except FileNotFoundError as error:
@@ -228,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
         kwargs.setdefault("input_size", size)
     num_classes = _num_classes(spec, info.builder, settings.num_classes)
     train_set, val_set = _datasets(spec, info.task, size, num_classes, args.encoder_weights is not None, args.limit,
-                                   settings.augment, args.skip_corrupt)
+                                   settings.augment, args.skip_corrupt, max_pixels(args))
     train_set, skipped = checked_data(train_set, "training", full=args.check_data, skip=args.skip_corrupt)
     val_set, skipped_val = checked_data(val_set, "validation", full=args.check_data, skip=args.skip_corrupt)
     kwargs["num_classes"] = val_set.num_classes if num_classes is None else num_classes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -9,6 +10,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from PIL import Image
+
+from .._files import NotARegularFileError
+from ..image_files import MAX_PIXELS, ImageTooLargeError, check_max_pixels, open_image
 
 __all__ = [
     "CorruptImageError",
@@ -65,11 +69,30 @@ class LabelError(ValueError):
         super().__init__(f"mask {source} holds values {shown} outside the valid labels {valid}")
 
 
-def read_rgb(path: PathLike) -> torch.Tensor:
-    """Read an image file as an RGB uint8 tensor ``(3, H, W)`` (PIL decoding, as torchvision's datasets do).
+def _decoded(path: Path, max_pixels: Optional[int], what: str) -> Image.Image:
+    """``encdec.image_files.open_image`` with the datasets' errors: ``FileNotFoundError`` for a missing file,
+    ``CorruptImageError`` for one that cannot be decoded (or is not a regular file), ``ImageTooLargeError`` as is."""
+    check_max_pixels(max_pixels)  # a bad limit is the caller's error, not the file's
+    try:
+        return open_image(path, max_pixels, what=what)
+    except ImageTooLargeError:
+        raise
+    except NotARegularFileError as e:
+        if e.errno == errno.ENOENT:
+            raise FileNotFoundError(f"{what} file not found: {path}") from None
+        raise CorruptImageError(path, e.strerror or e) from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise CorruptImageError(path, e) from e
+
+
+def read_rgb(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> torch.Tensor:
+    """Read an image file as an RGB uint8 tensor ``(3, H, W)`` (PIL decoding, as torchvision's datasets do),
+    upright by its EXIF orientation (see ``encdec.image_files``).
 
     Args:
         path: Image file (JPEG, PNG, ...; grayscale, palette and CMYK images are converted to RGB).
+        max_pixels: Largest ``width * height`` read; larger images are refused before decoding (``None``: no
+            limit).
 
     Returns:
         A uint8 tensor ``(3, H, W)``.
@@ -77,34 +100,40 @@ def read_rgb(path: PathLike) -> torch.Tensor:
     Raises:
         FileNotFoundError: If the file does not exist.
         CorruptImageError: If the file cannot be decoded (the message names it).
+        encdec.image_files.ImageTooLargeError: The image has more than ``max_pixels`` pixels.
 
     Example:
         >>> import tempfile, os
         >>> from PIL import Image
+
+from .._files import NotARegularFileError
+from ..image_files import MAX_PIXELS, ImageTooLargeError, check_max_pixels, open_image
         >>> p = os.path.join(tempfile.mkdtemp(), "x.png")
         >>> Image.new("RGB", (4, 2)).save(p)
         >>> tuple(read_rgb(p).shape)
         (3, 2, 4)
     """
     path = Path(path)
+    im = _decoded(path, max_pixels, "image")
     try:
-        with Image.open(path) as im:
-            arr = np.array(im if im.mode == "RGB" else im.convert("RGB"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file not found: {path}") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        arr = np.array(im if im.mode == "RGB" else im.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as e:
         raise CorruptImageError(path, e) from e
     # a channels-first view of the decoded HWC buffer, as torchvision's pil_to_tensor returns (no extra copy)
     return torch.from_numpy(arr).permute(2, 0, 1)
 
 
-def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], int]] = None) -> np.ndarray:
+def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], int]] = None,
+              max_pixels: Optional[int] = MAX_PIXELS) -> np.ndarray:
     """Read a label PNG as its stored integers: palette indices for ``P`` images, gray levels for ``L``/``I``;
-    RGB(A) masks are read through ``colours`` when given (a mask exported as colours rather than indices).
+    RGB(A) masks are read through ``colours`` when given (a mask exported as colours rather than indices). A mask
+    carrying an EXIF orientation is turned upright like its image (see ``encdec.image_files``).
 
     Args:
         path: Mask file.
         colours: ``(r, g, b) -> label`` for RGB masks; ``None`` refuses them.
+        max_pixels: Largest ``width * height`` read; larger masks are refused before decoding (``None``: no
+            limit).
 
     Returns:
         An integer array ``(H, W)`` (uint8 for 8-bit masks).
@@ -113,33 +142,30 @@ def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], in
         FileNotFoundError: If the file does not exist.
         CorruptImageError: If it cannot be decoded, or holds colours rather than labels (RGB masks without
             ``colours``, or with colours that are not in it: the message names them).
+        encdec.image_files.ImageTooLargeError: The mask has more than ``max_pixels`` pixels.
 
     Example:
         >>> import tempfile, os
         >>> from PIL import Image
+
+from .._files import NotARegularFileError
+from ..image_files import MAX_PIXELS, ImageTooLargeError, check_max_pixels, open_image
         >>> p = os.path.join(tempfile.mkdtemp(), "m.png")
         >>> Image.new("L", (3, 2), color=2).save(p)
         >>> read_mask(p).tolist()
         [[2, 2, 2], [2, 2, 2]]
     """
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            if im.mode in ("RGB", "RGBA") and colours is not None:
-                return labels_from_colours(np.asarray(im.convert("RGB")), colours, path)
-            if im.mode not in ("P", "L", "I", "I;16", "1"):
-                raise CorruptImageError(
-                    path,
-                    f"mode {im.mode!r} holds colours, not labels; masks must be palette ('P') or grayscale "
-                    "('L') PNGs whose pixel values are class indices",
-                )
-            arr = np.array(im)
-    except CorruptImageError:
-        raise
-    except FileNotFoundError:
-        raise FileNotFoundError(f"mask file not found: {path}") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise CorruptImageError(path, e) from e
+    im = _decoded(path, max_pixels, "mask")
+    if im.mode in ("RGB", "RGBA") and colours is not None:
+        return labels_from_colours(np.asarray(im.convert("RGB")), colours, path)
+    if im.mode not in ("P", "L", "I", "I;16", "1"):
+        raise CorruptImageError(
+            path,
+            f"mode {im.mode!r} holds colours, not labels; masks must be palette ('P') or grayscale "
+            "('L') PNGs whose pixel values are class indices",
+        )
+    arr = np.array(im)
     return arr.astype(np.uint8) if arr.dtype == bool else arr
 
 
