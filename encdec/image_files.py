@@ -57,6 +57,7 @@ class ImageTooLargeError(ValueError):
         height: Its height in pixels (likewise).
         pixels: ``width * height``.
         limit: The limit it broke.
+        reason: The message without the file name.
 
     Example:
         >>> print(ImageTooLargeError("big.png", 40000, 40000, 1000))
@@ -69,12 +70,13 @@ raise it with max_pixels= (encdec commands: --max-pixels) if you trust the file
         self.path, self.width, self.height, self.limit = str(path), width, height, limit
         self.pixels = width * height if width is not None and height is not None else int(pixels or 0)
         if limit is None:  # rebuilt from a message alone: a DataLoader worker's error, its traceback before it
-            super().__init__(self.path.rsplit("ImageTooLargeError: ", 1)[-1].strip())
+            self.reason = self.path.rsplit("ImageTooLargeError: ", 1)[-1].strip()
+            super().__init__(self.reason)
             return
         size = f"{width}x{height} ({self.pixels:,} pixels)" if width is not None else f"{self.pixels:,} pixels"
-        super().__init__(f"{self.path}: the image is {size}, above the limit of {limit:,} pixels "
-                         f"({self.pixels * 3 / 1e9:.1f} GB as RGB); raise it with max_pixels= (encdec commands: "
-                         "--max-pixels) if you trust the file")
+        self.reason = (f"the image is {size}, above the limit of {limit:,} pixels ({self.pixels * 3 / 1e9:.1f} GB "
+                       "as RGB); raise it with max_pixels= (encdec commands: --max-pixels) if you trust the file")
+        super().__init__(f"{self.path}: {self.reason}")
 
     def __reduce__(self) -> Any:
         return type(self), (self.path, self.width, self.height, self.limit, self.pixels)
