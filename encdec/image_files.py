@@ -73,10 +73,31 @@ raise it with max_pixels= (encdec commands: --max-pixels) if you trust the file
             self.reason = self.path.rsplit("ImageTooLargeError: ", 1)[-1].strip()
             super().__init__(self.reason)
             return
-        size = f"{width}x{height} ({self.pixels:,} pixels)" if width is not None else f"{self.pixels:,} pixels"
-        self.reason = (f"the image is {size}, above the limit of {limit:,} pixels ({self.pixels * 3 / 1e9:.1f} GB "
-                       "as RGB); raise it with max_pixels= (encdec commands: --max-pixels) if you trust the file")
+        self.reason = self._reason("max_pixels= (encdec commands: --max-pixels)")
         super().__init__(f"{self.path}: {self.reason}")
+
+    def _reason(self, option: str) -> str:
+        if self.limit is None:
+            return self.reason
+        size = f"{self.width}x{self.height} ({self.pixels:,} pixels)" if self.width is not None else \
+            f"{self.pixels:,} pixels"
+        return (f"the image is {size}, above the limit of {self.limit:,} pixels ({self.pixels * 3 / 1e9:.1f} GB as "
+                f"RGB); raise it with {option} if you trust the file")
+
+    # not called ``message``: torch re-raises a DataLoader worker's error as ``type(message=...)`` when the class
+    # has an attribute of that name
+    def describe(self, option: str, with_path: bool = True) -> str:
+        """The message naming ``option`` alone as what raises the limit (the command line names ``--max-pixels``);
+        without the leading file name for ``with_path=False``.
+
+        Example:
+            >>> ImageTooLargeError("a.png", 20, 10, 100).describe("--max-pixels")
+            'a.png: the image is 20x10 (200 pixels), above the limit of 100 pixels (0.0 GB as RGB); raise it with \
+--max-pixels if you trust the file'
+        """
+        if self.limit is None:
+            return str(self)
+        return f"{self.path}: {self._reason(option)}" if with_path else self._reason(option)
 
     def __reduce__(self) -> Any:
         return type(self), (self.path, self.width, self.height, self.limit, self.pixels)

@@ -217,13 +217,24 @@ def test_the_command_line_names_a_bomb_and_exits_1_without_a_traceback(tmp_path,
     assert code == 0, capsys.readouterr().err
 
 
-def test_encdec_train_names_a_bomb_in_its_data(tmp_path, capsys):
+def test_encdec_train_and_eval_name_a_bomb_in_their_data(tmp_path, capsys):
     bomb = _dogs_with_a_bomb(tmp_path)
-    code = main(["train", "--model", "custom_cnn", "--data", f"dogs:{bomb.parent.parent}", "--size", "32",
-                 "--epochs", "1", "--out", str(tmp_path / "run"), "--device", "cpu", "--workers", "0", "--quiet"])
+    data = f"dogs:{bomb.parent.parent}"
+    code = main(["train", "--model", "custom_cnn", "--data", data, "--size", "32", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--device", "cpu", "--workers", "0", "--quiet"])
     err = capsys.readouterr().err
     assert code == 1, err
     assert f"{bomb}: the image is 40000x40000" in err and "--max-pixels" in err and "Traceback" not in err
+    weights = encdec.save_pretrained(encdec.custom_cnn(num_classes=2), tmp_path / "cnn")
+    code = main(["eval", "--weights", str(weights), "--data", data, "--split", "all", "--device", "cpu",
+                 "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"{bomb}: the image is 40000x40000" in err and "raise it with --max-pixels" in err
+    assert "max_pixels=" not in err and "Traceback" not in err
+    code = main(["eval", "--weights", str(weights), "--data", data, "--split", "all", "--device", "cpu",
+                 "--workers", "0", "--max-pixels", "100"])  # now every image is above the limit
+    assert code == 1 and "20x16 (320 pixels), above the limit of 100 pixels" in capsys.readouterr().err
 
 
 def test_a_dataloader_worker_passes_the_error_on_by_name(tmp_path):

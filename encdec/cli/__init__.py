@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 from .._version import __version__
 from ..datasets import CorruptImageError
 from ..demo import DemoError
+from ..image_files import ImageTooLargeError
 from ..training import NonFiniteLossError
 from . import convert, demo, evaluate, info, listing, predict, recipes, train
 from ._common import FORMAT, CLIError, UsageError, parse_data
@@ -115,6 +116,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except _KNOWN_ERRORS as error:
         if args.debug:
             raise
+        if isinstance(error, ImageTooLargeError):  # the command line's own option, not the library's argument
+            error = error.describe("--max-pixels")
         if isinstance(error, CorruptImageError):  # the library's advice names skip_corrupt=True; here it is a flag
             error = f"cannot decode {error.path}: {error.reason}; replace the file, or pass --skip-corrupt to leave " \
                     "unusable samples out"

@@ -160,7 +160,7 @@ def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]], pixels: 
             image = open_image(path, pixels)  # one non-blocking open, the size checked before decoding
             read.append((path, image if image.mode == "RGB" else image.convert("RGB")))
         except ImageTooLargeError as error:
-            failed.append((path, str(error).replace("max_pixels= (encdec commands: --max-pixels)", "--max-pixels")))
+            failed.append((path, error.describe("--max-pixels", with_path=False)))
             print(f"{path}: skipped, above --max-pixels {pixels}", file=sys.stderr)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
             failed.append((path, f"not a readable image ({error})"))
