@@ -105,9 +105,6 @@ def read_rgb(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> torch.Te
     Example:
         >>> import tempfile, os
         >>> from PIL import Image
-
-from .._files import NotARegularFileError
-from ..image_files import MAX_PIXELS, ImageTooLargeError, check_max_pixels, open_image
         >>> p = os.path.join(tempfile.mkdtemp(), "x.png")
         >>> Image.new("RGB", (4, 2)).save(p)
         >>> tuple(read_rgb(p).shape)
@@ -147,9 +144,6 @@ def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], in
     Example:
         >>> import tempfile, os
         >>> from PIL import Image
-
-from .._files import NotARegularFileError
-from ..image_files import MAX_PIXELS, ImageTooLargeError, check_max_pixels, open_image
         >>> p = os.path.join(tempfile.mkdtemp(), "m.png")
         >>> Image.new("L", (3, 2), color=2).save(p)
         >>> read_mask(p).tolist()
