@@ -215,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
         options: Dict[str, Any] = {"device": args.device, "compile": args.compile, "precision": args.precision}
     else:
         options = {}
-    options.update(tile=args.tile, overlap=args.overlap, tta=args.tta, size=size, batch_size=args.batch_size)
+    options.update(tile=args.tile, overlap=args.overlap, tta=args.tta, size=size, batch_size=args.batch_size,
+                   max_pixels=None)  # each file's size was checked against --max-pixels before it was decoded
     records: List[Dict[str, Any]] = []
     failed: List[Tuple[Path, str]] = []
     stems = output_stems(paths)
@@ -223,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         read = _read_images(paths[first : first + IMAGES_PER_CALL], failed, max_pixels(args))
         if not read:
             continue
-        outputs = predict(runner, [np.asarray(image) for _, image in read],
+        outputs = predict(runner, [image for _, image in read],  # PIL images: tiles convert them band by band
                           probabilities=info.task == "classification", **options)
         for (path, original), output in zip(read, outputs):
             if info.task == "classification":
