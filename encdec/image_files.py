@@ -39,7 +39,8 @@ from PIL import Image, ImageOps
 
 from ._files import open_regular_file
 
-__all__ = ["MAX_PIXELS", "ImageTooLargeError", "check_max_pixels", "check_pixels", "open_image"]
+__all__ = ["MAX_PIXELS", "ImageTooLargeError", "UnreadableImageError", "check_max_pixels", "check_pixels",
+           "open_image"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -101,6 +102,26 @@ raise it with max_pixels= (encdec commands: --max-pixels) if you trust the file
 
     def __reduce__(self) -> Any:
         return type(self), (self.path, self.width, self.height, self.limit, self.pixels)
+
+
+class UnreadableImageError(OSError):
+    """An image file that cannot be decoded: not an image, truncated or damaged.
+
+    Attributes:
+        path: The file.
+        reason: Why, in Pillow's words.
+
+    Example:
+        >>> print(UnreadableImageError("a.png", "image file is truncated"))
+        a.png: cannot decode the image (image file is truncated)
+    """
+
+    def __init__(self, path: object, reason: object = "") -> None:
+        self.path, self.reason = str(path), str(reason)
+        super().__init__(f"{self.path}: cannot decode the image ({self.reason})" if reason else self.path)
+
+    def __reduce__(self) -> Any:
+        return type(self), (self.path, self.reason)
 
 
 def check_max_pixels(max_pixels: Optional[int]) -> Optional[int]:
@@ -171,8 +192,8 @@ def open_image(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS, *, what: 
     Raises:
         ImageTooLargeError: The image has more than ``max_pixels`` pixels (nothing was decoded).
         OSError: The path is missing, a directory, a FIFO, ... (``encdec._files.NotARegularFileError``).
-        PIL.UnidentifiedImageError: Not an image file Pillow can read (an ``OSError``).
-        OSError, SyntaxError, ValueError: A damaged image (Pillow's own errors while decoding).
+        UnreadableImageError: Not an image Pillow can read, or a damaged one (an ``OSError`` naming the file and
+            Pillow's reason, whatever Pillow raised).
 
     Example:
         >>> import tempfile, os
@@ -194,13 +215,29 @@ def open_image(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS, *, what: 
             image = _header_only(handle, name)
             if image is None:
                 raise ImageTooLargeError(name, None, None, max_pixels or 0, _pixels_in(error)) from None
+        except MemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever Pillow raises on a hostile file, named
+            raise UnreadableImageError(name, _cause(error, what)) from error
         check_pixels(name, image.size, max_pixels)
         try:
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
         except Image.DecompressionBombError as error:  # a frame larger than the header said (GIF, TIFF, ICO)
             raise ImageTooLargeError(name, None, None, max_pixels or 0, _pixels_in(error)) from None
+        except MemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a damaged file fails while decoding: named, with Pillow's words
+            raise UnreadableImageError(name, _cause(error, what)) from error
     return image
+
+
+def _cause(error: Exception, what: str) -> str:
+    """Pillow's reason for refusing a file, in words (its own message names a file handle, not the path)."""
+    if isinstance(error, Image.UnidentifiedImageError):
+        return f"not {'an' if what[0] in 'aeiou' else 'a'} {what} file Pillow can read"
+    text = str(error) or type(error).__name__
+    return text if isinstance(error, OSError) else f"{type(error).__name__}: {text}"
 
 
 def _pixels_in(error: Exception) -> int:

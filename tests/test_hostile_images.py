@@ -25,8 +25,8 @@ from PIL import Image
 
 import encdec
 from encdec.cli import main
-from encdec.datasets import DogImages, VOCSegmentation, read_mask, read_rgb
-from encdec.image_files import MAX_PIXELS, ImageTooLargeError, open_image
+from encdec.datasets import CorruptImageError, DogImages, VOCSegmentation, read_mask, read_rgb
+from encdec.image_files import MAX_PIXELS, ImageTooLargeError, UnreadableImageError, open_image
 
 try:  # tests/ as a package, or tests/ on sys.path
     from tests.fixtures import trees
@@ -244,6 +244,54 @@ def test_a_dataloader_worker_passes_the_error_on_by_name(tmp_path):
     with pytest.raises(ImageTooLargeError) as info:
         list(loader)
     assert str(info.value).startswith(f"{bomb}: the image is 40000x40000") and "Traceback" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------- damaged files
+
+
+def damaged_images(count: int, seed: int = 0):
+    """``count`` damaged variants of small images in seven formats and modes: truncated, bit-flipped, zeroed."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    originals = []
+    for fmt, mode in [("PNG", "RGB"), ("PNG", "P"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"),
+                      ("WEBP", "RGB")]:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).convert(mode).save(buffer, fmt)
+        originals.append(buffer.getvalue())
+    for i in range(count):
+        data = bytearray(originals[i % len(originals)])
+        kind = i // len(originals) % 3
+        if kind == 0:
+            data = data[: int(rng.integers(0, len(data)))]
+        elif kind == 1:
+            for _ in range(int(rng.integers(1, 9))):
+                data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
+        else:
+            at = int(rng.integers(len(data)))
+            data[at : at + 16] = bytes(len(data[at : at + 16]))
+        yield bytes(data)
+
+
+def test_damaged_images_are_read_or_refused_by_name(tmp_path):
+    outcomes = {"read": 0, "refused": 0}
+    for i, data in enumerate(damaged_images(420)):
+        path = tmp_path / f"damaged{i}.img"
+        path.write_bytes(data)
+        try:
+            image = open_image(path)
+        except UnreadableImageError as error:  # whatever Pillow raised, named
+            assert str(error).startswith(f"{path}: cannot decode the image (") and error.reason, error
+            with pytest.raises(CorruptImageError, match=f"cannot decode image file {path}: "):
+                read_rgb(path)
+            outcomes["refused"] += 1
+            continue
+        assert read_rgb(path).shape == (3, image.size[1], image.size[0])
+        outcomes["read"] += 1
+    assert min(outcomes.values()) >= 50, outcomes  # both outcomes are exercised
+    (tmp_path / "broken.png").write_bytes(next(damaged_images(1)))
+    with pytest.raises(UnreadableImageError, match="broken.png: cannot decode the image"):
+        encdec.predict(encdec.unet(num_classes=2, widths=TINY), tmp_path / "broken.png")
 
 
 # ---------------------------------------------------------------------------------------------- memory, measured

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .._registry import model_info
 from ..atomic import atomic_write_json, ensure_writable_dir
 from ..deployment import BACKENDS, OnnxPredictor
-from ..image_files import ImageTooLargeError, open_image
+from ..image_files import ImageTooLargeError, UnreadableImageError, open_image
 from ..inference import predict
 from ..input_spec import input_spec_of
 from ..viz import overlay, save_mask
@@ -162,8 +162,9 @@ def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]], pixels: 
         except ImageTooLargeError as error:
             failed.append((path, error.describe("--max-pixels", with_path=False)))
             print(f"{path}: skipped, above --max-pixels {pixels}", file=sys.stderr)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-            failed.append((path, f"not a readable image ({error})"))
+        except (UnreadableImageError, OSError) as error:
+            reason = error.reason if isinstance(error, UnreadableImageError) else str(error)
+            failed.append((path, f"not a readable image ({reason})"))
             print(f"{path}: skipped, not a readable image", file=sys.stderr)
     return read
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from .._files import NotARegularFileError
-from ..image_files import MAX_PIXELS, ImageTooLargeError, check_max_pixels, open_image
+from ..image_files import MAX_PIXELS, ImageTooLargeError, UnreadableImageError, check_max_pixels, open_image
 
 __all__ = [
     "CorruptImageError",
@@ -81,8 +81,8 @@ def _decoded(path: Path, max_pixels: Optional[int], what: str) -> Image.Image:
         if e.errno == errno.ENOENT:
             raise FileNotFoundError(f"{what} file not found: {path}") from None
         raise CorruptImageError(path, e.strerror or e) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise CorruptImageError(path, e) from e
+    except UnreadableImageError as e:
+        raise CorruptImageError(path, e.reason) from e
 
 
 def read_rgb(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> torch.Tensor:
