@@ -283,6 +283,7 @@ def predict(
         ValueError: ``batch_size`` or ``tile`` is not positive, ``overlap`` is outside ``[0, 1)``, or an image's
             shape or channels do not fit.
         encdec.image_files.ImageTooLargeError: An image file or PIL image has more than ``max_pixels`` pixels.
+        encdec.image_files.UnreadableImageError: An image file that is not an image or is damaged (named).
         encdec.batches.NonFiniteError: The model's outputs for some images are NaN or infinite (never turned into
             labels); the message names the images.
 
