@@ -13,7 +13,8 @@ through :func:`open_image`, which
 3. decodes the image and turns it upright by its EXIF ``Orientation`` tag (``PIL.ImageOps.exif_transpose``), as
    viewers show it: a phone photo stored sideways with orientation 6 is read as the upright image, with its width
    and height swapped. Masks go through the same step, so a mask carrying the same tag as its photo stays aligned
-   with it. Images passed in memory (PIL images, arrays, tensors) are taken as they are.
+   with it. Images passed in memory (PIL images, arrays, tensors) are taken as they are; an EXIF block Pillow
+   cannot parse leaves the pixels as stored.
 
 Example:
     >>> import tempfile, os
@@ -43,6 +44,9 @@ __all__ = ["MAX_PIXELS", "ImageTooLargeError", "UnreadableImageError", "check_ma
            "open_image"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: The EXIF tag of the orientation (``PIL.ExifTags.Base.Orientation``).
+ORIENTATION = 0x0112
 
 #: Default pixel limit: Pillow's own decompression-bomb threshold (``PIL.Image.MAX_IMAGE_PIXELS`` as Pillow ships
 #: it, ``1024 * 1024 * 1024 // 4 // 3``: about 89.5 million pixels, a 9459 x 9459 image; 268 MB decoded as RGB).
@@ -222,7 +226,7 @@ def open_image(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS, *, what: 
         check_pixels(name, image.size, max_pixels)
         try:
             image.load()
-            ImageOps.exif_transpose(image, in_place=True)
+            _upright(image)
         except Image.DecompressionBombError as error:  # a frame larger than the header said (GIF, TIFF, ICO)
             raise ImageTooLargeError(name, None, None, max_pixels or 0, _pixels_in(error)) from None
         except MemoryError:
@@ -230,6 +234,19 @@ def open_image(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS, *, what: 
         except Exception as error:  # noqa: BLE001 - a damaged file fails while decoding: named, with Pillow's words
             raise UnreadableImageError(name, _cause(error, what)) from error
     return image
+
+
+def _upright(image: Image.Image) -> None:
+    """Turn a loaded image upright by its EXIF orientation, in place; an EXIF block Pillow cannot parse leaves the
+    pixels as stored (such files were read that way before orientation was honoured, and their pixels are fine)."""
+    try:
+        exif = image.getexif()
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - damaged EXIF: no orientation to apply
+        return
+    if exif.get(ORIENTATION, 1) != 1:
+        ImageOps.exif_transpose(image, in_place=True)
 
 
 def _cause(error: Exception, what: str) -> str:

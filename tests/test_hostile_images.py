@@ -387,6 +387,16 @@ def test_every_exif_orientation_is_applied_as_the_specification_says(tmp_path, o
     assert np.array_equal(read_mask(tmp_path / "mask.png"), UPRIGHT[orientation](mask))
 
 
+def test_an_exif_block_pillow_cannot_parse_leaves_the_pixels_as_stored(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    path = tmp_path / "odd-exif.png"
+    Image.fromarray(pixels).save(path, exif=b"Exif\x00\x00" + b"garbage" * 3)
+    with Image.open(path) as image, pytest.raises(SyntaxError):
+        image.getexif()  # Pillow's own reader refuses the block (ImageOps.exif_transpose would raise)
+    assert np.array_equal(np.asarray(open_image(path)), pixels)
+    assert np.array_equal(read_rgb(path).permute(1, 2, 0).numpy(), pixels)
+
+
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_predict_sees_an_exif_rotated_photo_upright(tmp_path, suffix):
     upright = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
