@@ -175,8 +175,8 @@ def _header_only(handle: Any, name: str) -> Optional[Image.Image]:
         try:
             handle.seek(0)
             return factory(handle, name)
-        except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError):
-            continue
+        except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError, Image.DecompressionBombError):
+            continue  # Pillow checks some sizes inside the plugin too (a GIF frame larger than its screen)
     return None
 
 
@@ -218,7 +218,7 @@ def open_image(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS, *, what: 
         except Image.DecompressionBombError as error:
             image = _header_only(handle, name)
             if image is None:
-                raise ImageTooLargeError(name, None, None, max_pixels or 0, _pixels_in(error)) from None
+                raise ImageTooLargeError(name, None, None, _refusing(max_pixels), _pixels_in(error)) from None
         except MemoryError:
             raise
         except Exception as error:  # noqa: BLE001 - whatever Pillow raises on a hostile file, named
@@ -228,7 +228,7 @@ def open_image(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS, *, what: 
             image.load()
             _upright(image)
         except Image.DecompressionBombError as error:  # a frame larger than the header said (GIF, TIFF, ICO)
-            raise ImageTooLargeError(name, None, None, max_pixels or 0, _pixels_in(error)) from None
+            raise ImageTooLargeError(name, None, None, _refusing(max_pixels), _pixels_in(error)) from None
         except MemoryError:
             raise
         except Exception as error:  # noqa: BLE001 - a damaged file fails while decoding: named, with Pillow's words
@@ -255,6 +255,11 @@ def _cause(error: Exception, what: str) -> str:
         return f"not {'an' if what[0] in 'aeiou' else 'a'} {what} file Pillow can read"
     text = str(error) or type(error).__name__
     return text if isinstance(error, OSError) else f"{type(error).__name__}: {text}"
+
+
+def _refusing(max_pixels: Optional[int]) -> int:
+    """The limit that refused a file Pillow would not even open: ours, else Pillow's own error threshold."""
+    return max_pixels if max_pixels is not None else 2 * int(Image.MAX_IMAGE_PIXELS or 0)
 
 
 def _pixels_in(error: Exception) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -118,6 +119,20 @@ def test_a_decompression_bomb_is_refused_by_name_before_decoding(tmp_path, fmt, 
     assert (info.value.width, info.value.height, info.value.limit) == (*size, MAX_PIXELS)
     _named(info.value, path, size)
     assert not [w for w in caught if issubclass(w.category, PIL.Image.DecompressionBombWarning)]
+
+
+@pytest.mark.parametrize("frame, named", [((40000, 40000), "1,600,000,000 pixels"),
+                                          ((10000, 10000), "10000x10000 (100,000,000 pixels)")])
+def test_a_gif_frame_larger_than_its_screen_is_refused(tmp_path, frame, named):
+    data = bytearray(gif_bomb(*frame))
+    data[6:10] = struct.pack("<HH", 8, 8)  # a small logical screen: the size is only known from the frame
+    path = tmp_path / "frame.gif"
+    path.write_bytes(bytes(data))
+    for max_pixels in (MAX_PIXELS, 1000):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ImageTooLargeError, match=re.escape(f"frame.gif: the image is {named}, above the")):
+                open_image(path, max_pixels)
 
 
 @pytest.mark.parametrize("fmt", sorted(BOMBS))
