@@ -90,8 +90,7 @@ class ImageRows:
         """Rows ``[top, bottom)`` as normalised float32 ``(C, bottom - top, W)`` on ``device`` (a new tensor)."""
         height = self.shape[1]
         if self._pil:
-            band = self.source if (top, bottom) == (0, height) else self.source.crop((0, top, self.shape[2], bottom))
-            array = np.asarray(band if band.mode in ("RGB", "L") else band.convert("RGB"))
+            array = _pil_rows(self.source, top, bottom) if (top, bottom) != (0, height) else _array(self.source)
             raw = torch.from_numpy(array.astype(np.float32)).reshape(bottom - top, self.shape[2], -1).permute(2, 0, 1)
         elif isinstance(self.source, np.ndarray):
             raw = torch.from_numpy(self.source[top:bottom].astype(np.float32)).permute(2, 0, 1)
@@ -108,6 +107,23 @@ class ImageRows:
     def whole(self) -> torch.Tensor:
         """Every row (``rows(0, H)``)."""
         return self.rows(0, self.shape[1])
+
+
+#: Pixels of one crop of a band: far below Pillow's decompression-bomb check, which ``crop`` applies too.
+_CROP_PIXELS = 1 << 24
+
+
+def _array(image: Any) -> np.ndarray:
+    """A PIL image's pixels, converted to RGB unless they are RGB or gray already."""
+    return np.asarray(image if image.mode in ("RGB", "L") else image.convert("RGB"))
+
+
+def _pil_rows(image: Any, top: int, bottom: int) -> np.ndarray:
+    """Rows ``[top, bottom)`` of a PIL image as an array, cropped in pieces of at most ``_CROP_PIXELS``."""
+    width = image.size[0]
+    step = max(1, _CROP_PIXELS // max(1, bottom - top))
+    parts = [_array(image.crop((x, top, min(x + step, width), bottom))) for x in range(0, width, step)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
 def _checked(image: Any) -> Tuple[Any, int, torch.dtype]:

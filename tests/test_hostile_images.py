@@ -362,6 +362,20 @@ def test_tiled_prediction_holds_a_band_of_rows_not_the_image_as_float(tmp_path):
     assert beyond < whole_as_float / 2, result
 
 
+def test_bands_cut_from_a_palette_image_equal_the_rgb_array(monkeypatch):
+    import encdec._image_inputs
+
+    monkeypatch.setattr(encdec._image_inputs, "_CROP_PIXELS", 100)  # every band cut in several pieces
+    stored = np.random.default_rng(0).integers(0, 256, (50, 70), dtype=np.uint8)
+    image = Image.fromarray(stored, "L").convert("P")
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 4, 3, padding=1)
+    rgb = np.asarray(image.convert("RGB"))
+    for tile in (16, None):
+        assert torch.equal(encdec.predict(model, image, tile=tile, tta=tile is None, size=None),
+                           encdec.predict(model, rgb, tile=tile, tta=tile is None, size=None))
+
+
 # ---------------------------------------------------------------------------------------------- EXIF orientation
 
 #: The EXIF specification's orientations: how a viewer turns the stored pixels to show them (NumPy, rows first).
