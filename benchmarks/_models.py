@@ -458,10 +458,10 @@ def _smp_encoders(settings: Settings) -> Tuple[str, ...]:
 
 def bench_smp(settings: Settings) -> List[Row]:
     """Each encdec builder of :data:`SMP_PAIRS` vs its segmentation_models_pytorch class on ResNet encoders, and
-    ``segformer`` on ``mit_b0`` and ``dpt`` on a ViT (:data:`SMP_OWN_ENCODERS`), the encdec model loaded from a file of smp's weights (its smp key conversion): the output difference
-    (goal <= 1e-5) and the speed ratio in fp32 (contiguous) and on the fast path (channels_last + the auto
-    precision for both; encdec also through ``optimize_for_inference``), for inference and a training step. Goal
-    >= 1.0x each.
+    ``segformer`` on ``mit_b0`` and ``dpt`` on a ViT (:data:`SMP_OWN_ENCODERS`), the encdec model loaded from a
+    file of smp's weights (its smp key conversion): the output difference (goal <= 1e-5) and the speed ratio in
+    fp32 (contiguous) and on the fast path (channels_last + the auto precision for both; encdec also through
+    ``optimize_for_inference``), for inference and a training step. Goal >= 1.0x each.
 
     Example:
         >>> from benchmarks._config import TINY

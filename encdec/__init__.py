@@ -12,6 +12,7 @@ from ._version import __version__
 from .datasets import CIFAR10, DogImages, OxfordPetSegmentation, SyntheticShapes, VOCSegmentation
 from .deployment import OnnxModelError, OnnxPredictor
 from .export import ExportError, export_onnx
+from .image_files import ImageTooLargeError, UnreadableImageError
 from .inference import optimize_for_inference, predict
 from .input_spec import InputSizeError, InputSpec
 from .losses import DiceCELoss, DiceLoss
@@ -59,5 +60,6 @@ __all__ = [
     "LoadReport", "WeightsError", "load_state_dict", "load_weights", "read_state_dict", "save_weights",
     "convert_checkpoint", "from_pretrained", "load_model", "save_pretrained", "model_summary",
     "History", "NonFiniteLossError", "evaluate", "fit", "seed_everything", "seed_worker", "tune",
-    "optimize_for_inference", "predict", "ExportError", "export_onnx", "OnnxPredictor", "OnnxModelError",
+    "optimize_for_inference", "predict", "ImageTooLargeError", "UnreadableImageError",
+    "ExportError", "export_onnx", "OnnxPredictor", "OnnxModelError",
 ]

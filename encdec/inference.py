@@ -16,7 +16,6 @@ import itertools
 import os
 import weakref
 from collections import Counter
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -24,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._files import open_regular_file
+from ._image_inputs import ImageRows
 from .batches import check_finite, class_labels, class_probabilities, logits_of
+from .image_files import MAX_PIXELS, check_max_pixels
 from .input_spec import input_spec_of, resized_side
 from .layout import LayoutProbe, choose_channels_last
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
@@ -46,48 +46,6 @@ def _normalization(model: nn.Module, mean: Optional[Sequence[float]], std: Optio
     mean = mean if mean is not None else config.get("mean", IMAGENET_MEAN)
     std = std if std is not None else config.get("std", IMAGENET_STD)
     return torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1), torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
-
-
-def _image_to_tensor(image: Any, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """One PIL image / array / path / uint8 tensor -> normalised float (C, H, W)."""
-    if isinstance(image, (str, os.PathLike)):
-        from PIL import Image
-
-        path = Path(image)
-        if not path.exists() and "\0" not in str(path):
-            raise FileNotFoundError(f"predict: image file {str(path)!r} does not exist")
-        with open_regular_file(path, "image") as f, Image.open(f) as handle:  # one non-blocking open
-            image = handle.convert("RGB")
-    if type(image).__module__.startswith("PIL."):
-        image = np.asarray(image.convert("RGB") if image.mode not in ("RGB", "L") else image)
-    if isinstance(image, np.ndarray):
-        array = image
-        if array.ndim == 2:
-            array = array[:, :, None]
-        if array.ndim != 3:
-            raise ValueError(f"predict: an image array must be (H, W) or (H, W, C), got shape {array.shape}")
-        tensor = torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1)  # PIL arrays are read-only
-    elif isinstance(image, torch.Tensor):
-        tensor = image
-    else:
-        raise TypeError(
-            f"predict: cannot read an image from {type(image).__name__}; pass a tensor, PIL image, "
-            "NumPy array or file path"
-        )
-    owned = tensor.dtype != torch.float32  # converting makes a copy of our own, normalised in place (large images)
-    if tensor.dtype == torch.uint8:
-        tensor = tensor.float().div_(255.0)
-    elif not tensor.is_floating_point():
-        raise TypeError(f"predict: image values must be uint8 or floating point, got {tensor.dtype}")
-    tensor = tensor.float()
-    if tensor.shape[0] == 1 and mean.shape[0] == 3:
-        tensor, owned = tensor.expand(3, -1, -1), False
-    if tensor.shape[0] != mean.shape[0]:
-        raise ValueError(
-            f"predict: image has {tensor.shape[0]} channels but mean/std have {mean.shape[0]}; "
-            "pass mean= and std= with one value per channel"
-        )
-    return tensor.sub_(mean).div_(std) if owned else (tensor - mean) / std
 
 
 def _training_size(model: nn.Module, size: Union[str, int, None]) -> Optional[int]:
@@ -217,9 +175,10 @@ class _Runner:
         out = class_probabilities(logits, self.activation) if probabilities else class_labels(logits)
         return out.cpu().contiguous()
 
-    def tiled(self, image: torch.Tensor, index: int, tile: Optional[int], overlap: float, batch_size: int,
-              tta: bool, probabilities: bool) -> torch.Tensor:
-        """One image ``(C, H, W)`` through overlapping tiles (``encdec.tiling.sliding_window``)."""
+    def tiled(self, image: Union[torch.Tensor, ImageRows], index: int, tile: Optional[int], overlap: float,
+              batch_size: int, tta: bool, probabilities: bool) -> torch.Tensor:
+        """One image ``(C, H, W)`` (or its rows, read band by band) through overlapping tiles
+        (``encdec.tiling.sliding_window``)."""
         spec = input_spec_of(self.model)
         if tile is not None and spec is not None and spec.fixed is not None:
             raise ValueError(f"tile={tile}: {type(self.model).__name__} takes one fixed input size "
@@ -253,14 +212,16 @@ def predict(
     tile: Optional[int] = None,
     overlap: float = 0.25,
     tta: bool = False,
+    max_pixels: Optional[int] = MAX_PIXELS,
 ) -> Union[torch.Tensor, List[torch.Tensor]]:
     """Label maps (or class probabilities) for images of any size.
 
     Float tensors are taken as already preprocessed (normalised) model inputs. Everything else -- ``uint8``
     tensors ``(C, H, W)`` or ``(N, C, H, W)``, PIL images, arrays ``(H, W, C)`` / ``(H, W)`` and file paths --
-    is scaled to ``[0, 1]`` and normalised with ``mean`` / ``std``. Each image is padded at the bottom and right
-    up to the next size its ``input_spec`` accepts, and the output is cropped back to the image size. The
-    model is moved to ``device`` and put in eval mode (its previous mode is restored afterwards).
+    is scaled to ``[0, 1]`` and normalised with ``mean`` / ``std``; image files are read upright by their EXIF
+    orientation (``encdec.image_files``; images passed in memory are taken as they are). Each image is padded at
+    the bottom and right up to the next size its ``input_spec`` accepts, and the output is cropped back to the
+    image size. The model is moved to ``device`` and put in eval mode (its previous mode is restored afterwards).
 
     By default the batches run through a copy of the model with every Convolution -> BatchNorm pair folded
     (``optimize_for_inference``), built on the first call and reused until the model's weights change (an
@@ -296,12 +257,18 @@ def predict(
             ``None``: each image's own size.
         tile: Predict segmentation images through overlapping tiles of this side (for images larger than memory
             allows, or than the model was trained on): tiles run ``batch_size`` at a time and their probabilities
-            are blended with weights falling off towards tile borders; memory grows with the tile batch and a
-            band of rows, not with the image (see ``encdec.tiling``). Rounded up to the model's size multiple;
-            tiles start at multiples of it, so a model that pools sees every pixel as it would untiled.
+            are blended with weights falling off towards tile borders. Images that are not resized (``size=None``,
+            or no training size recorded) are converted to float one band of tile rows at a time, so besides the
+            image as given (a file decoded in its own mode: one byte a pixel for palette and gray PNGs, three for
+            RGB) and the result (int64 labels, 8 bytes a pixel), memory holds a band of rows and one batch of
+            tiles, not a float copy of the image (see ``encdec.tiling``). Rounded up to the model's size
+            multiple; tiles start at multiples of it, so a model that pools sees every pixel as it would untiled.
         overlap: Fraction of a tile shared with its neighbours when tiling, in ``[0, 1)``.
         tta: Also predict every tile (or, without ``tile``, every image) flipped left-right and upside-down and
             average the probabilities.
+        max_pixels: Largest ``width * height`` of an image file or PIL image; a larger one is refused with
+            ``encdec.image_files.ImageTooLargeError`` before it is decoded (default ``encdec.image_files.MAX_PIXELS``,
+            Pillow's decompression-bomb threshold; ``None``: no limit).
         compile: Run the folded copy through ``torch.compile`` with frozen weights (inductor), cached with it:
             faster per batch after a first call that compiles for several seconds (minutes on a cold cache) and
             recompiles for new sizes. Without a C++ compiler it warns and runs uncompiled.
@@ -315,6 +282,8 @@ def predict(
         TypeError: An input is of a type that is not an image, or ``overlap`` is not a number.
         ValueError: ``batch_size`` or ``tile`` is not positive, ``overlap`` is outside ``[0, 1)``, or an image's
             shape or channels do not fit.
+        encdec.image_files.ImageTooLargeError: An image file or PIL image has more than ``max_pixels`` pixels.
+        encdec.image_files.UnreadableImageError: An image file that is not an image or is damaged (named).
         encdec.batches.NonFiniteError: The model's outputs for some images are NaN or infinite (never turned into
             labels); the message names the images.
 
@@ -327,6 +296,7 @@ def predict(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     check_overlap(overlap)  # refused before any work, tiled or not
+    check_max_pixels(max_pixels)
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
         raise ValueError(f"tile must be a positive number of pixels or None, got {tile!r}")
     device = resolve_device(device)
@@ -358,15 +328,20 @@ def predict(
             items, as_list = list(images.unbind(0)), False
         else:
             items, as_list, single = [images], False, True
-        tensors = [_image_to_tensor(item, norm_mean, norm_std) for item in items]
+        sources = [ImageRows(item, norm_mean, norm_std, f"image {i + 1}", max_pixels) for i, item in enumerate(items)]
         target = _training_size(model, size)
+        groups, count = [], len(sources)
+        if (tile is not None or tta) and target is None:  # tiles read their rows band by band: no float copy
+            groups = [([index], [source]) for index, source in enumerate(sources)]  # type: ignore[list-item]
+            sources = []
+        tensors = []
+        while sources:  # each decoded image is let go once converted
+            tensors.append(sources.pop(0).whole())
         if target is not None:
             originals = [tuple(t.shape[-2:]) for t in tensors]
             tensors = [_resize_like_training(t, target, resize_policy(model)) for t in tensors]
-        groups = []
-        count = len(tensors)
         if tile is not None or tta:  # one image at a time through tiles: no stacked copy of (large) images
-            groups = [([index], tensor.unsqueeze(0)) for index, tensor in enumerate(tensors)]
+            groups += [([index], tensor.unsqueeze(0)) for index, tensor in enumerate(tensors)]
             tensors = []
         for index, tensor in enumerate(tensors):  # consecutive images of one size share a batch
             last = groups[-1] if groups else None
@@ -375,14 +350,14 @@ def predict(
                 last[1].append(tensor)  # type: ignore[attr-defined]
             else:
                 groups.append(([index], [tensor]))  # type: ignore[arg-type]
-        groups = [(indices, batch if isinstance(batch, torch.Tensor) else torch.stack(batch))  # type: ignore[misc]
-                  for indices, batch in groups]
+        groups = [(indices, batch if isinstance(batch, torch.Tensor) or (tile is not None or tta)
+                   else torch.stack(batch)) for indices, batch in groups]  # type: ignore[misc]
 
     was_training = model.training
     model.to(device)
     model.eval()
     results: List[Optional[torch.Tensor]] = [None] * count
-    shapes = Counter(tuple(batch.shape) for _, batch in groups)
+    shapes = Counter(tuple(batch.shape) for _, batch in groups if isinstance(batch, torch.Tensor))
     try:
         runner = _Runner(model, device, precision, channels_last, optimize, compile)
         with torch.inference_mode():

@@ -9,7 +9,10 @@ of each row and column is whole too.
 
 Rows of tiles are finished one after another: once no later tile covers a band of image rows, the band is turned
 into labels and its accumulator is shifted up for the next row, so the memory held is a band of ``tile`` rows plus
-one batch of tiles, whatever the image's height.
+one batch of tiles, whatever the image's height. The image itself may be read the same way: given a
+:class:`RowSource` (an object with ``shape`` and ``rows(top, bottom)``) instead of a tensor, only the band of rows
+the current row of tiles covers is asked for and held, so a large image is never converted to float whole
+(``encdec.predict`` passes its images so).
 
 Example:
     >>> import torch
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Protocol, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +36,31 @@ from torch import Tensor
 
 from .batches import class_labels
 
-__all__ = ["blend_weights", "check_overlap", "sliding_window", "tile_starts"]
+__all__ = ["RowSource", "blend_weights", "check_overlap", "sliding_window", "tile_starts"]
 
 Forward = Callable[[Tensor], Tensor]
+
+
+class RowSource(Protocol):
+    """An image read band by band: ``shape`` is ``(C, H, W)``, ``device`` where its rows come, and
+    ``rows(top, bottom)`` returns rows ``[top, bottom)`` as a prepared ``(C, bottom - top, W)`` tensor there.
+
+    Example:
+        >>> import torch
+        >>> class Rows:
+        ...     shape, device = (3, 40, 50), torch.device("cpu")
+        ...     def rows(self, top, bottom):
+        ...         return torch.ones(3, bottom - top, 50)
+        >>> sliding_window(lambda x: torch.cat([x[:, :1], -x[:, :1]], 1), Rows(), tile=16).unique().tolist()
+        [0]
+    """
+
+    shape: Tuple[int, ...]
+    device: torch.device
+
+    def rows(self, top: int, bottom: int) -> Tensor:
+        """Rows ``[top, bottom)`` of the prepared image."""
+        ...
 
 
 def check_overlap(overlap: float) -> None:
@@ -135,7 +160,7 @@ def _probabilities(forward: Forward, tiles: Tensor, tta: bool) -> Tensor:
 
 def sliding_window(
     forward: Forward,
-    image: Tensor,
+    image: Union[Tensor, RowSource],
     *,
     tile: Optional[int],
     overlap: float = 0.25,
@@ -149,7 +174,8 @@ def sliding_window(
     Args:
         forward: ``forward(batch)`` -> logits ``(N, K, h, w)`` for a batch of tiles ``(N, C, h, w)`` (of the same
             height and width: ``forward`` pads them to what the model accepts, if needed, and crops back).
-        image: The prepared image (normalised float ``(C, H, W)``), on the device ``forward`` expects.
+        image: The prepared image (normalised float ``(C, H, W)``), on the device ``forward`` expects; or a
+            :class:`RowSource` giving its rows one band of tiles at a time (the whole image is then never held).
         tile: Tile side in pixels (an image side shorter than that is one tile); ``None``: the whole image is
             one tile (for flip TTA alone).
         overlap: Fraction of a tile shared with its neighbour, in ``[0, 1)``.
@@ -181,9 +207,9 @@ def sliding_window(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ValueError(f"multiple must be a positive integer, got {multiple!r}")
-    if image.dim() != 3:
+    if len(image.shape) != 3:
         raise ValueError(f"sliding_window takes one image (C, H, W), got shape {tuple(image.shape)}")
-    height, width = image.shape[-2:]
+    height, width = int(image.shape[-2]), int(image.shape[-1])
     full_height, full_width = _round_up(height, multiple), _round_up(width, multiple)  # the padded extent
     if tile is not None:
         tile = _round_up(tile, multiple)
@@ -198,11 +224,13 @@ def sliding_window(
     # accumulators are allocated once and shifted up, so the memory held is one band, whatever the image's height.
     result: Optional[Tensor] = None  # labels (H, W) or probabilities (K, H, W), filled band by band
     acc: Optional[Tensor] = None  # probabilities x weights of the band's rows, and their weight sums
-    norm = image.new_zeros((th, full_width))
+    norm = torch.zeros((th, full_width), device=image.device)
     for index, y in enumerate(rows):
+        # the image rows this row of tiles covers (y < height always: the padding is less than one multiple)
+        band = image[:, y : y + th] if isinstance(image, Tensor) else image.rows(y, min(y + th, height))
         for start in range(0, len(cols), batch_size):
             xs = cols[start : start + batch_size]
-            batch = torch.stack([_window(image, y, x, th, tw) for x in xs])
+            batch = torch.stack([_window(band, 0, x, th, tw) for x in xs])
             probs = _probabilities(forward, batch, tta)
             if acc is None:  # the class count is known from the first output
                 acc = probs.new_zeros((probs.shape[1], th, full_width))

@@ -34,6 +34,7 @@ from ..batches import NonFiniteError
 from ..datasets import CorruptImageError
 from ..demo import DemoError
 from ..export import ExportError
+from ..image_files import ImageTooLargeError
 from . import convert, demo, evaluate, info, listing, predict, recipes, train
 from ._common import FORMAT, CLIError, UsageError, parse_data
 
@@ -121,6 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except _KNOWN_ERRORS as error:
         if args.debug:
             raise
+        if isinstance(error, ImageTooLargeError):  # the command line's own option, not the library's argument
+            error = error.describe("--max-pixels")
         if isinstance(error, CorruptImageError):  # the library's advice names skip_corrupt=True; here it is a flag
             error = f"cannot decode {error.path}: {error.reason}; replace the file, or pass --skip-corrupt to leave " \
                     "unusable samples out"

@@ -17,6 +17,7 @@ import torch
 from .._registry import ModelInfo, create_model, list_models, model_info
 from ..datasets import DATA_KINDS, DataSpec, DataSpecError, from_spec, parse_spec
 from ..datasets.check import DataProblem, check_dataset, without_problems
+from ..image_files import MAX_PIXELS
 from ..input_spec import input_spec_of
 from ..preprocessing import recorded_preprocessing, recorded_size
 from ..pretrained import load_model, saved_architecture
@@ -92,6 +93,18 @@ def at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return convert
+
+
+def add_max_pixels_arg(parser: argparse.ArgumentParser) -> None:
+    """``--max-pixels N`` (train, eval, predict): images with more pixels are refused before they are decoded."""
+    parser.add_argument("--max-pixels", type=at_least(0), default=MAX_PIXELS, metavar="N",
+                        help=f"refuse images of more than N pixels (width x height) before decoding them (default "
+                             f"{MAX_PIXELS}, Pillow's decompression-bomb threshold; 0: no limit)")
+
+
+def max_pixels(args: argparse.Namespace) -> Optional[int]:
+    """The pixel limit ``--max-pixels`` gives the library (``None``: no limit)."""
+    return args.max_pixels or None
 
 
 def fraction(text: str) -> float:

@@ -21,9 +21,11 @@ from ._common import (
     FORMAT,
     CLIError,
     UsageError,
+    add_max_pixels_arg,
     check_size,
     checked_data,
     list_skipped,
+    max_pixels,
     model_for_inference,
     open_data,
     parse_data,
@@ -60,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--convention", choices=["standard", "course"], default="standard",
                    help="course: also the course reports' own pixel accuracy (boundary counted, per image then per "
                         "batch) and Dice (intersection over all pixels), beside the standard metrics")
+    add_max_pixels_arg(p)
     add_runtime_args(p, precision="fp32")  # scores to compare with others: the same on every machine
     p.set_defaults(func=run)
 
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     normalize = tuple(model.encdec_config.get("mean", ())) not in ((), (0.0, 0.0, 0.0))
     dataset = open_data(spec, args.split or spec.info.eval_split, size=size, task=info.task,
                         num_classes=getattr(model, "num_classes", None), normalize=normalize,
-                        skip_corrupt=args.skip_corrupt)
+                        skip_corrupt=args.skip_corrupt, max_pixels=max_pixels(args))
     say_classes(dataset)
     check_size(model, size, name)
     if getattr(model, "num_classes", dataset.num_classes) != dataset.num_classes:

@@ -10,13 +10,13 @@ from pathlib import Path, PurePath
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from .._files import open_regular_file
 from .._registry import model_info
 from ..atomic import atomic_write_json, ensure_writable_dir
 from ..batches import NonFiniteError
 from ..deployment import BACKENDS, OnnxPredictor
+from ..image_files import ImageTooLargeError, UnreadableImageError, open_image
 from ..inference import predict
 from ..input_spec import input_spec_of
 from ..viz import get_palette, overlay, save_mask
@@ -24,8 +24,10 @@ from ._common import (
     FORMAT,
     CLIError,
     UsageError,
+    add_max_pixels_arg,
     device,
     fraction,
+    max_pixels,
     model_for_inference,
     positive,
     recorded_preprocessing,
@@ -94,6 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=fraction, default=0.25, help="share of a tile overlapping its neighbours "
                    "(default 0.25)")
     p.add_argument("--tta", action="store_true", help="segmentation: also predict flipped images and average")
+    add_max_pixels_arg(p)
     p.set_defaults(func=run)
 
 
@@ -222,15 +225,21 @@ def _runner(model: Any, args: argparse.Namespace) -> Any:
         raise CLIError(f"--backend {args.backend}: {error}") from None
 
 
-def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]]) -> List[Tuple[Path, Image.Image]]:
-    """The images that can be read, as RGB, in order; the others are added to ``failed`` and reported."""
+def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]], pixels: Optional[int]
+                 ) -> List[Tuple[Path, Image.Image]]:
+    """The images that can be read, as RGB and upright by their EXIF orientation, in order; the others (an image
+    above ``--max-pixels`` among them, refused before decoding) are added to ``failed`` and reported."""
     read = []
     for path in paths:
         try:
-            with open_regular_file(path, "image") as f, Image.open(f) as handle:  # one non-blocking open
-                read.append((path, handle.convert("RGB")))
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            failed.append((path, f"not a readable image ({error})"))
+            image = open_image(path, pixels)  # one non-blocking open, the size checked before decoding
+            read.append((path, image if image.mode == "RGB" else image.convert("RGB")))
+        except ImageTooLargeError as error:
+            failed.append((path, error.describe("--max-pixels", with_path=False)))
+            print(f"{path}: skipped, above --max-pixels {pixels}", file=sys.stderr)
+        except (UnreadableImageError, OSError) as error:
+            reason = error.reason if isinstance(error, UnreadableImageError) else str(error)
+            failed.append((path, f"not a readable image ({reason})"))
             print(f"{path}: skipped, not a readable image", file=sys.stderr)
     return read
 
@@ -275,7 +284,8 @@ def _predict_read(runner: Any, read: Sequence[Tuple[Path, Image.Image]], options
                   probabilities: bool) -> List[Any]:
     """``encdec.predict`` on the images read; outputs that are NaN or infinite are an error naming the files."""
     try:
-        return predict(runner, [np.asarray(image) for _, image in read], probabilities=probabilities, **options)
+        # PIL images, not arrays: tiled prediction converts them band by band
+        return predict(runner, [image for _, image in read], probabilities=probabilities, **options)
     except NonFiniteError as error:
         shown = ", ".join(str(p) for p, _ in read[:3]) + (f" and {len(read) - 3} more" if len(read) > 3 else "")
         raise CLIError(f"{shown}: {error}") from None
@@ -309,12 +319,13 @@ def run(args: argparse.Namespace) -> int:
         options: Dict[str, Any] = {"device": args.device, "compile": args.compile, "precision": args.precision}
     else:
         options = {}
-    options.update(tile=args.tile, overlap=args.overlap, tta=args.tta, size=size, batch_size=args.batch_size)
+    options.update(tile=args.tile, overlap=args.overlap, tta=args.tta, size=size, batch_size=args.batch_size,
+                   max_pixels=None)  # each file's size was checked against --max-pixels before it was decoded
     records: List[Dict[str, Any]] = []
     failed: List[Tuple[Path, str]] = []
     stems = output_stems(paths)
     for first in range(0, len(paths), IMAGES_PER_CALL):
-        read = _read_images(paths[first : first + IMAGES_PER_CALL], failed)
+        read = _read_images(paths[first : first + IMAGES_PER_CALL], failed, max_pixels(args))
         if not read:
             continue
         outputs = _predict_read(runner, read, options, probabilities=info.task == "classification")

@@ -25,6 +25,7 @@ from ._common import (
     CLIError,
     UsageError,
     add_encoder_argument,
+    add_max_pixels_arg,
     at_least,
     build_model,
     check_size,
@@ -32,6 +33,7 @@ from ._common import (
     device,
     list_skipped,
     lookup_model,
+    max_pixels,
     open_data,
     parse_data,
     parse_model_args,
@@ -128,6 +130,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder-lr", type=positive(float), metavar="LR",
                    help="the encoder's own learning rate (the decoder and head train at --lr); the schedule "
                         "scales both")
+    add_max_pixels_arg(p)
     p.add_argument("--early-stopping", type=positive(), metavar="EPOCHS", help="patience in epochs")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/MODEL-KIND)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT (from OUT/last.pt)")
@@ -189,11 +192,11 @@ def _num_classes(spec: DataSpec, info: Any, kwargs: dict, requested: Optional[in
 
 
 def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], normalize: bool, limit: Any,
-              augment: bool, skip_corrupt: bool):
+              augment: bool, skip_corrupt: bool, pixels: Optional[int]):
     val = open_data(spec, "val", size=size, task=task, num_classes=num_classes, normalize=normalize,
-                    skip_corrupt=skip_corrupt)
+                    skip_corrupt=skip_corrupt, max_pixels=pixels)
     train = open_data(spec, "train", size=size, task=task, num_classes=num_classes, normalize=normalize,
-                      augment=augment, skip_corrupt=skip_corrupt)
+                      augment=augment, skip_corrupt=skip_corrupt, max_pixels=pixels)
     say_classes(val)
     return take(train, limit), take(val, limit)
 
@@ -229,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         kwargs.setdefault("input_size", size)
     num_classes = _num_classes(spec, info, kwargs, settings.num_classes)
     train_set, val_set = _datasets(spec, info.task, size, num_classes, args.encoder_weights is not None, args.limit,
-                                   settings.augment, args.skip_corrupt)
+                                   settings.augment, args.skip_corrupt, max_pixels(args))
     train_set, skipped = checked_data(train_set, "training", full=args.check_data, skip=args.skip_corrupt)
     val_set, skipped_val = checked_data(val_set, "validation", full=args.check_data, skip=args.skip_corrupt)
     kwargs["num_classes"] = val_set.num_classes if num_classes is None else num_classes

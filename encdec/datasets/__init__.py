@@ -10,7 +10,9 @@
 Every dataset exposes ``num_classes``, ``ignore_index`` and ``class_names``. Masks are checked as they are
 read: a value that is neither a class nor the ignore label raises ``LabelError`` naming the file, before
 anything reaches a loss; an unreadable image raises ``CorruptImageError`` naming the file (or is skipped
-and counted with ``skip_corrupt=True``).
+and counted with ``skip_corrupt=True``). Images and masks are read upright by their EXIF orientation, and a file
+of more than ``max_pixels`` pixels raises ``encdec.image_files.ImageTooLargeError`` before it is decoded (see
+``encdec.image_files``).
 
 Example:
     >>> from encdec.datasets import SyntheticShapes

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from ..image_files import MAX_PIXELS, ImageTooLargeError, check_max_pixels
 from ._checks import CorruptImageError, LabelMap, read_mask, read_rgb
 from .transforms import apply_paired
 
@@ -94,10 +95,13 @@ def read_split_file(path: Path, available: Optional[Sequence[str]] = None) -> Li
 
 
 class _SkippingDataset(Dataset):
-    """Common corrupt-file handling: raise by default, or substitute the next readable sample and count."""
+    """Common corrupt-file handling: raise by default, or substitute the next readable sample and count (an image
+    above ``max_pixels`` counts as unreadable)."""
 
-    def __init__(self, skip_corrupt: bool) -> None:
+    def __init__(self, skip_corrupt: bool, max_pixels: Optional[int] = MAX_PIXELS) -> None:
         self.skip_corrupt = skip_corrupt
+        #: Largest ``width * height`` read (``None``: no limit); larger files raise ``ImageTooLargeError``.
+        self.max_pixels = check_max_pixels(max_pixels)
         #: Files found unreadable so far in this process (only filled when ``skip_corrupt=True``).
         self.skipped: List[str] = []
 
@@ -114,7 +118,7 @@ class _SkippingDataset(Dataset):
         for step in range(n):
             try:
                 return self._load((index + step) % n)
-            except CorruptImageError as e:
+            except (CorruptImageError, ImageTooLargeError) as e:
                 if e.path not in self.skipped:
                     self.skipped.append(e.path)
                     warnings.warn(f"skipping unreadable file {e.path}", RuntimeWarning, stacklevel=2)
@@ -149,8 +153,9 @@ class ImageMaskDataset(_SkippingDataset):
         label_map: LabelMap,
         transforms: Optional[Callable[..., Any]],
         skip_corrupt: bool,
+        max_pixels: Optional[int] = MAX_PIXELS,
     ) -> None:
-        super().__init__(skip_corrupt)
+        super().__init__(skip_corrupt, max_pixels)
         self.samples = samples
         self.label_map = label_map
         self.transforms = transforms
@@ -160,8 +165,8 @@ class ImageMaskDataset(_SkippingDataset):
 
     def _load(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
         image_path, mask_path = self.samples[index]
-        image = read_rgb(image_path)
-        raw = read_mask(mask_path, self.mask_colours)
+        image = read_rgb(image_path, self.max_pixels)
+        raw = read_mask(mask_path, self.mask_colours, self.max_pixels)
         if raw.shape != tuple(image.shape[1:]):
             raise ValueError(
                 f"mask {mask_path} is {raw.shape[1]}x{raw.shape[0]} but image {image_path} is "
@@ -182,9 +187,10 @@ class ImageLabelDataset(_SkippingDataset):
     ignore_index: Optional[int] = None
 
     def __init__(
-        self, samples: List[Tuple[Path, int]], transform: Optional[Callable[..., Any]], skip_corrupt: bool
+        self, samples: List[Tuple[Path, int]], transform: Optional[Callable[..., Any]], skip_corrupt: bool,
+        max_pixels: Optional[int] = MAX_PIXELS,
     ) -> None:
-        super().__init__(skip_corrupt)
+        super().__init__(skip_corrupt, max_pixels)
         self.samples = samples
         self.transform = transform
 
@@ -198,7 +204,7 @@ class ImageLabelDataset(_SkippingDataset):
 
     def _load(self, index: int) -> Tuple[Any, int]:
         path, label = self.samples[index]
-        image: Any = read_rgb(path)
+        image: Any = read_rgb(path, self.max_pixels)
         if self.transform is not None:
             image = self.transform(image)
         return image, label

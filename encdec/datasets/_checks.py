@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
+
+from .._files import NotARegularFileError
+from ..image_files import MAX_PIXELS, ImageTooLargeError, UnreadableImageError, check_max_pixels, open_image
 
 __all__ = [
     "CorruptImageError",
@@ -66,14 +70,32 @@ class LabelError(ValueError):
         super().__init__(f"mask {source} holds values {shown} outside the valid labels {valid}")
 
 
-def read_rgb(path: PathLike) -> torch.Tensor:
-    """Read an image file as an RGB uint8 tensor ``(3, H, W)``, upright: a photo whose EXIF orientation says it was
-    taken sideways is turned as a viewer shows it.
+def _decoded(path: Path, max_pixels: Optional[int], what: str) -> Image.Image:
+    """``encdec.image_files.open_image`` with the datasets' errors: ``FileNotFoundError`` for a missing file,
+    ``CorruptImageError`` for one that cannot be decoded (or is not a regular file), ``ImageTooLargeError`` as is."""
+    check_max_pixels(max_pixels)  # a bad limit is the caller's error, not the file's
+    try:
+        return open_image(path, max_pixels, what=what)
+    except ImageTooLargeError:
+        raise
+    except NotARegularFileError as e:
+        if e.errno == errno.ENOENT:
+            raise FileNotFoundError(f"{what} file not found: {path}") from None
+        raise CorruptImageError(path, e.strerror or e) from None
+    except UnreadableImageError as e:
+        raise CorruptImageError(path, e.reason) from e
+
+
+def read_rgb(path: PathLike, max_pixels: Optional[int] = MAX_PIXELS) -> torch.Tensor:
+    """Read an image file as an RGB uint8 tensor ``(3, H, W)`` (PIL decoding, as torchvision's datasets do),
+    upright by its EXIF orientation (see ``encdec.image_files``).
 
     Args:
         path: Image file (JPEG, PNG, TIFF, ...): grayscale, palette and CMYK images are converted to RGB with
             Pillow, 16-bit images keep their high byte (``65535 -> 255``, where Pillow's own conversion clips
             everything above 255 to white).
+        max_pixels: Largest ``width * height`` read; larger images are refused before decoding (``None``: no
+            limit).
 
     Returns:
         A uint8 tensor ``(3, H, W)``.
@@ -81,6 +103,7 @@ def read_rgb(path: PathLike) -> torch.Tensor:
     Raises:
         FileNotFoundError: If the file does not exist.
         CorruptImageError: If the file cannot be decoded (the message names it).
+        encdec.image_files.ImageTooLargeError: The image has more than ``max_pixels`` pixels.
 
     Example:
         >>> import tempfile, os
@@ -91,12 +114,10 @@ def read_rgb(path: PathLike) -> torch.Tensor:
         (3, 2, 4)
     """
     path = Path(path)
+    im = _decoded(path, max_pixels, "image")
     try:
-        with Image.open(path) as im:
-            arr = _rgb_array(im)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file not found: {path}") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        arr = _rgb_array(im)
+    except (OSError, SyntaxError, ValueError) as e:
         raise CorruptImageError(path, e) from e
     # a channels-first view of the decoded HWC buffer, as torchvision's pil_to_tensor returns (no extra copy)
     return torch.from_numpy(arr).permute(2, 0, 1)
@@ -107,8 +128,6 @@ _ORIENTATION, _QUARTER_TURNS = 0x0112, (5, 6, 7, 8)
 
 
 def _rgb_array(im: Image.Image) -> np.ndarray:
-    if im.getexif().get(_ORIENTATION, 1) != 1:
-        im = ImageOps.exif_transpose(im)
     if im.mode == "RGB":
         return np.array(im)
     if im.mode.startswith("I;16") or im.mode == "I":  # 16-bit (or 32-bit integer) gray: keep the high byte
@@ -135,13 +154,17 @@ def upright_size(path: PathLike) -> Tuple[int, int]:
         return (height, width) if im.getexif().get(_ORIENTATION, 1) in _QUARTER_TURNS else (width, height)
 
 
-def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], int]] = None) -> np.ndarray:
+def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], int]] = None,
+              max_pixels: Optional[int] = MAX_PIXELS) -> np.ndarray:
     """Read a label PNG as its stored integers: palette indices for ``P`` images, gray levels for ``L``/``I``;
-    RGB(A) masks are read through ``colours`` when given (a mask exported as colours rather than indices).
+    RGB(A) masks are read through ``colours`` when given (a mask exported as colours rather than indices). A mask
+    carrying an EXIF orientation is turned upright like its image (see ``encdec.image_files``).
 
     Args:
         path: Mask file.
         colours: ``(r, g, b) -> label`` for RGB masks; ``None`` refuses them.
+        max_pixels: Largest ``width * height`` read; larger masks are refused before decoding (``None``: no
+            limit).
 
     Returns:
         An integer array ``(H, W)`` (uint8 for 8-bit masks).
@@ -150,6 +173,7 @@ def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], in
         FileNotFoundError: If the file does not exist.
         CorruptImageError: If it cannot be decoded, or holds colours rather than labels (RGB masks without
             ``colours``, or with colours that are not in it: the message names them).
+        encdec.image_files.ImageTooLargeError: The mask has more than ``max_pixels`` pixels.
 
     Example:
         >>> import tempfile, os
@@ -160,23 +184,16 @@ def read_mask(path: PathLike, colours: Optional[Mapping[Tuple[int, int, int], in
         [[2, 2, 2], [2, 2, 2]]
     """
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            if im.mode in ("RGB", "RGBA") and colours is not None:
-                return labels_from_colours(np.asarray(im.convert("RGB")), colours, path)
-            if im.mode not in ("P", "L", "I", "I;16", "1"):
-                raise CorruptImageError(
-                    path,
-                    f"mode {im.mode!r} holds colours, not labels; masks must be palette ('P') or grayscale "
-                    "('L') PNGs whose pixel values are class indices",
-                )
-            arr = np.array(im)
-    except CorruptImageError:
-        raise
-    except FileNotFoundError:
-        raise FileNotFoundError(f"mask file not found: {path}") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise CorruptImageError(path, e) from e
+    im = _decoded(path, max_pixels, "mask")
+    if im.mode in ("RGB", "RGBA") and colours is not None:
+        return labels_from_colours(np.asarray(im.convert("RGB")), colours, path)
+    if im.mode not in ("P", "L", "I", "I;16", "1"):
+        raise CorruptImageError(
+            path,
+            f"mode {im.mode!r} holds colours, not labels; masks must be palette ('P') or grayscale "
+            "('L') PNGs whose pixel values are class indices",
+        )
+    arr = np.array(im)
     return arr.astype(np.uint8) if arr.dtype == bool else arr
 
 

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from ..image_files import MAX_PIXELS
 from ._base import ImageLabelDataset, is_hidden
 from ._checks import stratified_split
 
@@ -50,6 +51,10 @@ class DogImages(ImageLabelDataset):
         val_fraction: Share of each class held out for ``"val"``.
         seed: Seed of the split.
         skip_corrupt: Substitute the next readable sample for an unreadable file (recorded in ``skipped``).
+        max_pixels: Largest ``width * height`` of an image read; a larger file is refused before it is
+            decoded with ``encdec.image_files.ImageTooLargeError`` (default ``encdec.image_files.MAX_PIXELS``,
+            Pillow's decompression-bomb threshold; ``None``: no limit). Images are read upright by their EXIF
+            orientation.
 
     Attributes:
         classes: Clean class names (``Chihuahua``), index = label; the raw folder names are in ``folders``.
@@ -77,6 +82,7 @@ class DogImages(ImageLabelDataset):
         val_fraction: float = 0.2,
         seed: int = 0,
         skip_corrupt: bool = False,
+        max_pixels: Optional[int] = MAX_PIXELS,
     ) -> None:
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
@@ -115,4 +121,4 @@ class DogImages(ImageLabelDataset):
         if split != "all":
             train, val = stratified_split([y for _, y in all_samples], val_fraction, seed)
             all_samples = [all_samples[i] for i in (train if split == "train" else val)]
-        super().__init__(all_samples, transform, skip_corrupt)
+        super().__init__(all_samples, transform, skip_corrupt, max_pixels)

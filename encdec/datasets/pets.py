@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
+from ..image_files import MAX_PIXELS
 from ._base import ImageMaskDataset, read_split_file, resolve_root
 from ._checks import LabelMap, stratified_split
 
@@ -34,6 +35,10 @@ class OxfordPetSegmentation(ImageMaskDataset):
         val_fraction: Share of trainval used for ``split="val"``.
         seed: Seed of the train/val split.
         skip_corrupt: Substitute the next readable sample for an unreadable file (recorded in ``skipped``).
+        max_pixels: Largest ``width * height`` of an image or mask read; a larger file is refused before it is
+            decoded with ``encdec.image_files.ImageTooLargeError`` (default ``encdec.image_files.MAX_PIXELS``,
+            Pillow's decompression-bomb threshold; ``None``: no limit). Images are read upright by their EXIF
+            orientation.
 
     Attributes:
         num_classes: 2 (binary) or 3 (trimap).
@@ -61,6 +66,7 @@ class OxfordPetSegmentation(ImageMaskDataset):
         val_fraction: float = 0.1,
         seed: int = 0,
         skip_corrupt: bool = False,
+        max_pixels: Optional[int] = MAX_PIXELS,
     ) -> None:
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
@@ -92,7 +98,7 @@ class OxfordPetSegmentation(ImageMaskDataset):
             mapping, self.class_names = {1: 1, 2: 0, 3: 2}, ["background", "pet", "border"]
         self.num_classes, self.ignore_index = len(self.class_names), None
         label_map = LabelMap(mapping, "1 (pet), 2 (background), 3 (border)")
-        super().__init__(samples, label_map, transforms, skip_corrupt)
+        super().__init__(samples, label_map, transforms, skip_corrupt, max_pixels)
 
 
 def _breeds(split_file: Path) -> Dict[str, int]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
+from ..image_files import MAX_PIXELS
 from ..normalization import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 from . import presets
 from ._base import subset
@@ -169,6 +170,7 @@ def from_spec(
     normalize: bool = False,
     augment: bool = True,
     skip_corrupt: bool = False,
+    max_pixels: Optional[int] = MAX_PIXELS,
 ) -> Any:
     """The dataset a spec names, for one split, with the matching preset.
 
@@ -196,6 +198,8 @@ def from_spec(
             flip, which the report applies; dogs: the evaluation resize and centre crop, nothing random).
         skip_corrupt: VOC, Pet, dogs and folder: substitute the next readable sample for an unreadable file instead of
             raising (see ``encdec.datasets.check.check_dataset`` to find and leave them out beforehand).
+        max_pixels: VOC, Pet and dogs: largest ``width * height`` of an image or mask read; larger files are
+            refused before decoding with ``encdec.image_files.ImageTooLargeError`` (``None``: no limit).
 
     Raises:
         FileNotFoundError: The folder, or a file its layout needs, is missing (the message names the layout).
@@ -227,11 +231,12 @@ def from_spec(
         elif spec.kind == "voc":
             preset = presets.voc_train(size, augment) if train else presets.voc_eval(size)
             dataset = VOCSegmentation(spec.path, split, preset, boundary="class" if num_classes == 22 else "ignore",
-                                      skip_corrupt=skip_corrupt)
+                                      skip_corrupt=skip_corrupt, max_pixels=max_pixels)
         elif spec.kind == "pet":
             preset = presets.pets_train(size, normalize, augment) if train else presets.pets_eval(size, normalize)
             # "val": held out of trainval
-            dataset = OxfordPetSegmentation(spec.path, split, transforms=preset, skip_corrupt=skip_corrupt)
+            dataset = OxfordPetSegmentation(spec.path, split, transforms=preset, skip_corrupt=skip_corrupt,
+                                            max_pixels=max_pixels)
             if not normalize:  # the reference feeds [0, 1] images
                 mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
         elif spec.kind == "cifar10":
@@ -246,7 +251,7 @@ def from_spec(
             dataset = SegmentationFolder(spec.path, split, preset, skip_corrupt=skip_corrupt)
         else:
             preset = presets.dogs_train(size) if train and augment else presets.dogs_eval(size)
-            dataset = DogImages(spec.path, split, preset, skip_corrupt=skip_corrupt)
+            dataset = DogImages(spec.path, split, preset, skip_corrupt=skip_corrupt, max_pixels=max_pixels)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{error}; {spec.kind}:PATH expects {kind.layout}") from None
     dataset.mean, dataset.std = tuple(mean), tuple(std)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..colors import BOUNDARY_COLOR, voc_palette
+from ..image_files import MAX_PIXELS
 from ._base import ImageMaskDataset, read_split_file, resolve_root
 from ._checks import LabelMap
 
@@ -38,7 +39,11 @@ class VOCSegmentation(ImageMaskDataset):
             VOC colour map, the boundary colour included; a colour outside it is refused by name. ``"refuse"``
             accepts palette and grayscale masks only.
         skip_corrupt: Substitute the next readable sample for an unreadable file (recorded in ``skipped``)
-            instead of raising ``CorruptImageError``.
+            instead of raising ``CorruptImageError`` (or ``ImageTooLargeError``).
+        max_pixels: Largest ``width * height`` of an image or mask read; a larger file is refused before it is
+            decoded with ``encdec.image_files.ImageTooLargeError`` (default ``encdec.image_files.MAX_PIXELS``,
+            Pillow's decompression-bomb threshold; ``None``: no limit). Images are read upright by their EXIF
+            orientation.
 
     Attributes:
         num_classes: 21, or 22 with ``boundary="class"``.
@@ -65,6 +70,7 @@ class VOCSegmentation(ImageMaskDataset):
         boundary: str = "ignore",
         skip_corrupt: bool = False,
         rgb_masks: str = "palette",
+        max_pixels: Optional[int] = MAX_PIXELS,
     ) -> None:
         if boundary not in ("ignore", "class"):
             raise ValueError(f"boundary must be 'ignore' (keep 255) or 'class' (map to 21), got {boundary!r}")
@@ -98,7 +104,7 @@ class VOCSegmentation(ImageMaskDataset):
             self.num_classes, self.ignore_index = 21, 255
             self.class_names = list(VOC_CLASSES)
         label_map = LabelMap(mapping, "[0, 21) and 255 (object boundary)")
-        super().__init__(samples, label_map, transforms, skip_corrupt)
+        super().__init__(samples, label_map, transforms, skip_corrupt, max_pixels)
 
     @property
     def image_dir(self) -> Path:
