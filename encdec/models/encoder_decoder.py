@@ -17,7 +17,8 @@ from torch import nn
 from ..encoders import Encoder, EncoderError, TorchvisionEncoder, check_pyramid, pyramid_stride
 from ..weights import WeightsError, remap_keys
 
-__all__ = ["DECODER_NORMS", "SMP_ENCODERS", "decoder_norm", "encoder_depth", "full_pyramid", "pyramid_multiple",
+__all__ = ["DECODER_NORMS", "SMP_ENCODERS", "check_stride4_options", "decoder_norm", "encoder_depth", "full_pyramid",
+           "pyramid_multiple",
            "smp_conv_pair_rules", "smp_filter", "upsampling_head"]
 
 #: smp encoders whose checkpoints load into the encdec encoder of the same name (tested against smp itself).
@@ -79,6 +80,25 @@ def encoder_depth(value: int) -> Optional[int]:
         raise ValueError(f"encoder_depth must be a whole number from 1 to 5 (halvings of the input kept), "
                          f"got {value!r}")
     return None if value == 5 else value
+
+
+def check_stride4_options(builder: str, encoder_depth: int, upsampling: int) -> None:
+    """The two options of a decoder whose output is at stride 4 (PAN, UPerNet, Segformer), checked by name: at
+    least three halvings kept (smp's rule), and a head that upsamples x4.
+
+    Example:
+        >>> check_stride4_options("upernet", 5, 4)
+        >>> try:
+        ...     check_stride4_options("upernet", 5, 2)
+        ... except ValueError as error:
+        ...     print(error)
+        upsampling=2 would not bring upernet's stride-4 output back to the input size; pass upsampling=4
+    """
+    if encoder_depth not in (3, 4, 5):
+        raise ValueError(f"encoder_depth must be 3, 4 or 5 for {builder}, got {encoder_depth!r}")
+    if upsampling != 4:
+        raise ValueError(f"upsampling={upsampling} would not bring {builder}'s stride-4 output back to the input "
+                         "size; pass upsampling=4")
 
 
 def upsampling_head(in_channels: int, num_classes: int, scale: int, kernel_size: int = 1, *,

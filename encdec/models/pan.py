@@ -10,7 +10,7 @@ from .._registry import register_model
 from ..decoders import PANDecoder
 from ..encoders import EncoderError, create_encoder
 from ._base import SegmentationModel
-from .encoder_decoder import smp_filter, upsampling_head
+from .encoder_decoder import check_stride4_options, smp_filter, upsampling_head
 from .smp_config import check_smp_config
 
 __all__ = ["pan"]
@@ -75,16 +75,12 @@ def pan(
     """
     if encoder_output_stride not in (16, 32):
         raise ValueError(f"encoder_output_stride must be 16 or 32, got {encoder_output_stride}")
-    if encoder_depth not in (3, 4, 5):
-        raise ValueError(f"encoder_depth must be 3, 4 or 5 for pan, got {encoder_depth!r}")
+    check_stride4_options("pan", encoder_depth, upsampling)
     body = create_encoder(encoder, in_channels=in_channels, weights=encoder_weights,
                           output_stride=encoder_output_stride if encoder_output_stride < 32 else None,
                           depth=None if encoder_depth == 5 else encoder_depth)
     if 4 not in body.strides:
         raise EncoderError(f"pan needs a stride-4 feature map; {encoder} gives strides {body.strides}")
-    if upsampling != 4:
-        raise ValueError(f"upsampling={upsampling} would not bring pan's stride-4 output back to the input size; "
-                         "pass upsampling=4")
     decoder = PANDecoder(body.out_channels, body.strides.index(4), out_channels=decoder_channels,
                          upsample=decoder_interpolation)
     head = upsampling_head(decoder.out_channels, num_classes, upsampling, kernel_size=3)

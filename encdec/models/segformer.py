@@ -10,7 +10,7 @@ from .._registry import register_model
 from ..decoders import SegformerDecoder
 from ..encoders import create_encoder
 from ._base import SegmentationModel
-from .encoder_decoder import smp_filter, upsampling_head
+from .encoder_decoder import check_stride4_options, smp_filter, upsampling_head
 from .smp_config import check_smp_config
 
 __all__ = ["segformer"]
@@ -62,11 +62,7 @@ def segformer(
         >>> encdec.segformer(encoder="mit_b0", num_classes=3).eval()(torch.zeros(1, 3, 64, 64)).shape
         torch.Size([1, 3, 64, 64])
     """
-    if encoder_depth not in (3, 4, 5):
-        raise ValueError(f"encoder_depth must be 3, 4 or 5 for segformer, got {encoder_depth!r}")
-    if upsampling != 4:
-        raise ValueError(f"upsampling={upsampling} would not bring segformer's stride-4 output back to the input "
-                         "size; pass upsampling=4")
+    check_stride4_options("segformer", encoder_depth, upsampling)
     body = create_encoder(encoder, in_channels=in_channels, weights=encoder_weights,
                           depth=None if encoder_depth == 5 else encoder_depth)
     decoder = SegformerDecoder(body.out_channels, body.strides, out_channels=decoder_segmentation_channels)
