@@ -96,24 +96,39 @@ def _randomize(model: torch.nn.Module, seed: int) -> None:
                 m.weight.copy_(torch.rand(m.weight.shape, generator=generator) + 0.5)
 
 
-def _smp_outputs(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+def _smp_outputs(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> List[Any]:
+    """smp's outputs: the masks, or ``(masks, labels)`` for a model with ``aux_params``."""
     with torch.no_grad():
-        outputs = [model(x) for x in inputs]
-    return [o[0] if isinstance(o, tuple) else o for o in outputs]
+        return [model(x) for x in inputs]
+
+
+def _pairs(got: Sequence[Any], expected: Sequence[Any]) -> List[tuple]:
+    """(encdec's, smp's) tensors to compare: the masks, and the labels where both models have a head."""
+    pairs = []
+    for g, e in zip(got, expected):
+        if isinstance(e, tuple) and isinstance(g, tuple):
+            pairs += list(zip(g, e))
+        else:
+            pairs.append((g[0] if isinstance(g, tuple) else g, e[0] if isinstance(e, tuple) else e))
+    return pairs
 
 
 def _compare(model: torch.nn.Module, inputs: Sequence[torch.Tensor], expected: Sequence[torch.Tensor],
              activation: Optional[str]) -> Dict[str, Any]:
+    model.eval()
+    forward = model.forward_with_labels if getattr(model, "classification_head", None) is not None else model
     try:
         with torch.no_grad():
-            got = [model.eval()(x) for x in inputs]
+            got = [forward(x) for x in inputs]
     except Exception as error:  # noqa: BLE001 - a failure after a successful load is what the sweep reports
         return {"outcome": "crash", "message": f"{type(error).__name__}: {error}"[:300]}
-    if activation is not None:
-        got = [class_probabilities(g, activation) for g in got]
-    if any(g.shape != e.shape for g, e in zip(got, expected)):
-        return {"outcome": "wrong", "message": f"shapes {[tuple(g.shape) for g in got]}"}
-    diff = max((g - e).abs().max().item() for g, e in zip(got, expected))
+    if activation is not None:  # smp's activation applies to the masks (the head's own is inside it)
+        got = [(class_probabilities(g[0], activation), g[1]) if isinstance(g, tuple) else
+               class_probabilities(g, activation) for g in got]
+    pairs = _pairs(got, expected)
+    if any(g.shape != e.shape for g, e in pairs):
+        return {"outcome": "wrong", "message": f"shapes {[tuple(g.shape) for g, _ in pairs]}"}
+    diff = max((g - e).abs().max().item() for g, e in pairs)
     return {"outcome": "equal" if diff <= ATOL else "wrong", "max_diff": diff}
 
 

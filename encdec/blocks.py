@@ -23,6 +23,8 @@ __all__ = [
     "channel_gate",
     "ResidualMLPBlock",
     "SeparableConv2d",
+    "ClassificationHead",
+    "classification_head",
 ]
 
 
@@ -409,3 +411,69 @@ class SeparableConv2d(nn.Sequential):
                       groups=in_channels, bias=False),
             nn.Conv2d(in_channels, out_channels, 1, bias=bias),
         )
+
+
+#: The activations an auxiliary classification head may end in (segmentation_models_pytorch's names).
+CLASSIFICATION_ACTIVATIONS = {None: nn.Identity, "identity": nn.Identity, "sigmoid": nn.Sigmoid,
+                              "softmax": lambda: nn.Softmax(dim=1)}
+_AUX_KEYS = ("classes", "pooling", "dropout", "activation")
+
+
+class ClassificationHead(nn.Sequential):
+    """An image-level head on a feature map: global average (or max) pooling, flatten, dropout, a linear layer to
+    ``classes`` and an optional activation, indexed ``0``-``4`` as segmentation_models_pytorch's auxiliary head
+    (``aux_params``), so its checkpoints load.
+
+    Args:
+        in_channels: Channels of the map.
+        classes: Outputs.
+        pooling: ``"avg"`` or ``"max"``.
+        dropout: Dropout probability before the linear layer (0 or ``None``: none).
+        activation: ``None``, ``"identity"``, ``"sigmoid"`` or ``"softmax"``.
+
+    Raises:
+        ValueError: A value outside those, named.
+
+    Example:
+        >>> ClassificationHead(16, 3)(torch.zeros(2, 16, 4, 4)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, in_channels: int, classes: int, pooling: str = "avg", dropout: Optional[float] = 0.2,
+                 activation: Optional[str] = None) -> None:
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+            raise ValueError(f"aux_params classes must be a positive whole number, got {classes!r}")
+        if pooling not in ("avg", "max"):
+            raise ValueError(f"aux_params pooling must be 'avg' or 'max', got {pooling!r}")
+        if dropout is not None and not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+            raise ValueError(f"aux_params dropout must be a probability in [0, 1), got {dropout!r}")
+        if not isinstance(activation, (str, type(None))) or activation not in CLASSIFICATION_ACTIVATIONS:
+            raise ValueError(f"aux_params activation={activation!r} is not supported: use None, 'identity', "
+                             "'sigmoid' or 'softmax'")
+        super().__init__(
+            nn.AdaptiveAvgPool2d(1) if pooling == "avg" else nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(dropout) if dropout else nn.Identity(),
+            nn.Linear(in_channels, classes),
+            CLASSIFICATION_ACTIVATIONS[activation](),
+        )
+        self.classes = classes
+        self.activation = activation
+
+
+def classification_head(in_channels: int, aux_params: Optional[dict]) -> Optional[ClassificationHead]:
+    """The :class:`ClassificationHead` that smp's ``aux_params`` describe (``None`` for none); unknown keys are
+    refused by name.
+
+    Example:
+        >>> classification_head(8, {"classes": 2, "pooling": "max"})[0]
+        AdaptiveMaxPool2d(output_size=1)
+    """
+    if aux_params is None:
+        return None
+    if not isinstance(aux_params, dict) or "classes" not in aux_params:
+        raise ValueError(f"aux_params must be a dict with at least 'classes', got {aux_params!r}")
+    unknown = sorted(set(aux_params) - set(_AUX_KEYS))
+    if unknown:
+        raise ValueError(f"aux_params has unknown keys {', '.join(unknown)}; it takes {', '.join(_AUX_KEYS)}")
+    return ClassificationHead(in_channels, **aux_params)

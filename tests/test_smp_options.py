@@ -28,7 +28,7 @@ SLOW = [
     ("Unet", "resnet18", {"activation": "sigmoid"}, "equal"),
     ("Unet", "resnet18", {"encoder_depth": 3, "decoder_channels": [64, 32, 16]}, "equal"),
     ("FPN", "resnet18", {"encoder_depth": 4}, "refused"),
-    ("Unet", "resnet18", {"aux_params": {"classes": 4}}, "refused"),
+    ("Unet", "resnet18", {"aux_params": {"classes": 4}}, "equal"),
     ("Linknet", "vgg11", {}, "refused"),
     ("FPN", "tu-resnet18", {"decoder_merge_policy": "cat"}, "equal"),
 ]

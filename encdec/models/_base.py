@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
+from ..blocks import classification_head
 from ..encoders import Encoder
 from ..input_spec import InputSizeError, InputSpec, check_floating, input_spec_of, nearest_valid_sizes
 
@@ -33,6 +34,9 @@ class SegmentationModel(nn.Module):
         size_multiple: Height and width must be divisible by this.
         min_size: Smallest accepted height and width.
         reference_size: The side the reference checkpoints were trained at.
+        aux_params: segmentation_models_pytorch's auxiliary head on the encoder's last map (``classes``,
+            ``pooling``, ``dropout``, ``activation``): a :class:`~encdec.blocks.ClassificationHead` named
+            ``classification_head``, whose output :meth:`forward_with_labels` returns.
 
     Example:
         >>> import encdec
@@ -52,6 +56,7 @@ class SegmentationModel(nn.Module):
         size_multiple: int,
         min_size: int = 0,
         reference_size: int = 256,
+        aux_params: Optional[Dict[str, Any]] = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -72,6 +77,10 @@ class SegmentationModel(nn.Module):
                                  f"decoder cannot take (sides divisible by {multiple}); choose another encoder")
         self.input_spec = InputSpec(in_channels, multiple, max(min_size, multiple), fixed,
                                     fixed if fixed is not None else reference_size)
+        self.classification_head = classification_head(encoder.out_channels[-1], aux_params)
+        #: ``forward`` returns ``(masks, labels)`` as smp's models do (``fit`` sets it while it trains the head);
+        #: otherwise the masks alone, so the model goes wherever a segmentation model goes.
+        self.returns_labels = False
 
     @property
     def size_multiple(self) -> int:
@@ -109,7 +118,32 @@ class SegmentationModel(nn.Module):
         features = self.encoder(x)
         if checking:
             self._check_maps(x, features)
-        return self.head(self.decoder(features))
+        masks = self.head(self.decoder(features))
+        if self.returns_labels and self.classification_head is not None:
+            return masks, self.classification_head(features[-1])
+        return masks
+
+    def forward_with_labels(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """The masks' logits and the auxiliary head's output on the encoder's last map, as smp's models with
+        ``aux_params`` return them.
+
+        Raises:
+            ValueError: The model was built without ``aux_params``.
+
+        Example:
+            >>> import encdec
+            >>> model = encdec.fpn(encoder="resnet18", aux_params={"classes": 4}).eval()
+            >>> [tuple(t.shape) for t in model.forward_with_labels(torch.zeros(1, 3, 64, 64))]
+            [(1, 2, 64, 64), (1, 4)]
+        """
+        if self.classification_head is None:
+            raise ValueError(f"{_model_name(self)} has no classification head: build it with aux_params="
+                             "{'classes': N}")
+        previous, self.returns_labels = self.returns_labels, True
+        try:
+            return self(x)
+        finally:
+            self.returns_labels = previous
 
     def _check_maps(self, x: Tensor, features: Sequence[Tensor]) -> None:
         """Raise ``InputSizeError`` when an encoder map is not ``input / stride`` at a size its stride divides:

@@ -47,6 +47,7 @@ def deeplabv3plus(
     decoder_aspp_separable: bool = True,
     decoder_aspp_dropout: float = 0.5,
     encoder_depth: int = 5,
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """DeepLabV3+ on any encoder: the encoder dilated to ``encoder_output_stride``, ASPP, one stride-4 skip.
@@ -68,6 +69,9 @@ def deeplabv3plus(
         decoder_aspp_separable: Depthwise-separable ASPP branches.
         decoder_aspp_dropout: Dropout after ASPP.
         encoder_depth: Halvings of the encoder kept (smp's ``encoder_depth``; 5 keeps every map).
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Example:
@@ -86,7 +90,7 @@ def deeplabv3plus(
                                    aspp_dropout=decoder_aspp_dropout)
     head = upsampling_head(decoder_channels, num_classes, 4)
     return SegmentationModel(body, decoder, head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=max(body.strides))
+                             aux_params=aux_params, size_multiple=max(body.strides))
 
 
 # smp DeepLabV3 names -> encdec names (smp's earlier Sequential decoder, ``decoder.0``-``2``, too).
@@ -197,6 +201,7 @@ def deeplabv3(
     upsampling: Optional[int] = None,
     layout: str = "smp",
     aux_loss: bool = False,
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> DeepLabV3Model:
     """DeepLabV3 on any encoder: the encoder dilated to ``encoder_output_stride``, ASPP on its coarsest map.
@@ -227,6 +232,9 @@ def deeplabv3(
         upsampling: The head's upsampling factor; ``None``: the coarsest stride, for logits at the input size.
         layout: ``"smp"`` or ``"torchvision"`` (see above).
         aux_loss: With ``layout="torchvision"``: build torchvision's auxiliary head (``aux_classifier``).
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's, smp's or torchvision's), loaded after building.
 
     Raises:
@@ -269,4 +277,4 @@ def deeplabv3(
                                aspp_separable=decoder_aspp_separable, aspp_dropout=decoder_aspp_dropout)
     head = upsampling_head(decoder_channels, num_classes, stride, align_corners=layout == "smp")
     return DeepLabV3Model(body, decoder, head, aux_head=aux_head, num_classes=num_classes, in_channels=in_channels,
-                          size_multiple=stride)
+                          aux_params=aux_params, size_multiple=stride)

@@ -4,7 +4,7 @@ defaults and names."""
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -48,7 +48,10 @@ class DPTModel(SegmentationModel):
         if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
             self.check_input(x)
         maps, tokens = self.encoder.forward_with_prefix_tokens(x)
-        return self.head(self.decoder(maps, tokens))
+        masks = self.head(self.decoder(maps, tokens))
+        if self.returns_labels and self.classification_head is not None:
+            return masks, self.classification_head(maps[-1])
+        return masks
 
 
 def _head(channels: int, num_classes: int) -> nn.Sequential:
@@ -71,6 +74,7 @@ def dpt(
     decoder_readout: str = "cat",
     decoder_intermediate_channels: Sequence[int] = (256, 512, 1024, 1024),
     decoder_fusion_channels: int = 256,
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> DPTModel:
     """DPT (Ranftl et al. 2021) on a timm Vision Transformer: its blocks' outputs reassembled and fused.
@@ -93,6 +97,9 @@ def dpt(
         decoder_readout: ``"cat"``, ``"add"`` or ``"ignore"`` (how the class token joins each map).
         decoder_intermediate_channels: Channels of each reassembled map, one per block read.
         decoder_fusion_channels: Channels of the fused maps.
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Raises:
@@ -115,4 +122,4 @@ def dpt(
                          fusion_channels=decoder_fusion_channels)
     # the coarsest reassembled map is half the encoder's grid, which the fusion doubles back: the grid must be even
     return DPTModel(body, decoder, _head(decoder.out_channels, num_classes), num_classes=num_classes,
-                    in_channels=in_channels, size_multiple=2 * max(body.strides))
+                    in_channels=in_channels, size_multiple=2 * max(body.strides), aux_params=aux_params)

@@ -171,7 +171,8 @@ def smp_filter(decoder_rules: Sequence[tuple], head: str) -> Callable[[dict, nn.
     """A checkpoint filter converting smp's names (``segmentation_head.0.*`` and the decoder's) to encdec's.
 
     States without ``segmentation_head.`` entries pass through, after converting encdec's earlier names of
-    ``unet(encoder="resnet*")``. smp's auxiliary ``classification_head`` is dropped (and listed as dropped), and
+    ``unet(encoder="resnet*")``. smp's auxiliary ``classification_head`` loads into a model built with the same
+    ``aux_params`` and is dropped (and listed as dropped) by one built without, and
     so are the weights of encoder stages smp keeps but does not run (``encoder_depth`` < 5), which an encdec
     encoder of limited ``depth`` does not build (its ``left_out``). An smp encoder other than the model's is
     refused, naming the smp encoders that load.
@@ -188,7 +189,8 @@ def smp_filter(decoder_rules: Sequence[tuple], head: str) -> Callable[[dict, nn.
         if not any(k.startswith("segmentation_head.") for k in state):
             return remap_keys(state, _COURSE_RESNET_RULES) if _has_torchvision_encoder(model) else state
         left_out = model.encoder.left_out if isinstance(getattr(model, "encoder", None), Encoder) else ()
-        drop = [r"^classification_head\.", *(rf"^encoder\.{re.escape(step)}\." for step in left_out)]
+        heads = [] if getattr(model, "classification_head", None) is not None else [r"^classification_head\."]
+        drop = [*heads, *(rf"^encoder\.{re.escape(step)}\." for step in left_out)]
         out = remap_keys(state, rules, drop=drop)
         if model is not None:
             _check_smp_encoder(out, model)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from .._registry import register_model
 from ..decoders import FPNDecoder
@@ -37,6 +37,7 @@ def fpn(
     decoder_merge_policy: str = "add",
     decoder_dropout: float = 0.2,
     decoder_interpolation: str = "nearest",
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """FPN (feature pyramid network) on any encoder: torchvision backbones, or ``"timm:NAME"``.
@@ -56,6 +57,9 @@ def fpn(
         decoder_merge_policy: ``"add"`` or ``"cat"``.
         decoder_dropout: Spatial dropout after the merge.
         decoder_interpolation: Upsampling mode of the top-down path.
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Example:
@@ -70,4 +74,4 @@ def fpn(
                          dropout=decoder_dropout, interpolation=decoder_interpolation)
     head = upsampling_head(decoder.out_channels, num_classes, body.strides[-4])
     return SegmentationModel(body, decoder, head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=multiple)
+                             aux_params=aux_params, size_multiple=multiple)

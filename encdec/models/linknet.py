@@ -4,7 +4,7 @@ segmentation_models_pytorch's defaults and names."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from .._registry import register_model
 from ..decoders import LinknetDecoder
@@ -29,6 +29,7 @@ def linknet(
     encoder_weights: Optional[PathLike] = None,
     encoder_depth: int = 5,
     decoder_use_norm: Union[bool, str] = "batchnorm",
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """LinkNet on any encoder: torchvision backbones, or ``"timm:NAME"``.
@@ -45,6 +46,9 @@ def linknet(
         encoder_weights: An ImageNet state-dict file of the encoder (torchvision's or timm's).
         encoder_depth: Halvings of the encoder kept (smp's ``encoder_depth``; 5 keeps every map).
         decoder_use_norm: ``True``/``"batchnorm"``, or ``False``/``"identity"`` (no BatchNorm in the decoder).
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Example:
@@ -62,4 +66,4 @@ def linknet(
     decoder = LinknetDecoder(body.out_channels, levels=multiple.bit_length() - 1, norm=norm)
     head = upsampling_head(decoder.out_channels, num_classes, 1)
     return SegmentationModel(body, decoder, head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=multiple)
+                             aux_params=aux_params, size_multiple=multiple)

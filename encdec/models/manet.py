@@ -4,7 +4,7 @@ segmentation_models_pytorch's defaults and names."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 from .._registry import register_model
 from ..decoders import MAnetDecoder
@@ -35,6 +35,7 @@ def manet(
     decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
     decoder_pab_channels: int = 64,
     decoder_interpolation: str = "nearest",
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """MA-Net (Fan et al. 2020) on any encoder: position attention on the coarsest map, fusion attention upwards.
@@ -56,6 +57,9 @@ def manet(
         decoder_channels: Output channels of each block (one per halving of the coarsest stride).
         decoder_pab_channels: Channels of the position attention's queries and keys.
         decoder_interpolation: ``"nearest"`` or ``"bilinear"`` (pixel centres) upsampling.
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Raises:
@@ -79,4 +83,4 @@ def manet(
                            upsample=decoder_interpolation, norm=norm)
     head = upsampling_head(decoder.out_channels, num_classes, 1, kernel_size=3)
     return SegmentationModel(body, decoder, head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=multiple)
+                             aux_params=aux_params, size_multiple=multiple)

@@ -4,7 +4,7 @@ segmentation_models_pytorch's defaults and names."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from .._registry import register_model
 from ..decoders import PANDecoder
@@ -38,6 +38,7 @@ def pan(
     decoder_channels: int = 32,
     decoder_interpolation: str = "bilinear",
     upsampling: int = 4,
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """PAN (Li et al. 2018) on any encoder: feature pyramid attention on the coarsest map, global attention
@@ -61,6 +62,9 @@ def pan(
         decoder_interpolation: The attention upsampling's ``"bilinear"`` (``align_corners=True``) or
             ``"nearest"`` resizing.
         upsampling: Upsampling factor of the head: 4, from the stride-4 map to the input size.
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Raises:
@@ -86,4 +90,4 @@ def pan(
     head = upsampling_head(decoder.out_channels, num_classes, upsampling, kernel_size=3)
     stride = max(body.strides)
     return SegmentationModel(body, decoder, head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=stride, min_size=_FPA_POOLINGS * stride)
+                             aux_params=aux_params, size_multiple=stride, min_size=_FPA_POOLINGS * stride)

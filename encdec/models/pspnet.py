@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from .._registry import register_model
 from ..decoders import PSPDecoder
@@ -29,6 +29,7 @@ def pspnet(
     psp_dropout: float = 0.2,
     upsampling: int = 8,
     decoder_use_norm: Union[bool, str] = "batchnorm",
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """PSPNet on any encoder, cut at ``encoder_depth``: pyramid pooling over its coarsest remaining map.
@@ -50,6 +51,9 @@ def pspnet(
         psp_dropout: Spatial dropout after the decoder.
         upsampling: Upsampling factor of the head; the coarsest stride kept, for logits at the input size.
         decoder_use_norm: ``True``/``"batchnorm"``, or ``False``/``"identity"`` (no BatchNorm in the decoder).
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Raises:
@@ -69,4 +73,4 @@ def pspnet(
                          norm=decoder_norm(decoder_use_norm))
     head = upsampling_head(decoder.out_channels, num_classes, upsampling, kernel_size=3)
     return SegmentationModel(body, decoder, head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=stride)
+                             aux_params=aux_params, size_multiple=stride)

@@ -4,7 +4,7 @@ defaults and names."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from .._registry import register_model
 from ..decoders import SegformerDecoder
@@ -29,6 +29,7 @@ def segformer(
     encoder_depth: int = 5,
     decoder_segmentation_channels: int = 256,
     upsampling: int = 4,
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """SegFormer (Xie et al. 2021): an all-MLP decoder on a Mix Transformer encoder (mit_b0 ... mit_b5) or any.
@@ -52,6 +53,9 @@ def segformer(
         encoder_depth: Halvings of the encoder kept: 3, 4 or 5.
         decoder_segmentation_channels: Channels of each projection and of the decoder's output.
         upsampling: Upsampling factor of the head: 4, from the stride-4 output to the input size.
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Raises:
@@ -68,4 +72,4 @@ def segformer(
     decoder = SegformerDecoder(body.out_channels, body.strides, out_channels=decoder_segmentation_channels)
     head = upsampling_head(decoder.out_channels, num_classes, upsampling)
     return SegmentationModel(body, decoder, head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=max(body.strides))
+                             aux_params=aux_params, size_multiple=max(body.strides))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -112,7 +112,7 @@ def pet_unet_filter(state: dict, model: nn.Module) -> dict:
 def _encoder_unet(
     encoder_name: str, num_classes: int, in_channels: int, decoder_channels: Sequence[int],
     encoder_weights: Optional[PathLike], encoder_depth: int, interpolation: str, attention: Optional[str],
-    use_norm: Any,
+    use_norm: Any, aux_params: Optional[Dict[str, Any]],
 ) -> SegmentationModel:
     if interpolation not in ("nearest", "bilinear"):
         raise ValueError(f"decoder_interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
@@ -136,7 +136,7 @@ def _encoder_unet(
               for n, (i, s, o) in enumerate(zip(ins, skips, decoder_channels))]
     head = nn.Conv2d(decoder_channels[-1], num_classes, 3, padding=1)
     return SegmentationModel(encoder, UNetDecoder(blocks), head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=multiple)
+                             size_multiple=multiple, aux_params=aux_params)
 
 
 # smp Unet names -> encdec names: smp's Conv2dReLU units hold conv/norm at 0/1, encdec's DoubleConv at 0/1, 3/4.
@@ -178,6 +178,7 @@ def unet(
     decoder_interpolation: str = "nearest",
     decoder_attention_type: Optional[str] = None,
     decoder_use_norm: Union[bool, str] = "batchnorm",
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """U-Net: the Pascal VOC reference (22 outputs), or a U-Net on a torchvision ResNet encoder.
@@ -210,6 +211,9 @@ def unet(
         decoder_interpolation: With an encoder: ``"nearest"`` or ``"bilinear"`` (pixel centres, as smp) upsampling.
         decoder_attention_type: With an encoder: ``"scse"`` adds smp's squeeze-and-excitation to every block.
         decoder_use_norm: With an encoder: ``True``/``"batchnorm"``, or ``False``/``"identity"`` (no norm).
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (reference layout, encdec layout or safetensors), loaded
             after building.
 
@@ -227,7 +231,8 @@ def unet(
         num_classes = 22 if encoder is None else 2
     if encoder is not None:
         model = _encoder_unet(encoder, num_classes, in_channels, tuple(decoder_channels), encoder_weights,
-                              encoder_depth, decoder_interpolation, decoder_attention_type, decoder_use_norm)
+                              encoder_depth, decoder_interpolation, decoder_attention_type, decoder_use_norm,
+                              aux_params)
         model.unused_arguments = ("widths",)  # left out of the recorded configuration
     else:
         if encoder_weights is not None:
@@ -235,7 +240,8 @@ def unet(
         given = {k: v for k, v, default in (
             ("encoder_depth", encoder_depth, 5), ("decoder_interpolation", decoder_interpolation, "nearest"),
             ("decoder_attention_type", decoder_attention_type, None), ("decoder_use_norm", decoder_use_norm,
-                                                                       "batchnorm")) if v != default}
+                                                                       "batchnorm"), ("aux_params", aux_params, None))
+            if v != default}
         if given:
             raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in given.items())}: options of the U-Net on an "
                              "encoder (pass encoder=...); the reference U-Net has bilinear upsampling and BatchNorm")
@@ -248,7 +254,7 @@ def unet(
             num_classes=num_classes, in_channels=in_channels, size_multiple=16,
         )
         model.unused_arguments = ("decoder_channels", "encoder_depth", "decoder_interpolation",
-                                  "decoder_attention_type", "decoder_use_norm")
+                                  "decoder_attention_type", "decoder_use_norm", "aux_params")
     model.resolved_arguments = {"num_classes": num_classes}  # recorded as built, not as None
     return model
 

@@ -4,7 +4,7 @@ segmentation_models_pytorch's defaults and names."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 from .._registry import register_model
 from ..decoders import UNetPlusPlusDecoder
@@ -35,6 +35,7 @@ def unetplusplus(
     decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
     decoder_attention_type: Optional[str] = None,
     decoder_interpolation: str = "nearest",
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """UNet++ (Zhou et al. 2018) on any encoder with one map per halving from stride 2.
@@ -56,6 +57,9 @@ def unetplusplus(
         decoder_channels: Channels of the top row of nodes, one per encoder map.
         decoder_attention_type: ``"scse"`` adds squeeze-and-excitation to every node.
         decoder_interpolation: ``"nearest"`` or ``"bilinear"`` (pixel centres) upsampling.
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Raises:
@@ -82,4 +86,4 @@ def unetplusplus(
                                   norm=norm, attention=decoder_attention_type)
     head = upsampling_head(decoder.out_channels, num_classes, 1, kernel_size=3)
     return SegmentationModel(body, decoder, head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=multiple)
+                             aux_params=aux_params, size_multiple=multiple)

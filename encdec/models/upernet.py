@@ -4,7 +4,7 @@ segmentation_models_pytorch's defaults and names."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from .._registry import register_model
 from ..decoders import UPerNetDecoder
@@ -30,6 +30,7 @@ def upernet(
     decoder_channels: int = 256,
     decoder_use_norm: Union[bool, str] = "batchnorm",
     upsampling: int = 4,
+    aux_params: Optional[Dict[str, Any]] = None,
     weights: Optional[PathLike] = None,
 ) -> SegmentationModel:
     """UPerNet (Xiao et al. 2018) on any encoder: pyramid pooling and a feature pyramid fused at stride 4.
@@ -53,6 +54,9 @@ def upernet(
         decoder_use_norm: ``True``/``"batchnorm"``, or ``False``/``"identity"`` (no BatchNorm in the decoder but
             in the pooling's fusing convolution, as smp builds it).
         upsampling: Upsampling factor of the head: 4, from the stride-4 output to the input size.
+        aux_params: smp's auxiliary classification head on the encoder's last map (``{"classes": N}``, and
+            ``pooling``, ``dropout``, ``activation``); :meth:`~encdec.models.SegmentationModel.forward_with_labels`
+            returns its output, and ``fit(aux_loss_weight=...)`` trains it.
         weights: A checkpoint of the whole model (encdec's or smp's), loaded after building.
 
     Raises:
@@ -74,4 +78,4 @@ def upernet(
                              norm=decoder_norm(decoder_use_norm))
     head = upsampling_head(decoder.out_channels, num_classes, upsampling)
     return SegmentationModel(body, decoder, head, num_classes=num_classes, in_channels=in_channels,
-                             size_multiple=max(body.strides))
+                             aux_params=aux_params, size_multiple=max(body.strides))

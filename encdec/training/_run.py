@@ -50,6 +50,7 @@ class Run:
     freeze_encoder: Union[bool, int] = False  # as asked (True: the whole run, N: the first N epochs), saved
     encoder_lr: Optional[float] = None  # as asked, saved (the optimizer's groups hold the rate itself)
     freeze: Any = None  # an encdec.training.transfer.EncoderFreeze, when the encoder is frozen for some epochs
+    aux: Any = None  # an encdec.training.auxiliary.AuxiliaryHead, when the model has a classification head
     wrap: Optional[Callable[[nn.Module], nn.Module]] = None  # builds `net` from `model` (DDP, compile) again
 
     history: History = field(default_factory=History)

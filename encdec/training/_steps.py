@@ -70,16 +70,21 @@ def _prepare(run: Run, batch: Any, where: str) -> Any:
 
 
 def _forward(run: Run, net: nn.Module, images: torch.Tensor, targets: torch.Tensor, where: str) -> Any:
-    """The model's logits for a batch and its targets, checked against the logits' shape and number of outputs
-    before any loss."""
+    """The model's logits for a batch, its targets (checked against the logits' shape and number of outputs before
+    any loss) and the classification head's output when ``fit`` trains one (else ``None``)."""
     with autocast(run.precision, run.device):
-        logits = logits_of(net(images), where)
+        output = net(images)
+    logits = logits_of(output, where)
     if logits.dim() > 1:
         targets = check_target_shape(targets, logits, where)
         classes = 2 if logits.shape[1] == 1 else int(logits.shape[1])
-        ignore = run.ignore_index if run.ignore_index is not None else getattr(run.loss_fn, "ignore_index", None)
-        check_labels(targets, classes, ignore, where)
-    return logits, targets
+        check_labels(targets, classes, _ignore_index(run), where)
+    trained_head = run.aux is not None and isinstance(output, tuple) and len(output) == 2
+    return logits, targets, output[1] if trained_head else None
+
+
+def _ignore_index(run: Run) -> Optional[int]:
+    return run.ignore_index if run.ignore_index is not None else getattr(run.loss_fn, "ignore_index", None)
 
 
 def _require_batches(seen: int, what: str) -> None:
@@ -151,33 +156,37 @@ def train_epoch(run: Run, loader: Iterable[Any], epoch: int) -> Dict[str, Any]:
     started = time.perf_counter()
     run.optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
     index = -1
-    for index, batch in enumerate(loader):
-        where = f"training batch {index + 1} of epoch {epoch + 1}"
-        images, targets = _prepare(run, batch, where)
-        group_start = index - index % steps
-        group_size = steps if n_batches is None else min(steps, n_batches - group_start)
-        stepping = index - group_start + 1 == group_size
-        no_sync = run.info.enabled and not stepping
-        with run.net.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[operator]
-            logits, targets = _forward(run, run.net, images, targets, where)
-            loss = run.loss_fn(logits.float(), targets)  # type: ignore[misc]
-            _stop_on_nonfinite(run, loss, epoch, index, n_batches)
-            scaled = loss / group_size
-            (run.scaler.scale(scaled) if run.scaler is not None else scaled).backward()
-        if stepping:
-            _optimizer_step(run)
-        loss_sum += loss.detach().double() * images.shape[0]
-        seen += images.shape[0]
-        with torch.no_grad():
-            if tracker is None:
-                tracker = default_metrics(logits, run.ignore_index)
-            tracker.update(logits.detach().float(), targets)
-        if progress is not None:
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            progress.set_postfix({"loss": f"{loss.item():.4f}", "img/s": f"{seen / elapsed:.1f}"}, refresh=False)
-            progress.update(1)
-        if lines is not None:
-            lines.update(index + 1, seen, loss.detach())
+    returning_labels = run.aux.labels_returned() if run.aux is not None else contextlib.nullcontext()
+    with returning_labels:  # a trained classification head's output comes with the masks
+        for index, batch in enumerate(loader):
+            where = f"training batch {index + 1} of epoch {epoch + 1}"
+            images, targets = _prepare(run, batch, where)
+            group_start = index - index % steps
+            group_size = steps if n_batches is None else min(steps, n_batches - group_start)
+            stepping = index - group_start + 1 == group_size
+            no_sync = run.info.enabled and not stepping
+            with run.net.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[operator]
+                logits, targets, labels = _forward(run, run.net, images, targets, where)
+                loss = run.loss_fn(logits.float(), targets)  # type: ignore[misc]
+                if labels is not None:
+                    loss = loss + run.aux.loss(labels, targets, _ignore_index(run))
+                _stop_on_nonfinite(run, loss, epoch, index, n_batches)
+                scaled = loss / group_size
+                (run.scaler.scale(scaled) if run.scaler is not None else scaled).backward()
+            if stepping:
+                _optimizer_step(run)
+            loss_sum += loss.detach().double() * images.shape[0]
+            seen += images.shape[0]
+            with torch.no_grad():
+                if tracker is None:
+                    tracker = default_metrics(logits, run.ignore_index)
+                tracker.update(logits.detach().float(), targets)
+            if progress is not None:
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                progress.set_postfix({"loss": f"{loss.item():.4f}", "img/s": f"{seen / elapsed:.1f}"}, refresh=False)
+                progress.update(1)
+            if lines is not None:
+                lines.update(index + 1, seen, loss.detach())
     pending = (index + 1) % steps if n_batches is None else 0
     if pending:
         # A loader without a length ended inside a group: its losses were divided by accumulate_steps and, under
@@ -207,7 +216,7 @@ def evaluate_epoch(run: Run, loader: Iterable[Any], desc: str = "validation") ->
             for index, batch in enumerate(loader):
                 where = f"{desc} batch {index + 1}"
                 images, targets = _prepare(run, batch, where)
-                logits, targets = _forward(run, model, images, targets, where)
+                logits, targets, _ = _forward(run, model, images, targets, where)
                 logits = logits.float()
                 check_finite(logits, where)
                 if run.loss_fn is not None:

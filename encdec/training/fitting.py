@@ -47,6 +47,7 @@ from ._progress import bar, format_record, log
 from ._run import Run
 from ._steps import evaluate_epoch, train_epoch
 from ._tensorboard import open_writer, write_record
+from .auxiliary import AuxiliaryHead
 from .history import History
 from .options import FitOptions, OptimizerArg
 from .seeding import seed_everything
@@ -81,6 +82,7 @@ def fit(
     overwrite: bool = False,
     freeze_encoder: Union[bool, int, None] = None,
     encoder_lr: Optional[float] = None,
+    aux_loss_weight: Optional[float] = None,
     seed: Optional[int] = None,
     progress: bool = True,
     compile: bool = False,
@@ -155,6 +157,9 @@ def fit(
             scheduler scales both. Not with an optimizer object (build its groups with ``param_groups``).
             ``freeze_encoder`` and ``encoder_lr`` are saved in the checkpoint, and a resumed run uses them again
             (a different value is refused), so a run resumed in the middle of a freeze ends with the same weights.
+        aux_loss_weight: Trains the model's classification head (``aux_params``) beside the masks, its binary
+            cross-entropy against the classes present in each image's mask times this weight added to the loss
+            (see ``encdec.training.auxiliary``). ``None``: the head, if any, is left as it is (a warning says so).
         seed: Calls ``encdec.seed_everything`` (``seed + rank`` in distributed runs) before training, and seeds
             the training data's order and augmentation (without it they are drawn once and saved in the
             checkpoints). Build the model after seeding too if initial weights should repeat.
@@ -190,7 +195,8 @@ def fit(
         metrics=metrics, device=device, precision=precision, channels_last=channels_last,
         accumulate_steps=accumulate_steps, clip_grad_norm=clip_grad_norm, checkpoint_dir=checkpoint_dir,
         monitor=monitor, early_stopping=early_stopping, resume=resume, overwrite=overwrite,
-        freeze_encoder=freeze_encoder, encoder_lr=encoder_lr, seed=seed, progress=progress, compile=compile,
+        freeze_encoder=freeze_encoder, encoder_lr=encoder_lr, aux_loss_weight=aux_loss_weight, seed=seed,
+        progress=progress, compile=compile,
         tensorboard=tensorboard,
     )
     options.check(val_loader)
@@ -214,13 +220,14 @@ def fit(
         recorded = recorded_settings(resume_from)
         options = options.resumed(recorded, resume_from)  # the encoder freeze and learning rate of a resumed run
         freeze = EncoderFreeze.of(model, options.freeze_encoder)  # a model without an encoder is refused here
+        aux = AuxiliaryHead.of(model, options.aux_loss_weight)  # before the model is wrapped (DDP)
         if options.seed is not None:
             seed_everything(int(options.seed) + info.rank)
         use_channels_last = _layout(options.channels_last, model, device, precision, train_loader, recorded, info)
 
         # the model on its device, optimizer, scheduler, loss and scaler, sharded data
         run = _start_run(model, train_loader, options, device, precision, use_channels_last, info, folder)
-        run.freeze = freeze
+        run.freeze, run.aux = freeze, aux
         run.tensorboard = open_writer(options.tensorboard, folder, info.is_main)
         run.history = History(options.monitor, mode_for(options.monitor) if options.monitor else None)
         drawn = int(options.seed) if options.seed is not None else int(torch.randint(2**31, ()).item())
@@ -263,6 +270,8 @@ def fit(
     finally:
         if run is not None and run.freeze is not None:
             run.freeze.release(model.training)  # the model leaves fit trainable, however the run ended
+        if run is not None and run.aux is not None:
+            run.aux.release()
         if run is not None and run.tensorboard is not None:
             run.tensorboard.close()
         if run is not None and options.early_stopping is not None and run.best_state is not None:

@@ -63,6 +63,7 @@ class FitOptions:
     overwrite: bool = False
     freeze_encoder: Union[bool, int, None] = None
     encoder_lr: Optional[float] = None
+    aux_loss_weight: Optional[float] = None
     seed: Optional[int] = None
     progress: bool = True
     compile: bool = False
