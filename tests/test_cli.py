@@ -120,7 +120,7 @@ def test_analyze_model_matches_real_forward():
     report = model_summary("custom_cnn", 32, batch_size=2)
     model = encdec.custom_cnn()
     assert report["parameters"] == sum(p.numel() for p in model.parameters())
-    assert report["output_shape"] == list(model(torch.zeros(2, 3, 32, 32)).shape)
+    assert report["output_shape"] == list(model(torch.zeros(2, 3, 32, 32)).shape[1:])  # per image
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -137,7 +137,9 @@ def test_info_json_and_bad_size(capsys):
                        TINY, "--json")
     assert code == 0
     report = json.loads(out)
-    assert report["output_shape"] == [1, 2, 64, 64]
+    assert report["input_shape"] == [3, 64, 64] and report["output_shape"] == [2, 64, 64]  # per image, no batch
+    code, text, _ = run(capsys, "info", "unet", "--size", "64", "--batch-size", "4", "--num-classes", "2", TINY)
+    assert "input 3x64x64 -> output 2x64x64 per image" in text
     code, _, err = run(capsys, "info", "resnet34_unet", "--size", "100")
     assert code == 2
     assert "64 and 128" in one_error_line(err)
