@@ -145,6 +145,19 @@ def test_info_json_and_bad_size(capsys):
     assert "64 and 128" in one_error_line(err)
 
 
+def test_a_missing_dataset_folder_names_the_data_option_and_the_layout(capsys, tmp_path):
+    missing = tmp_path / "VOC2012"
+    code, _, err = run(capsys, "train", "--model", "unet", "--data", f"voc:{missing}")
+    assert code == 1
+    assert one_error_line(err) == (
+        f"encdec train: error: dataset folder {missing} does not exist; --data voc:PATH expects the VOC2012 folder "
+        "with JPEGImages/*.jpg, SegmentationClass/*.png and ImageSets/Segmentation/{train,val}.txt (or its "
+        "VOCdevkit parent)")
+    missing.mkdir()  # a folder without the layout: the same advice after what was looked for
+    code, _, err = run(capsys, "train", "--model", "vgg16_cifar", "--data", f"cifar10:{missing}")
+    assert code == 1 and "; --data cifar10:PATH expects " in one_error_line(err)
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [

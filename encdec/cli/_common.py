@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .._registry import ModelInfo, create_model, list_models, model_info
-from ..datasets import DATA_KINDS, DataSpec, DataSpecError, parse_spec
+from ..datasets import DATA_KINDS, DataFolderError, DataSpec, DataSpecError, parse_spec
 from ..datasets.check import DataProblem, check_dataset, without_problems
 from ..input_spec import input_spec_of
 from ..preprocessing import recorded_preprocessing, recorded_size
@@ -24,7 +24,7 @@ from ..weights.formats import describe_non_file
 
 __all__ = [
     "CLIError", "UsageError", "FORMAT", "QUICK_CHECK_SAMPLES", "at_least", "build_model", "check_size",
-    "checked_data", "list_skipped", "device", "fraction", "human_bytes",
+    "checked_data", "data_failure", "list_skipped", "device", "fraction", "human_bytes",
     "add_encoder_argument", "human_count", "lookup_model", "model_for_inference", "parse_data", "parse_model_args",
     "positive",
     "recorded_preprocessing", "recorded_size", "stderr", "table",
@@ -53,6 +53,18 @@ class UsageError(CLIError):
     """
 
     exit_code = 2
+
+
+def data_failure(error: FileNotFoundError) -> CLIError:
+    """The one-line failure for a missing dataset folder or file, naming the ``--data`` option.
+
+    Example:
+        >>> print(data_failure(DataFolderError("dataset folder d does not exist", "pet", "the pet folder")))
+        dataset folder d does not exist; --data pet:PATH expects the pet folder
+    """
+    if isinstance(error, DataFolderError):
+        return CLIError(f"{error.problem}; --data {error.kind}:PATH expects {error.layout}")
+    return CLIError(str(error))
 
 
 def stderr(line: str) -> None:

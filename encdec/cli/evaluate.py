@@ -23,6 +23,7 @@ from ._common import (
     UsageError,
     check_size,
     checked_data,
+    data_failure,
     list_skipped,
     model_for_inference,
     parse_data,
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     except DataSpecError as error:
         raise UsageError(f"--data {error}") from None
     except FileNotFoundError as error:
-        raise CLIError(str(error)) from None
+        raise data_failure(error) from None
     check_size(model, size, name)
     if getattr(model, "num_classes", dataset.num_classes) != dataset.num_classes:
         raise CLIError(f"{name} has {model.num_classes} outputs but --data {spec.kind} has {dataset.num_classes} "

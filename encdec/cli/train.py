@@ -29,6 +29,7 @@ from ._common import (
     build_model,
     check_size,
     checked_data,
+    data_failure,
     device,
     list_skipped,
     lookup_model,
@@ -187,7 +188,7 @@ def _datasets(spec: DataSpec, task: str, size: int, num_classes: Optional[int], 
     except DataSpecError as error:
         raise UsageError(f"--data {error}") from None
     except FileNotFoundError as error:
-        raise CLIError(str(error)) from None
+        raise data_failure(error) from None
     return take(train, limit), take(val, limit)
 
 

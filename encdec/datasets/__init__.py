@@ -23,7 +23,7 @@ from ._checks import CorruptImageError, LabelError, check_mask_labels, read_mask
 from .cifar import CIFAR10, CIFAR10_CLASSES
 from .dogs import DogImages, clean_class_name
 from .pets import OxfordPetSegmentation
-from .spec import DATA_KINDS, DataKind, DataSpec, DataSpecError, from_spec, parse_spec
+from .spec import DATA_KINDS, DataFolderError, DataKind, DataSpec, DataSpecError, from_spec, parse_spec
 from .synthetic import SHAPE_KINDS, SyntheticShapes
 from .transforms import apply_paired, denormalize
 from .voc import VOC_CLASSES, VOCSegmentation
@@ -32,6 +32,7 @@ __all__ = [
     "CIFAR10",
     "CIFAR10_CLASSES",
     "DATA_KINDS",
+    "DataFolderError",
     "DataKind",
     "DataSpec",
     "DataSpecError",
