@@ -436,6 +436,23 @@ def test_predict_in_onnxruntime_writes_the_same_masks(capsys, shapes_run, tmp_pa
 
 
 @pytest.mark.slow
+def test_eval_takes_an_interrupted_run_folder_through_its_best_weights(capsys, shapes_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "interrupted"  # what a run stopped mid-way leaves: per-epoch files, no final model files
+    shutil.copytree(shapes_run, out)
+    (out / "config.json").unlink()
+    (out / "model.safetensors").unlink()
+    code, folder_scores, err = run(capsys, "eval", "--weights", out, "--data", "shapes:16", "--device", "cpu",
+                                   "--json")
+    assert code == 0, err
+    assert f"loaded unet from {out / 'best.safetensors'}" in err
+    assert "evaluating at 32x32, the training size recorded" in err  # trained at --size 32, not the default 64
+    code, file_scores, _ = run(capsys, "eval", "--weights", shapes_run, "--data", "shapes:16", "--device", "cpu",
+                               "--json")  # the finished run (one epoch: its best model is its final model)
+    assert json.loads(folder_scores) == json.loads(file_scores)
+
+
 def test_eval_and_predict_use_the_recorded_training_size(capsys, shapes_run, tmp_path):
     config = json.loads((shapes_run / "config.json").read_text())
     assert config["preprocessing"]["size"] == [32, 32] and config["preprocessing"]["resize"] == "stretch"
