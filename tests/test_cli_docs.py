@@ -128,7 +128,7 @@ def test_every_documented_encdec_command_parses_and_names_real_models_and_recipe
         try:
             args = parser.parse_args(words)
         except SystemExit as exit_:
-            if exit_.code == 0 and "--help" in words:
+            if exit_.code == 0 and ("--help" in words or "--version" in words):
                 continue
             pytest.fail(f"{page}: `{command}` does not parse (see `encdec {words[0]} --help`)")
         named = getattr(args, "model", None)
