@@ -367,8 +367,8 @@ def load_model(
         if architecture is not None and architecture != saved:
             raise WeightsError(f"{path} holds a {saved}, not a {architecture}")
         model = from_pretrained(path, **kwargs)
-        if log is not None:
-            log(f"loaded {saved} from {path}")
+        if log is not None:  # a folder: the file it was read from (an interrupted run's best.safetensors)
+            log(f"loaded {saved} from {_read_config(path)['weights_path'] if path.is_dir() else path}")
         return model
     if architecture is None:
         raise ValueError(

@@ -5,7 +5,7 @@ Example:
     >>> from encdec.summary import model_summary
     >>> report = model_summary("custom_cnn", 32, batch_size=2)
     >>> report["parameters"], report["output_shape"]
-    (1702916, [2, 4])
+    (1702916, [4])
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def model_summary(
         **kwargs: Builder arguments, for a name.
 
     Returns:
-        A JSON-able dict: ``name``, ``summary``, ``task``, ``size_rule``, ``input_size``, ``input_shape``,
-        ``output_shape``, ``parameters``, ``trainable_parameters``, ``flops_per_image``, ``memory``
+        A JSON-able dict: ``name``, ``summary``, ``task``, ``size_rule``, ``input_size``, ``input_shape`` and
+        ``output_shape`` (per image), ``parameters``, ``trainable_parameters``, ``flops_per_image``, ``memory``
         (``weights``, ``gradients``, ``adam_state``, ``activations``, ``total`` in bytes), ``layers`` and
         ``reference_checkpoints``.
 
@@ -103,7 +103,7 @@ def model_summary(
     Example:
         >>> report = model_summary("unet", 64, batch_size=2, widths=(8, 16, 32, 64, 128), num_classes=3)
         >>> report["output_shape"], report["memory"]["activations"] > 0
-        ([2, 3, 64, 64], True)
+        ([3, 64, 64], True)
     """
     name = model if isinstance(model, str) else (getattr(model, "encdec_config", None) or {}).get(
         "architecture", type(model).__name__)
@@ -170,7 +170,7 @@ def model_summary(
         "size_rule": spec.rule() if spec is not None else "any input the model accepts",
         "input_size": size,
         "input_shape": [channels, size, size],
-        "output_shape": [batch_size, *y.shape[1:]],
+        "output_shape": list(y.shape[1:]),  # per image, like input_shape
         "parameters": sum(p.numel() for p in params),
         "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
         "flops_per_image": counter.get_total_flops() / run_batch,

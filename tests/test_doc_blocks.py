@@ -56,7 +56,7 @@ def test_blocks_that_name_user_files_get_stand_ins_and_notest_blocks_say_how_to_
         sys.path.remove(str(ROOT / "tests"))
     for page in _pages():
         text = page.read_text(encoding="utf-8")
-        for match in re.finditer(r"^```(\{[^}\n]*\}|python)[^\n]*\n(.*?)^```", text, flags=re.M | re.S):
+        for match in re.finditer(r"^```(\{\.python[^}\n]*\}|python)[^\n]*\n(.*?)^```", text, flags=re.M | re.S):
             info, code = match.group(1), match.group(2)
             if "notest" in info:
                 assert "stand_ins.py" in text, f"{page.name}: a notest block without a way to try it"

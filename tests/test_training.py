@@ -228,6 +228,21 @@ def test_resume_refuses_a_different_model_or_optimizer(tmp_path):
             optimizer=torch.optim.Adam(model.parameters(), lr=0.1))
 
 
+def test_resume_compares_what_builds_the_model_not_what_is_recorded_beside_it():
+    from encdec.training.state import compare_fingerprints, model_fingerprint, optimizer_fingerprint
+
+    model = helpers.tiny_unet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    saved = model_fingerprint(model)
+    # encdec train records the data's class names and preprocessing on the model before fit (best.safetensors
+    # carries them); a checkpoint written without them still resumes
+    model.encdec_config.update(class_names=["background", "circle", "square"], preprocessing={"size": [32, 32]})
+    compare_fingerprints(saved, model, optimizer_fingerprint(optimizer), optimizer, "last.pt")
+    model.encdec_config["kwargs"] = {**model.encdec_config["kwargs"], "in_channels": 4}
+    with pytest.raises(ValueError, match="model config: checkpoint"):
+        compare_fingerprints(saved, model, optimizer_fingerprint(optimizer), optimizer, "last.pt")
+
+
 def _run_script(*args, poll_dir=None, timeout=120):
     """Run train_killable.py; while it runs, keep loading every checkpoint file it has renamed into place."""
     process = subprocess.Popen(

@@ -206,7 +206,7 @@ def render_model_facts(name: str, batch_size: int = 8) -> str:
         f"| Builder | [`encdec.{name}`][{anchor}] (also `encdec.create_model(\"{name}\")`) |",
         f"| Parameters | {report['parameters']:,} ({_bytes(mem['weights'])} in float32) |",
         f"| Input | {'x'.join(map(str, report['input_shape']))} (reference size); rule: {report['size_rule']} |",
-        f"| Output | {'x'.join(map(str, report['output_shape'][1:]))} per image |",
+        f"| Output | {'x'.join(map(str, report['output_shape']))} per image |",
         f"| FLOPs | {report['flops_per_image'] / 1e9:.2f} GFLOPs per {size}x{size} image (forward; a multiply-add "
         "counts 2) |",
         f"| Training memory | {_bytes(mem['total'])} for one float32 step with Adam at batch {batch_size}: weights "

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .._registry import ModelInfo, create_model, list_models, model_info
-from ..datasets import DATA_KINDS, DataSpec, DataSpecError, from_spec, parse_spec
+from ..datasets import DATA_KINDS, DataFolderError, DataSpec, DataSpecError, from_spec, parse_spec
 from ..datasets.check import DataProblem, check_dataset, without_problems
 from ..image_files import MAX_PIXELS
 from ..input_spec import input_spec_of
@@ -26,7 +26,7 @@ from ..weights.formats import describe_non_file
 
 __all__ = [
     "CLIError", "UsageError", "FORMAT", "QUICK_CHECK_SAMPLES", "at_least", "build_model", "check_size",
-    "checked_data", "list_skipped", "device", "open_data", "say_classes", "fraction", "human_bytes",
+    "checked_data", "data_failure", "list_skipped", "device", "open_data", "say_classes", "fraction", "human_bytes",
     "add_encoder_argument", "human_count", "lookup_model", "model_for_inference", "parse_data", "parse_model_args",
     "positive",
     "recorded_preprocessing", "recorded_size", "stderr", "table",
@@ -55,6 +55,18 @@ class UsageError(CLIError):
     """
 
     exit_code = 2
+
+
+def data_failure(error: FileNotFoundError) -> CLIError:
+    """The one-line failure for a missing dataset folder or file, naming the ``--data`` option.
+
+    Example:
+        >>> print(data_failure(DataFolderError("dataset folder d does not exist", "pet", "the pet folder")))
+        dataset folder d does not exist; --data pet:PATH expects the pet folder
+    """
+    if isinstance(error, DataFolderError):
+        return CLIError(f"{error.problem}; --data {error.kind}:PATH expects {error.layout}")
+    return CLIError(str(error))
 
 
 def stderr(line: str) -> None:
@@ -164,7 +176,7 @@ def open_data(spec: DataSpec, split: str, **kwargs: Any) -> Any:
     except DataSpecError as error:
         raise UsageError(f"--data {error}") from None
     except FileNotFoundError as error:
-        raise CLIError(str(error)) from None
+        raise data_failure(error) from None
 
 
 def say_classes(dataset: Any) -> None:

@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "reload that file and check the predictions are identical. Fails if mIoU stays below 0.8.\n\n"
         "examples:\n  encdec demo\n  encdec demo --out /tmp/demo --quick"))
     p.add_argument("--out", default="demo-output", metavar="DIR", help="output folder (default demo-output)")
-    p.add_argument("--quick", action="store_true", help="a seconds-long run with tiny sizes (no mIoU goal)")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run at tiny sizes (no mIoU goal)")
     p.add_argument("--epochs", type=positive(), help="override the number of epochs")
     p.add_argument("--images", type=positive(), help="override the number of training images")
     p.add_argument("--seed", type=at_least(0), default=0)

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     size, mem = report["input_size"], report["memory"]
     print(f"{report['name']}: {report['summary']}")
     print(f"task: {report['task']}; input {'x'.join(map(str, report['input_shape']))} -> output "
-          f"{'x'.join(map(str, report['output_shape'][1:]))} per image")
+          f"{'x'.join(map(str, report['output_shape']))} per image")
     print(f"input-size rule: {report['size_rule']}")
     print(f"parameters: {report['parameters']:,} ({human_bytes(mem['weights'])} in float32)")
     variants = report["variants"]

@@ -293,6 +293,10 @@ def run(args: argparse.Namespace) -> int:
     stderr(f"training {settings.model} ({sum(p.numel() for p in params):,} trainable parameters) on {spec.kind}: "
            f"{len(train_set)} training / {len(val_set)} validation images at {size}x{size}, {settings.epochs} "
            f"epochs, batch {batch_size}, precision {settings.precision}{_transfer_note(args)} -> {out}/")
+    record = {"class_names": val_set.class_names, "mean": list(val_set.mean), "std": list(val_set.std),
+              "preprocessing": preprocessing_record(spec, info.task, size, val_set)}
+    # recorded on the model, so best.safetensors carries them too: an interrupted run is evaluated like a finished one
+    model.encdec_config.update({k: v for k, v in record.items() if v is not None})
     options = FitOptions(epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
                          scheduler_interval=settings.scheduler_interval, loss=loss, device=args.device,
                          precision=settings.precision, checkpoint_dir=out, resume=args.resume, monitor=monitor,
@@ -300,8 +304,7 @@ def run(args: argparse.Namespace) -> int:
                          tensorboard=args.tensorboard, freeze_encoder=args.freeze_encoder, encoder_lr=args.encoder_lr)
     options.check(val_loader)
     history = fit(model, train_loader, val_loader, **options.kwargs())
-    save_pretrained(model, out, class_names=val_set.class_names, mean=list(val_set.mean), std=list(val_set.std),
-                    preprocessing=preprocessing_record(spec, info.task, size, val_set))
+    save_pretrained(model, out, **record)
     written = ["config.json", "model.safetensors", "best.safetensors", "best.pt", "last.pt", "history.json",
                "metrics.csv"]
     if not args.no_plots:

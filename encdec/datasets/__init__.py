@@ -29,7 +29,7 @@ from .cifar import CIFAR10, CIFAR10_CLASSES
 from .dogs import DogImages, clean_class_name
 from .folder import FOLDER_LAYOUT, FolderError, FolderPairs, SegmentationFolder, find_pairs
 from .pets import OxfordPetSegmentation
-from .spec import DATA_KINDS, DataKind, DataSpec, DataSpecError, from_spec, parse_spec
+from .spec import DATA_KINDS, DataFolderError, DataKind, DataSpec, DataSpecError, from_spec, parse_spec
 from .synthetic import SHAPE_KINDS, SyntheticShapes
 from .transforms import apply_paired, denormalize
 from .voc import VOC_CLASSES, VOCSegmentation
@@ -39,6 +39,7 @@ __all__ = [
     "CIFAR10_CLASSES",
     "CLASSES_FILES",
     "DATA_KINDS",
+    "DataFolderError",
     "DataKind",
     "DataSpec",
     "DataSpecError",

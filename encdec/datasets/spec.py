@@ -30,7 +30,7 @@ from .pets import OxfordPetSegmentation
 from .synthetic import SyntheticShapes
 from .voc import VOCSegmentation
 
-__all__ = ["DATA_KINDS", "DataKind", "DataSpec", "DataSpecError", "from_spec", "parse_spec"]
+__all__ = ["DATA_KINDS", "DataFolderError", "DataKind", "DataSpec", "DataSpecError", "from_spec", "parse_spec"]
 
 
 class DataSpecError(ValueError):
@@ -43,6 +43,28 @@ class DataSpecError(ValueError):
         ...     print(str(error).split(";")[0])
         unknown kind 'imagenet'
     """
+
+
+class DataFolderError(FileNotFoundError):
+    """A dataset folder, or a file its layout needs, is missing; the message names the layout the kind expects.
+
+    ``problem``, ``kind`` and ``layout`` are kept so that a caller can name its own option (the command line
+    says ``--data voc:PATH expects ...``).
+
+    Example:
+        >>> try:
+        ...     from_spec("voc:/no/such/VOC2012", "val")
+        ... except DataFolderError as error:
+        ...     print(error.problem, "|", error.kind, "|", error.layout[:22])
+        dataset folder /no/such/VOC2012 does not exist | voc | the VOC2012 folder wit
+    """
+
+    def __init__(self, problem: str, kind: str, layout: str) -> None:
+        super().__init__(f"{problem}; {kind}:PATH expects {layout}")
+        self.problem, self.kind, self.layout = problem, kind, layout
+
+    def __reduce__(self):  # pickles (worker processes) with its three parts
+        return type(self), (self.problem, self.kind, self.layout)
 
 
 @dataclass(frozen=True)
@@ -202,7 +224,8 @@ def from_spec(
             refused before decoding with ``encdec.image_files.ImageTooLargeError`` (``None``: no limit).
 
     Raises:
-        FileNotFoundError: The folder, or a file its layout needs, is missing (the message names the layout).
+        DataFolderError: The folder, or a file its layout needs, is missing (the message names the layout); a
+            ``FileNotFoundError``.
         DataSpecError: Malformed spec, unknown split, or a task the kind does not serve.
 
     Example:
@@ -213,7 +236,7 @@ def from_spec(
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     kind = spec.info
     if spec.path is not None and not (spec.path.is_dir() or (spec.kind == "folder" and spec.path.is_file())):
-        raise FileNotFoundError(f"dataset folder {spec.path} does not exist; {spec.kind}:PATH expects {kind.layout}")
+        raise DataFolderError(f"dataset folder {spec.path} does not exist", spec.kind, kind.layout)
     task = task or kind.tasks[0]
     if task not in kind.tasks:
         other = [k for k, d in DATA_KINDS.items() if task in d.tasks]
@@ -253,7 +276,7 @@ def from_spec(
             preset = presets.dogs_train(size) if train and augment else presets.dogs_eval(size)
             dataset = DogImages(spec.path, split, preset, skip_corrupt=skip_corrupt, max_pixels=max_pixels)
     except FileNotFoundError as error:
-        raise FileNotFoundError(f"{error}; {spec.kind}:PATH expects {kind.layout}") from None
+        raise DataFolderError(str(error), spec.kind, kind.layout) from None
     dataset.mean, dataset.std = tuple(mean), tuple(std)
     if spec.kind != "folder":  # a folder's palette is its classes' colours
         dataset.palette = "voc22" if spec.kind == "voc" and num_classes == 22 else kind.palette

@@ -260,6 +260,16 @@ def model_fingerprint(model: torch.nn.Module) -> Dict[str, Any]:
     }
 
 
+def _what_builds(config_text: str) -> Any:
+    """The architecture and builder arguments of a fingerprint's config: what a resumed model must share (the
+    class names, normalisation and preprocessing recorded beside them may be added as a run goes)."""
+    try:
+        config = json.loads(config_text)
+    except ValueError:
+        return config_text
+    return {k: config.get(k) for k in ("architecture", "kwargs")} if isinstance(config, dict) else config
+
+
 def optimizer_fingerprint(optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
     """Class name, constructor defaults and parameter-group sizes of an optimizer."""
     return {
@@ -292,7 +302,8 @@ def compare_fingerprints(
         problems.append(
             f"model class: checkpoint {_class_name(saved_model['class'])}, this run {_class_name(now['class'])}"
         )
-    if saved_model.get("config") is not None and now["config"] is not None and saved_model["config"] != now["config"]:
+    if saved_model.get("config") is not None and now["config"] is not None and \
+            _what_builds(saved_model["config"]) != _what_builds(now["config"]):
         problems.append(f"model config: checkpoint {saved_model['config']}, this run {now['config']}")
     old, new = saved_model["shapes"], now["shapes"]
     missing = [k for k in old if k not in new]
