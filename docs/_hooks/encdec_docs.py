@@ -47,7 +47,7 @@ API_PAGES: Dict[str, List[str]] = {
     "api/training.md": ["encdec.training", "encdec.batches", "encdec.training.fitting", "encdec.training.evaluation",
                         "encdec.training.tuning", "encdec.training.history", "encdec.training.state",
                         "encdec.training.factories", "encdec.training.recipes", "encdec.training.transfer",
-                        "encdec.training.options",
+                        "encdec.training.options", "encdec.training.auxiliary",
                         "encdec.training.seeding", "encdec.runtime"],
     "api/inference.md": ["encdec.inference", "encdec.image_files", "encdec.tiling", "encdec.layout",
                          "encdec.deployment", "encdec.export",
@@ -198,7 +198,7 @@ def render_model_facts(name: str, batch_size: int = 8) -> str:
     report = model_summary(name, batch_size=batch_size)
     size, mem = report["input_size"], report["memory"]
     builder = importlib.import_module("encdec").model_info(name).builder
-    default_classes = report["output_shape"][1]  # what the builder's defaults give (unet: 22 without an encoder)
+    default_classes = report["output_shape"][0]  # per image: what the defaults give (unet: 22 without an encoder)
     anchor = f"{builder.__module__}.{builder.__qualname__}"
     lines = [
         "| | |", "|---|---|",

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                  for r in report["layers"]], ["module", "type", "output (per image)", "parameters"], "lllr"))
     refs = report["reference_checkpoints"]
     print("\nreference checkpoints it loads:" if refs else "\nreference checkpoints: none")
-    built = report["output_shape"][1] if args.num_classes is None else None  # what the builder's default gives
+    built = report["output_shape"][0] if args.num_classes is None else None  # per image: the default outputs
     for r in refs:
         extra = f"; {r['reached']}" if r["reached"] else ""
         print(f"  {r['filename']}: {r['dataset']}, {r['num_classes']} outputs, {r['input_size']}x{r['input_size']}"
