@@ -40,6 +40,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _read_metadata(path: Path) -> dict:
+    if path.suffix == ".xml":  # an OpenVINO IR (encdec.quantize writes one): the metadata is in its rt_info
+        return _read_ir_metadata(path)
     import onnx
 
     try:
@@ -55,24 +57,57 @@ def _read_metadata(path: Path) -> dict:
     return {}
 
 
+def _read_ir_metadata(path: Path) -> dict:
+    openvino = _import_openvino()
+    try:
+        model = openvino.Core().read_model(str(path))
+    except Exception as error:  # noqa: BLE001 - OpenVINO raises its own types for a file that is not IR
+        raise ValueError(f"{str(path)!r} is not a readable OpenVINO IR file: {type(error).__name__}: {error}"
+                         ) from error
+    if not model.has_rt_info(METADATA_KEY):
+        return {}
+    text = model.get_rt_info(METADATA_KEY).astype(str)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{str(path)!r}: its {METADATA_KEY!r} rt_info is not valid JSON ({error})") from error
+
+
+def _import_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError as error:
+        raise ImportError("backend='openvino' needs OpenVINO: pip install 'encdec[openvino]'") from error
+    return openvino
+
+
+#: What an ``OnnxPredictor`` takes from the file's metadata into its ``encdec_config`` (what ``predict`` and the
+#: command line read from a model's config).
+CONFIG_FROM_METADATA = ("architecture", "mean", "std", "class_names", "preprocessing", "activation")
+
+
 class OnnxPredictor(nn.Module):
     """An ONNX file run in ONNX Runtime or OpenVINO, usable wherever ``encdec.predict`` takes a model.
 
     Args:
         path: An ``.onnx`` file, ideally written by ``encdec.export_onnx`` (its metadata gives the size rule,
             normalisation and classes; a file without it is run as it is, normalised with ImageNet's mean/std
-            and without padding, with a warning).
+            and without padding, with a warning); or an OpenVINO IR ``.xml`` file (``backend="openvino"``), as
+            ``encdec.quantize`` writes with the same metadata in its ``rt_info``.
         backend: ``"onnxruntime"`` (the ``onnx`` extra) or ``"openvino"`` (the ``openvino`` extra).
         threads: CPU threads the runtime may use; default: ``torch.get_num_threads()``.
 
     Attributes:
+        metadata: The file's whole ``encdec`` metadata (``{}`` without it).
         input_spec: The size rule from the metadata (``None`` without it).
         num_classes: Output classes from the metadata.
-        encdec_config: ``{"architecture", "mean", "std"}`` from the metadata.
+        encdec_config: ``architecture``, ``mean``, ``std`` and, where recorded, ``class_names``,
+            ``preprocessing`` and ``activation`` from the metadata.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``backend`` is not one of ``BACKENDS``, or the file is not ONNX.
+        ValueError: ``backend`` is not one of ``BACKENDS``, the file is not ONNX (or IR), or an IR file is given
+            with ``backend="onnxruntime"``.
         ImportError: The runtime is not installed; the message names the extra.
 
     Example:
@@ -93,16 +128,20 @@ class OnnxPredictor(nn.Module):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"OnnxPredictor: ONNX file {str(self.path)!r} does not exist")
+        if self.path.suffix == ".xml" and backend != "openvino":
+            raise ValueError(f"OnnxPredictor: {str(self.path)!r} is an OpenVINO IR file; it runs with "
+                             f"backend='openvino', not {backend!r}")
         self.backend = backend
         self.threads = int(threads) if threads is not None else torch.get_num_threads()
         metadata = _read_metadata(self.path)
         if not metadata:
             warnings.warn(f"{str(self.path)!r} has no encdec metadata (it was not written by encdec.export_onnx): "
                           "images are normalised with ImageNet's mean/std and not padded", stacklevel=2)
+        self.metadata = metadata
         spec = metadata.get("input_spec")
         self.input_spec = InputSpec(**spec) if spec else None
         self.num_classes = metadata.get("num_classes")
-        self.encdec_config = {key: metadata[key] for key in ("architecture", "mean", "std") if key in metadata}
+        self.encdec_config = {key: metadata[key] for key in CONFIG_FROM_METADATA if metadata.get(key) is not None}
         self._run = self._onnxruntime() if backend == "onnxruntime" else self._openvino()
         self._keep: Any = None  # a temporary folder that must live as long as the predictor
 
@@ -119,10 +158,7 @@ class OnnxPredictor(nn.Module):
         return lambda x: session.run(None, {name: x})[0]
 
     def _openvino(self) -> Any:
-        try:
-            import openvino
-        except ImportError as error:
-            raise ImportError("backend='openvino' needs OpenVINO: pip install 'encdec[openvino]'") from error
+        openvino = _import_openvino()
         # f32 explicitly: on CPUs with bfloat16 OpenVINO would otherwise lower the precision on its own
         compiled = openvino.Core().compile_model(str(self.path), "CPU", {
             "INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
