@@ -3,8 +3,9 @@
 Inference: a briefly trained resnet34_unet at the fast-path size, batch 2 and 8 (quick: 2), timed as fp32 eager
 NCHW ``model(x).argmax(1)`` (what a user writes), ``predict(model, x)`` with its defaults, ``predict(...,
 compile=True)``, :class:`encdec.OnnxPredictor` in ONNX Runtime and in OpenVINO, and OpenVINO called directly on
-the exported file (the runtime a user would pick instead, without encdec's padding and cropping). Each path's
-labels are compared with the fp32 eager labels.
+the exported file (the runtime a user would pick instead, without encdec's padding and cropping), and the int8
+model of ``encdec.quantize`` (OpenVINO + NNCF). Each path's labels are compared with the fp32 eager labels. The
+demo's model, trained to confident margins, gets its own int8 rows (:mod:`benchmarks._int8`).
 
 Training layout: one ``fit`` epoch with ``channels_last="auto"`` (the fixed layout rule,
 :func:`encdec.runtime.channels_last_rule`, for this CPU's class) against the two fixed layouts, at two sizes; the
@@ -29,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ._config import Settings
+from ._int8 import INT8_GOAL, bench_int8_demo, int8_predictor, missing_int8
 from ._models import _fit_epoch, _free, _loader, _synthetic_batches, infer_call
 from ._timing import guard, interleave, quantiles, ratio_row, skip_row, value_row
 
@@ -42,6 +44,8 @@ def bench_paths(settings: Settings) -> List[Row]:
     """Inference paths and the training layout choice (see the module docstring)."""
     rows: List[Row] = []
     rows.extend(guard("paths", f"{MODEL} inference paths", lambda: _inference(settings)))
+    gc.collect()
+    rows.extend(guard("paths", "demo model int8", lambda: bench_int8_demo(settings)))
     gc.collect()
     rows.extend(guard("paths", f"{MODEL} training layout", lambda: _layouts(settings)))
     return rows
@@ -84,6 +88,11 @@ def _inference(settings: Settings) -> List[Row]:
             rows.append(skip_row("paths", f"{backend} predictor", f"{module} is not installed"))
             continue
         predictors[backend] = encdec.OnnxPredictor.from_model(model, backend=backend, input_size=side)
+    quantize_seconds = None
+    if missing_int8() is None:
+        predictors["int8"], quantize_seconds = int8_predictor(model, side, settings)
+    else:
+        rows.append(skip_row("paths", "int8 predictor", str(missing_int8())))
     count = max(max(batches), settings.agreement_images)
     xa, _ = _synthetic_batches(model, count, side, seed=12)
     with torch.inference_mode():
@@ -106,19 +115,20 @@ def _inference(settings: Settings) -> List[Row]:
             variants["predict compile=True"] = lambda x=x, b=batch: encdec.predict(model, x, batch_size=b,
                                                                                   compile=True)
         for backend, predictor in predictors.items():
-            variants[f"OnnxPredictor {backend}"] = lambda x=x, b=batch, p=predictor: p.predict(x, batch_size=b)
+            variants[_label(backend)] = lambda x=x, b=batch, p=predictor: p.predict(x, batch_size=b)
         if "openvino" in predictors:
             variants["OpenVINO direct"] = _openvino_direct(str(predictors["openvino"].path), x)
         times = interleave(variants, **settings.timing())
         for name in variants:
             if name == "fp32 eager":
                 continue
-            goal = 1.5 if name == "predict" and not encdec.runtime.cpu_supports_bf16() else None
+            bf16 = encdec.runtime.cpu_supports_bf16()
+            goal = None if bf16 else 1.5 if name == "predict" else INT8_GOAL if name == _label("int8") else None
             rows.append(ratio_row("paths", f"{MODEL} {name} vs fp32 eager, batch {batch}", times, "fp32 eager",
                                   name, goal=goal, shape=shape,
                                   notes=f"{shape}; labels of the variant vs the fp32 eager labels below"))
         if "OpenVINO direct" in times:
-            best = max((n for n in times if n not in ("fp32 eager", "OpenVINO direct")),
+            best = max((n for n in times if n not in ("fp32 eager", "OpenVINO direct", _label("int8"))),
                        key=lambda n: quantiles([a / b for a, b in zip(times["fp32 eager"], times[n])])["median"])
             ratios = [a / b for a, b in zip(times["OpenVINO direct"], times[best])]
             rows.append(value_row("paths", f"{MODEL} best encdec path vs OpenVINO direct, batch {batch}",
@@ -126,6 +136,11 @@ def _inference(settings: Settings) -> List[Row]:
                                   notes=f"best: {best}; >= 1 means it is at least as fast as OpenVINO fp32 "
                                         "called on the exported file"))
     rows.extend(_agreements(model, xa, fp32, predictors, settings))
+    if quantize_seconds is not None:
+        rows.append(value_row("paths", f"{MODEL} int8: quantize's held-out agreement",
+                              predictors["int8"].report.agreement, goal=0.99, kind="fraction",
+                              notes=f"{predictors['int8'].report.summary()}; quantizing took {quantize_seconds:.1f} s "
+                                    "(accepted whatever the agreement: this model is trained briefly)"))
     if compile_seconds is not None:
         rows.append(value_row("paths", "predict compile=True: first call (compiling)", compile_seconds,
                               kind="seconds", notes="inductor with frozen weights, warm or cold cache"))
@@ -139,14 +154,19 @@ def _agreements(model: nn.Module, xa: Tensor, fp32: Tensor, predictors: Dict[str
 
     paths: Dict[str, Callable[[], Tensor]] = {"predict": lambda: encdec.predict(model, xa, batch_size=2)}
     for backend, predictor in predictors.items():
-        paths[f"OnnxPredictor {backend}"] = lambda p=predictor: p.predict(xa, batch_size=2)
+        paths[_label(backend)] = lambda p=predictor: p.predict(xa, batch_size=2)
     rows = []
     for name, run in paths.items():
         agreement = float((run() == fp32).float().mean())
-        rows.append(value_row("paths", f"{MODEL} {name}: pixels equal to fp32 eager", agreement, goal=0.999,
+        goal = 0.99 if name == _label("int8") else 0.999
+        rows.append(value_row("paths", f"{MODEL} {name}: pixels equal to fp32 eager", agreement, goal=goal,
                               kind="fraction", notes=f"{fp32.numel()} pixels of SyntheticShapes images, model "
                                                      f"trained {settings.pretrain_steps} steps first"))
     return rows
+
+
+def _label(backend: str) -> str:
+    return "QuantizedPredictor int8" if backend == "int8" else f"OnnxPredictor {backend}"
 
 
 def _layouts(settings: Settings) -> List[Row]:

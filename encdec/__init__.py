@@ -42,6 +42,7 @@ from .models import (
     vgg16_cifar,
 )
 from .pretrained import convert_checkpoint, from_pretrained, load_model, save_pretrained
+from .quantization import QuantizationError, QuantizedPredictor, quantize
 from .summary import model_summary
 from .training import History, NonFiniteLossError, evaluate, fit, seed_everything, seed_worker, tune
 from .weights import LoadReport, WeightsError, load_state_dict, load_weights, read_state_dict, save_weights
@@ -62,4 +63,5 @@ __all__ = [
     "History", "NonFiniteLossError", "evaluate", "fit", "seed_everything", "seed_worker", "tune",
     "optimize_for_inference", "predict", "ImageTooLargeError", "UnreadableImageError",
     "ExportError", "export_onnx", "OnnxPredictor", "OnnxModelError",
+    "QuantizationError", "QuantizedPredictor", "quantize",
 ]

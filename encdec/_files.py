@@ -20,9 +20,12 @@ import os
 import stat
 from typing import BinaryIO, Optional, Union
 
-__all__ = ["NotARegularFileError", "describe_mode", "open_regular_file", "read_regular_file"]
+__all__ = ["IMAGE_SUFFIXES", "NotARegularFileError", "describe_mode", "open_regular_file", "read_regular_file"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: File name endings read as images where a folder of images is given (``encdec predict``, ``encdec.quantize``).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 class NotARegularFileError(OSError):

@@ -223,20 +223,53 @@ def _channels(values: Any) -> Optional[int]:
     return int(dims[1].dim_value) if len(dims) > 1 and dims[1].HasField("dim_value") else None
 
 
+def _read_ir_metadata(path: Path) -> dict:
+    """The ``encdec`` metadata an OpenVINO IR file (as ``encdec.quantize`` writes it) holds in its ``rt_info``."""
+    openvino = _import_openvino()
+    try:
+        model = openvino.Core().read_model(str(path))
+    except Exception as error:  # noqa: BLE001 - OpenVINO raises its own types for a file that is not IR
+        raise OnnxModelError(f"{str(path)!r} is not a readable OpenVINO IR file: {type(error).__name__}: "
+                             f"{shorten(str(error), 300)}") from None
+    if not model.has_rt_info(METADATA_KEY):
+        return {}
+    text = model.get_rt_info(METADATA_KEY).astype(str)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise OnnxModelError(f"{str(path)!r}: its {METADATA_KEY!r} rt_info is not valid JSON ({error})") from None
+
+
+def _import_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError as error:
+        raise ImportError("backend='openvino' needs OpenVINO: pip install 'encdec[openvino]'") from error
+    return openvino
+
+
+#: What an ``OnnxPredictor`` takes from the file's metadata into its ``encdec_config`` (what ``predict`` and the
+#: command line read from a model's config).
+CONFIG_FROM_METADATA = ("architecture", "mean", "std", "class_names", "preprocessing", "activation")
+
+
 class OnnxPredictor(nn.Module):
     """An ONNX file run in ONNX Runtime or OpenVINO, usable wherever ``encdec.predict`` takes a model.
 
     Args:
         path: An ``.onnx`` file, ideally written by ``encdec.export_onnx`` (its metadata gives the size rule,
             normalisation and classes; a file without it is run as it is, normalised with ImageNet's mean/std
-            and without padding, with a warning).
+            and without padding, with a warning); or an OpenVINO IR ``.xml`` file (``backend="openvino"``), as
+            ``encdec.quantize`` writes it with the same metadata in its ``rt_info``.
         backend: ``"onnxruntime"`` (the ``onnx`` extra) or ``"openvino"`` (the ``openvino`` extra).
         threads: CPU threads the runtime may use; default: ``torch.get_num_threads()``.
 
     Attributes:
+        metadata: The file's whole ``encdec`` metadata, checked (``{}`` without it).
         input_spec: The size rule from the metadata (``None`` without it).
         num_classes: Output classes from the metadata.
-        encdec_config: ``{"architecture", "mean", "std", "class_names"}`` from the metadata.
+        encdec_config: ``architecture``, ``mean``, ``std`` and, where recorded, ``class_names``,
+            ``preprocessing`` and ``activation`` from the metadata.
 
     The file is read once (through one non-blocking open) and checked before the runtime sees it: its metadata
     field by field (``check_onnx_metadata``) and its graph for loops (``check_onnx_graph``); the runtime is given
@@ -247,7 +280,7 @@ class OnnxPredictor(nn.Module):
         OSError: ``path`` is not a regular file (a FIFO, a device) or is larger than ``MAX_ONNX_BYTES``.
         OnnxModelError: The file is not ONNX, its metadata holds a field of the wrong type or range, or its graph
             holds a ``Loop`` or ``Scan`` (a ``ValueError``).
-        ValueError: ``backend`` is not one of ``BACKENDS``.
+        ValueError: ``backend`` is not one of ``BACKENDS``, or an IR file is given with ``backend="onnxruntime"``.
         ImportError: The runtime is not installed; the message names the extra.
 
     Example:
@@ -268,23 +301,31 @@ class OnnxPredictor(nn.Module):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"OnnxPredictor: ONNX file {str(self.path)!r} does not exist")
+        if self.path.suffix == ".xml" and backend != "openvino":
+            raise ValueError(f"OnnxPredictor: {str(self.path)!r} is an OpenVINO IR file; it runs with "
+                             f"backend='openvino', not {backend!r}")
         self.backend = backend
         self.threads = int(threads) if threads is not None else torch.get_num_threads()
-        proto, data = _read_model(self.path)
         source = repr(str(self.path))
-        check_onnx_graph(proto, source)
-        metadata = check_onnx_metadata(_metadata_of(proto, source), source, _channels(proto.graph.output),
-                                       _channels(_graph_inputs(proto)))
+        if self.path.suffix == ".xml":  # encdec.quantize's IR: OpenVINO reads the .xml and its .bin itself
+            metadata = check_onnx_metadata(_read_ir_metadata(self.path), source)
+            data: Any = str(self.path)
+        else:
+            proto, data = _read_model(self.path)
+            check_onnx_graph(proto, source)
+            metadata = check_onnx_metadata(_metadata_of(proto, source), source, _channels(proto.graph.output),
+                                           _channels(_graph_inputs(proto)))
+            del proto
         if not metadata:
             warnings.warn(f"{str(self.path)!r} has no encdec metadata (it was not written by encdec.export_onnx): "
                           "images are normalised with ImageNet's mean/std and not padded", stacklevel=2)
         spec = metadata.get("input_spec")
         self.input_spec = InputSpec(**spec) if spec else None
         self.num_classes = metadata.get("num_classes")
-        self.encdec_config = {key: metadata[key] for key in ("architecture", "mean", "std", "class_names")
-                              if key in metadata}
+        self.metadata = metadata
+        self.encdec_config = {key: metadata[key] for key in CONFIG_FROM_METADATA if metadata.get(key) is not None}
         self._run = self._onnxruntime(data) if backend == "onnxruntime" else self._openvino(data)
-        del proto, data
+        del data
         self._keep: Any = None  # a temporary folder that must live as long as the predictor
 
     def _onnxruntime(self, data: bytes) -> Any:
@@ -315,14 +356,13 @@ class OnnxPredictor(nn.Module):
 
         return run
 
-    def _openvino(self, data: bytes) -> Any:
-        try:
-            import openvino
-        except ImportError as error:
-            raise ImportError("backend='openvino' needs OpenVINO: pip install 'encdec[openvino]'") from error
-        # f32 explicitly: on CPUs with bfloat16 OpenVINO would otherwise lower the precision on its own
+    def _openvino(self, data: Union[bytes, str]) -> Any:
+        openvino = _import_openvino()
+        # f32 explicitly: on CPUs with bfloat16 OpenVINO would otherwise lower the precision on its own (an int8
+        # IR keeps its int8 layers)
         core = openvino.Core()
-        compiled = core.compile_model(core.read_model(data, b""), "CPU", {
+        model = core.read_model(data) if isinstance(data, str) else core.read_model(data, b"")
+        compiled = core.compile_model(model, "CPU", {
             "INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
         output = compiled.output(0)
         return lambda x: compiled(x)[output]

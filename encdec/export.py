@@ -228,8 +228,9 @@ def _export(model: nn.Module, example: Tensor, path: str, *, dynamic: bool, spat
 
 def export_metadata(model: nn.Module) -> Dict[str, Any]:
     """What ``export_onnx`` stores in the file's ``encdec`` metadata entry (JSON): what ``predict`` needs to
-    prepare images for the model and read its output (and the class names, when the model records them), so a
-    predictor given only the file does the same.
+    prepare images for the model and read its output, so a predictor given only the file does the same: the
+    architecture, classes, size rule and normalisation, and where the model's config records them its class names,
+    training preprocessing (``encdec_config["preprocessing"]``: the size ``predict`` resizes to) and activation.
 
     Example:
         >>> import encdec
@@ -239,17 +240,16 @@ def export_metadata(model: nn.Module) -> Dict[str, Any]:
     """
     config = getattr(model, "encdec_config", None) or {}
     spec = input_spec_of(model)
-    metadata = {
+    recorded = {key: config[key] for key in ("class_names", "preprocessing", "activation") if config.get(key)}
+    return {
         "format": METADATA_FORMAT,
         "architecture": _name(model),
         "num_classes": getattr(model, "num_classes", None),
         "input_spec": dataclasses.asdict(spec) if spec is not None else None,
         "mean": list(config.get("mean", IMAGENET_MEAN)),
         "std": list(config.get("std", IMAGENET_STD)),
+        **{key: [str(name) for name in value] if key == "class_names" else value for key, value in recorded.items()},
     }
-    if config.get("class_names") is not None:
-        metadata["class_names"] = [str(name) for name in config["class_names"]]
-    return metadata
 
 
 def _write_metadata(model: nn.Module, path: str) -> None:

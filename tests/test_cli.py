@@ -226,7 +226,7 @@ def test_parse_data():
 
 
 def test_every_verb_has_help_with_examples(capsys):
-    for verb in ("list", "info", "convert", "train", "eval", "predict", "demo"):
+    for verb in ("list", "info", "convert", "train", "eval", "predict", "quantize", "demo"):
         code, out, _ = run(capsys, verb, "--help")
         assert code == 0 and "examples:" in out, verb
 

@@ -50,7 +50,7 @@ API_PAGES: Dict[str, List[str]] = {
                         "encdec.training.options", "encdec.training.auxiliary",
                         "encdec.training.seeding", "encdec.runtime"],
     "api/inference.md": ["encdec.inference", "encdec.image_files", "encdec.tiling", "encdec.layout",
-                         "encdec.deployment", "encdec.export",
+                         "encdec.deployment", "encdec.quantization", "encdec.export",
                          "encdec.summary", "encdec.normalization", "encdec.preprocessing"],
     "api/viz.md": ["encdec.viz", "encdec.colors", "encdec.viz.palettes", "encdec.viz.images",
                    "encdec.viz.figures"],

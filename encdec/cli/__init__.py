@@ -1,8 +1,9 @@
-"""The ``encdec`` command: ``list``, ``info``, ``convert``, ``train``, ``recipes``, ``eval``, ``predict``, ``demo``.
+"""The ``encdec`` command: ``list``, ``info``, ``convert``, ``train``, ``recipes``, ``eval``, ``predict``, ``quantize``,
+``demo``.
 
 One small module per verb parses its arguments, calls the library and prints; the logic lives in the library
 (``encdec.summary``, ``encdec.datasets.from_spec``, ``encdec.convert_checkpoint``, ``encdec.fit``,
-``encdec.evaluate``, ``encdec.predict``, ``encdec.viz``). ``encdec VERB --help`` shows each verb's
+``encdec.evaluate``, ``encdec.predict``, ``encdec.quantize``, ``encdec.viz``). ``encdec VERB --help`` shows each verb's
 options with examples.
 
 Exit status: 0 on success, 2 for a usage error (an unknown model, a malformed ``--data``, an option out of
@@ -35,13 +36,13 @@ from ..datasets import CorruptImageError
 from ..demo import DemoError
 from ..export import ExportError
 from ..image_files import ImageTooLargeError
-from . import convert, demo, evaluate, info, listing, predict, recipes, train
+from . import convert, demo, evaluate, info, listing, predict, quantize, recipes, train
 from ._common import FORMAT, CLIError, UsageError, parse_data
 
 __all__ = ["main", "build_parser", "CLIError", "UsageError", "parse_data"]
 
 PROG = "encdec"
-_VERBS = (listing, info, convert, train, recipes, evaluate, predict, demo)
+_VERBS = (listing, info, convert, train, recipes, evaluate, predict, quantize, demo)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from .._files import IMAGE_SUFFIXES
 from .._registry import model_info
 from ..atomic import atomic_write_json, ensure_writable_dir
 from ..batches import NonFiniteError
@@ -19,6 +20,7 @@ from ..deployment import BACKENDS, OnnxPredictor
 from ..image_files import ImageTooLargeError, UnreadableImageError, open_image
 from ..inference import predict
 from ..input_spec import input_spec_of
+from ..quantization import QuantizedPredictor, is_quantized
 from ..viz import get_palette, overlay, save_mask
 from ._common import (
     FORMAT,
@@ -38,7 +40,6 @@ from .train import add_model_args, check_precision
 
 __all__: list = []  # a verb module: parsing and printing, nothing to import
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 #: Images read and handed to one ``encdec.predict`` call (in batches of ``--batch-size``): memory holds this many
 #: decoded images at a time, however many are given.
@@ -66,12 +67,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "  encdec predict --model resnet34_unet --weights pets.pth cat.jpg --size 256 --out preds/\n"
         "  encdec predict --weights runs/unet-shapes big_photos/ --out preds/ --size native   # each at its own size\n"
         "  encdec predict --weights runs/unet-shapes shapes/ --out preds/ --backend onnxruntime\n"
-        "  encdec predict --model unet --weights UNet_best_model.pth big.tif --out preds/ --tile 512 --tta\n\n"
+        "  encdec predict --model unet --weights UNet_best_model.pth big.tif --out preds/ --tile 512 --tta\n"
+        "  encdec predict --weights runs/unet-shapes-int8 shapes/ --out preds/   # written by encdec quantize\n\n"
         "Images that cannot be read are listed at the end with the reason and the exit status is 1; the\n"
         "others are still written."))
     add_model_args(p, required=False)
     p.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders")
-    p.add_argument("--weights", required=True, metavar="FILE")
+    p.add_argument("--weights", required=True, metavar="FILE", help="a checkpoint, a run or save_pretrained folder, "
+                   "or an int8 folder written by `encdec quantize` (run in OpenVINO)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--size", type=_size, metavar="SIZE|native",
                    help="resize to SIZE x SIZE first, masks resized back; native: each image at its own size, padded "
@@ -225,6 +228,24 @@ def _runner(model: Any, args: argparse.Namespace) -> Any:
         raise CLIError(f"--backend {args.backend}: {error}") from None
 
 
+def _quantized(args: argparse.Namespace) -> QuantizedPredictor:
+    """The int8 model of an ``encdec quantize`` folder; it runs in OpenVINO, so PyTorch's options do not apply."""
+    for given, option in ((args.compile, "--compile"), (args.precision not in ("auto", "fp32"), "--precision"),
+                          (args.backend not in ("torch", "openvino"), "--backend"),
+                          (bool(args.arg) or args.num_classes is not None, "--arg/--num-classes")):
+        if given:
+            raise UsageError(f"{option} does not apply to --weights {args.weights}: an int8 model written by "
+                             "encdec quantize, run in OpenVINO as it is")
+    try:
+        model = QuantizedPredictor(args.weights)
+    except ImportError as error:
+        raise CLIError(str(error)) from None
+    architecture = model.encdec_config.get("architecture")
+    if args.model is not None and args.model != architecture:
+        raise UsageError(f"--weights {args.weights} holds a {architecture}, not a {args.model}")
+    return model
+
+
 def _read_images(paths: Sequence[Path], failed: List[Tuple[Path, str]], pixels: Optional[int]
                  ) -> List[Tuple[Path, Image.Image]]:
     """The images that can be read, as RGB and upright by their EXIF orientation, in order; the others (an image
@@ -301,9 +322,13 @@ def run(args: argparse.Namespace) -> int:
         ensure_writable_dir(out, option="--out")
     except PermissionError as error:
         raise CLIError(str(error)) from None
-    model = model_for_inference(args.model, Path(args.weights), args.arg, args.num_classes)
+    if is_quantized(args.weights):
+        model = runner = _quantized(args)
+        args.backend = "openvino"
+    else:
+        model = model_for_inference(args.model, Path(args.weights), args.arg, args.num_classes)
+        runner = _runner(model, args)
     info = model_info(model.encdec_config["architecture"])
-    runner = _runner(model, args)
     names = model.encdec_config.get("class_names")
     num_classes = getattr(model, "num_classes", None) or 0
     if num_classes > MAX_MASK_CLASSES and info.task == "segmentation":
