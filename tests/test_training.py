@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -245,19 +246,25 @@ def test_resume_compares_what_builds_the_model_not_what_is_recorded_beside_it():
 
 def _run_script(*args, poll_dir=None, timeout=120):
     """Run train_killable.py; while it runs, keep loading every checkpoint file it has renamed into place."""
-    process = subprocess.Popen(
-        [sys.executable, str(SCRIPTS / "train_killable.py"), *map(str, args)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    loads = 0
-    deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
-        if poll_dir is not None:
-            loads += _load_all_checkpoints(poll_dir)
-        time.sleep(0.05)
-    if process.poll() is None:
-        process.kill()
-    output = process.communicate()[0].decode(errors="replace")
+    # A process that ran DataLoaders with workers keeps PyTorch's SIGCHLD handler, which raises in whatever runs
+    # when a child dies by a signal; the child killed here is ours, so the default action applies while it runs.
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, str(SCRIPTS / "train_killable.py"), *map(str, args)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        loads = 0
+        deadline = time.monotonic() + timeout
+        while process.poll() is None and time.monotonic() < deadline:
+            if poll_dir is not None:
+                loads += _load_all_checkpoints(poll_dir)
+            time.sleep(0.05)
+        if process.poll() is None:
+            process.kill()
+        output = process.communicate()[0].decode(errors="replace")
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
     return process.returncode, output, loads
 
 
@@ -323,7 +330,12 @@ def test_sigkill_with_two_persistent_workers_then_resume_matches_uninterrupted(t
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
     code, output, _ = _run_script(run, tmp_path / "resumed.pt", epochs, threads, "--workers", 2, poll_dir=run)
     assert code == 0, output
-    reference = helpers.checkpointed_run(tmp_path / "uninterrupted", epochs, workers=2)
+    # the uninterrupted reference runs its data workers in a process of its own too: data workers started in the
+    # test process would leave PyTorch's SIGCHLD handler behind, which a parallel test runner's process must not keep
+    code, output, _ = _run_script(tmp_path / "uninterrupted", tmp_path / "reference.pt", epochs, threads,
+                                  "--workers", 2)
+    assert code == 0, output
+    reference = torch.load(tmp_path / "reference.pt")
     difference = helpers.max_difference(torch.load(tmp_path / "resumed.pt"), reference)
     assert difference == 0.0, f"resumed weights differ from the uninterrupted run by {difference}"
     no_workers = helpers.checkpointed_run(tmp_path / "no_workers", epochs)
