@@ -15,6 +15,7 @@ from encdec.datasets import SyntheticShapes
 from encdec.training.auxiliary import AuxiliaryHead
 
 smp = pytest.importorskip("segmentation_models_pytorch")
+from test_smp_decoders import _randomize  # noqa: E402  (after the skip: it needs smp too)
 
 CASES = [
     ("Unet", "resnet18", {"classes": 4}),
@@ -22,14 +23,6 @@ CASES = [
     ("DeepLabV3", "resnet18", {"classes": 2, "activation": "softmax"}),
     ("Segformer", "mit_b0", {"classes": 1}),
 ]
-
-
-def _randomize(model: torch.nn.Module) -> None:
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 1.5)
 
 
 @pytest.mark.parametrize("cls_name, encoder, aux", CASES)
