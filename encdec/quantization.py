@@ -202,6 +202,10 @@ def quantize(
     (at least one image) is not calibrated on: the agreement is measured there, as the share of ``predict``'s
     labels (pixels for segmentation models) equal to those of the fp32 model run in OpenVINO.
 
+    Quantize in a process of its own (``encdec quantize`` on the command line does): a Python process that has run
+    NNCF crashes (segmentation fault) when it later starts ``DataLoader`` workers, as ``fit(...)`` with
+    ``num_workers > 0`` does.
+
     Args:
         model: An encdec model, or a ``save_pretrained`` folder / ``.safetensors`` file (an ``encdec train`` run
             folder) loaded with ``encdec.from_pretrained``.
