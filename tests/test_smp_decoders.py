@@ -14,6 +14,7 @@ import torch
 import encdec
 
 smp = pytest.importorskip("segmentation_models_pytorch")
+from test_smp import _randomize  # noqa: E402  (after the skip: it needs smp too)
 
 # builder, smp class, two input sizes (PAN's pyramid pools its stride-16 map three times: 128 at least)
 PAIRS = [
@@ -30,17 +31,6 @@ ENCODERS = [
     pytest.param("resnet34", "resnet34", marks=pytest.mark.slow),
     pytest.param("timm:efficientnet_b0", "tu-efficientnet_b0", marks=pytest.mark.slow),
 ]
-
-
-def _randomize(model: torch.nn.Module) -> None:
-    """Non-default BatchNorm statistics and affine values, so eval outputs depend on them."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
 
 
 def _max_diff(model, reference, sizes, batch: int = 2) -> float:
